@@ -1,0 +1,27 @@
+"""Probe registry: every probe the project has, by name. `tdw ingest --probes` picks from it."""
+from __future__ import annotations
+
+from ingest.errors import TdwError
+from ingest.probes.base import Probe, TableSpec
+from ingest.probes.weights import WeightsProbe
+
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe,)}
+
+
+def get_probes(names: str | None) -> list[Probe]:
+    """Probe instances for a comma-separated list (None or 'all': every probe)."""
+    if names in (None, "", "all"):
+        return [cls() for cls in PROBES.values()]
+    out = []
+    for n in (x.strip() for x in names.split(",")):
+        if n not in PROBES:
+            raise TdwError(f"unknown probe {n!r}; available: {', '.join(PROBES)}")
+        out.append(PROBES[n]())
+    return out
+
+
+def all_tables() -> list[TableSpec]:
+    return [t for cls in PROBES.values() for t in cls.tables]
+
+
+__all__ = ["PROBES", "Probe", "TableSpec", "get_probes", "all_tables"]

@@ -1,0 +1,66 @@
+"""The probe interface.
+
+A probe is pure compute: given one checkpoint (and its parameters) it returns tables as
+pandas frames, one per raw table it declares. It never touches the warehouse; the
+warehouse creates the declared tables, and replaces one job's rows atomically.
+
+Each ``TableSpec`` declares its natural key and ``replace_by``: the key columns (after
+``model_id`` and ``step``, which every raw table has) that identify the slice a job owns.
+Loading a job deletes the rows of the slices present in its output, then inserts, in one
+transaction, so a rerun never duplicates or half-writes rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import pandas as pd
+
+from ingest.sources import Checkpoint
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str                                  # raw.<name>
+    columns: tuple[tuple[str, str], ...]       # (column, DuckDB type), model_id/step first
+    key: tuple[str, ...]                       # natural key
+    replace_by: tuple[str, ...] = ()           # slice a job owns, beyond (model_id, step)
+    description: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Probe(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str]
+    tables: ClassVar[tuple[TableSpec, ...]]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def params(self, **overrides: Any) -> dict[str, Any]:
+        """The full, explicit parameter set (stored in the manifest with every job)."""
+        p = dict(self.defaults)
+        p.update({k: v for k, v in overrides.items() if v is not None and k in self.defaults})
+        return p
+
+    def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
+        """Fail fast on bad parameters before any job of a batch runs (default: nothing)."""
+
+    def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
+        """State shared by every checkpoint of one model (e.g. a sample of indices)."""
+        return {}
+
+    @abstractmethod
+    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
+            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+        """Tables for one checkpoint: {table name: frame with that table's columns}."""

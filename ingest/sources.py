@@ -1,0 +1,222 @@
+"""Checkpoint sources behind one interface.
+
+A *source* is one training run (``model_id``) with checkpoints at integer steps:
+
+- ``LocalSource``: a directory ``<dir>/step<N>/`` holding ``config.json`` and
+  ``model.safetensors`` (or a sharded index, or ``pytorch_model.bin`` with allow_pickle);
+  the toy suite is such a directory, named ``toy/<name>``;
+- ``HubSource``: a Hugging Face repo id whose branches ``step<N>`` are checkpoints
+  (Pythia's layout), read through the hub cache; ``all`` lists the repo's branches, or,
+  offline, the revisions already in the cache.
+
+A ``Checkpoint`` gives lazy tensor access (weight probes read only what they need), a
+content hash of its weight files, and a full Hugging Face model for probes that run it.
+``trust_remote_code`` is never set.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.errors import TdwError
+from ingest.revisions import revision_of, select, step_of
+from ingest.tensors import TensorFile
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+DEFAULT_TOY_ROOT = Path(os.environ.get("TDW_TOY_ROOT", "data/toy-suite"))
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    for name in WEIGHT_FILES:
+        p = folder / name
+        if p.exists():
+            if name.endswith(".index.json"):
+                index = json.loads(p.read_text())
+                return sorted({folder / f for f in index["weight_map"].values()})
+            return [p]
+    raise TdwError(f"{folder}: no weight file ({', '.join(WEIGHT_FILES)})")
+
+
+def file_hash(paths: list[Path]) -> str:
+    """sha256 over the weight files' bytes: the identity of a checkpoint's content."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Checkpoint:
+    model_id: str
+    step: int
+    revision: str
+    source: str                      # 'local' | 'toy' | 'hub'
+    folder: Path | None = None       # resolved local folder (hub: a cache snapshot)
+    hub_repo: str | None = None
+    allow_pickle: bool = False
+    _tensors: TensorFile | None = field(default=None, repr=False)
+    _hash: str | None = field(default=None, repr=False)
+
+    def files(self) -> list[Path]:
+        return _weight_files(self.folder)
+
+    def tensors(self) -> TensorFile:
+        if self._tensors is None:
+            self._tensors = TensorFile(self.files(), allow_pickle=self.allow_pickle)
+        return self._tensors
+
+    def content_hash(self) -> str:
+        if self._hash is None:
+            self._hash = file_hash(self.files())
+        return self._hash
+
+    def suite(self) -> dict:
+        """The training record of a toy-suite model (corpus, schedule, seed); {} elsewhere."""
+        meta = self.folder.parent / "suite.json" if self.source in ("toy", "local") else None
+        return json.loads(meta.read_text()) if meta is not None and meta.exists() else {}
+
+    def config(self) -> dict:
+        path = self.folder / "config.json"
+        if not path.exists():
+            raise TdwError(f"{self.folder}: missing config.json")
+        return json.loads(path.read_text())
+
+    def load_model(self, dtype=None, device: str = "cpu"):
+        """The full Hugging Face causal LM (for probes that run the model)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.tensors()  # validates the weight files with a clean error first
+        where = self.hub_repo if self.source == "hub" else str(self.folder)
+        kwargs = {"revision": self.revision} if self.source == "hub" else {}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                where, dtype=dtype or torch.float32, trust_remote_code=False, **kwargs)
+        except (OSError, ValueError) as e:
+            raise TdwError(f"cannot load {self.model_id}@{self.revision}: {str(e).splitlines()[0]}") from None
+        return model.to(device).eval()
+
+
+class LocalSource:
+    """``<dir>/step<N>/`` checkpoints on disk."""
+
+    def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False):
+        self.root, self.model_id, self.kind, self.allow_pickle = root, model_id, kind, allow_pickle
+
+    def steps(self) -> list[int]:
+        found = []
+        for p in self.root.iterdir():
+            if p.is_dir() and p.name.startswith("step"):
+                try:
+                    found.append(step_of(p.name))
+                except TdwError:
+                    continue
+        if not found:
+            raise TdwError(f"{self.root}: no step<N>/ checkpoint directories")
+        return sorted(found)
+
+    def checkpoint(self, step: int) -> Checkpoint:
+        return Checkpoint(self.model_id, step, revision_of(step), self.kind,
+                          folder=self.root / revision_of(step), allow_pickle=self.allow_pickle)
+
+    def inputs(self) -> dict:
+        """What the run was trained on (the toy suite records corpus, schedule and seed)."""
+        meta = self.root / "suite.json"
+        return json.loads(meta.read_text()) if meta.exists() else {}
+
+
+class HubSource:
+    """A Hugging Face repo whose ``step<N>`` branches are checkpoints (Pythia)."""
+
+    def __init__(self, repo_id: str, allow_pickle: bool = False):
+        self.model_id = repo_id
+        self.kind = "hub"
+        self.allow_pickle = allow_pickle
+
+    def _cached_steps(self) -> list[int]:
+        from huggingface_hub.constants import HF_HUB_CACHE
+        refs = Path(HF_HUB_CACHE) / ("models--" + self.model_id.replace("/", "--")) / "refs"
+        out = []
+        for p in refs.glob("step*") if refs.exists() else []:
+            try:
+                out.append(step_of(p.name))
+            except TdwError:
+                pass
+        return sorted(out)
+
+    def steps(self) -> list[int]:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import RepositoryNotFoundError
+        try:
+            refs = HfApi().list_repo_refs(self.model_id)
+            names = [b.name for b in refs.branches]
+        except RepositoryNotFoundError:
+            raise TdwError(f"model {self.model_id!r} not found on the hub") from None
+        except Exception:
+            cached = self._cached_steps()
+            if cached:
+                return cached
+            raise TdwError(f"cannot list revisions of {self.model_id!r}: the hub is unreachable "
+                           "and nothing is cached") from None
+        steps = []
+        for n in names:
+            try:
+                steps.append(step_of(n))
+            except TdwError:
+                continue
+        return sorted(steps)
+
+    def checkpoint(self, step: int) -> Checkpoint:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (EntryNotFoundError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
+        rev = revision_of(step)
+        folder = None
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            try:
+                folder = Path(hf_hub_download(self.model_id, name, revision=rev)).parent
+                hf_hub_download(self.model_id, "config.json", revision=rev)
+                break
+            except RepositoryNotFoundError:
+                raise TdwError(f"model {self.model_id!r} not found on the hub") from None
+            except RevisionNotFoundError:
+                raise TdwError(f"revision {rev!r} not found for {self.model_id!r}") from None
+            except EntryNotFoundError:
+                continue
+            except Exception as e:
+                raise TdwError(f"cannot fetch {self.model_id}@{rev}: hub unreachable and not cached "
+                               f"({type(e).__name__})") from None
+        if folder is None:
+            raise TdwError(f"{self.model_id}@{rev}: no model.safetensors or pytorch_model.bin")
+        return Checkpoint(self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id,
+                          allow_pickle=self.allow_pickle)
+
+    def inputs(self) -> dict:
+        return {}
+
+
+def open_source(spec: str, toy_root: Path | None = None, allow_pickle: bool = False):
+    """A source from what the user typed: a toy-suite model, a local directory or a hub id."""
+    toy_root = Path(toy_root or DEFAULT_TOY_ROOT)
+    if spec.startswith("toy/"):
+        folder = toy_root / spec[4:]
+        if not folder.is_dir():
+            raise TdwError(f"toy model {spec!r} not found under {toy_root} (run `tdw toy-suite` first)")
+        return LocalSource(folder, spec, "toy", allow_pickle)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return LocalSource(path.resolve(), f"local/{path.resolve().name}", "local", allow_pickle)
+    parts = spec.split("/")
+    if len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~")):
+        return HubSource(spec, allow_pickle)
+    raise TdwError(f"no such model: {spec!r} is neither a directory, a toy/<name> model nor a hub id")
+
+
+def checkpoints(source, spec: str = "all") -> list[int]:
+    """The steps of ``source`` selected by the revision spec, ascending."""
+    return select(source.steps(), spec)
