@@ -6,6 +6,8 @@ from ingest.probes.base import Probe, TableSpec
 from ingest.probes.weights import WeightsProbe
 
 PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe,)}
+from ingest.probes.params_registry import PARAM_PROBES  # noqa: E402  (perplexity, covariance, displacement)
+PROBES.update({p.name: p for p in PARAM_PROBES})
 
 
 def get_probes(names: str | None) -> list[Probe]:

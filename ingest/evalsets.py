@@ -1,0 +1,220 @@
+"""Evaluation sets for the perplexity probes (METHODS §B, eq. 6).
+
+An evaluation set is a fixed, ordered list of token-id sequences ("items"); the warehouse
+stores its ids and a content hash, so every perplexity in a mart can be recomputed from
+the warehouse alone. A spec names one of
+
+- ``toy`` (the default): held-out toy-corpus Markov text, ``n_items`` sequences of
+  ``item_len`` tokens drawn from the corpus the model was trained on (its ``suite.json``;
+  the default ``CorpusSpec`` elsewhere) with a seed of its own (``eval_seed``), so they are
+  not the training draws;
+- a token file: ``.npy`` (an integer array: 2-D, one item per row, or 1-D, cut into items
+  of ``item_len``) or a text file of ids (one item per line, ids separated by spaces or
+  commas; a ``.txt`` whose every line is ids is read as ids);
+- a text file (any other text, one item per line) or a local dataset (``.jsonl``: one JSON
+  object per line with a ``text`` field, or a JSON string), tokenized with the model's own
+  tokenizer. A model without a tokenizer whose vocabulary holds the 256 byte values (the
+  toy suite: token ids are the text) reads text as UTF-8 bytes.
+
+``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
+model's context) are cut into consecutive windows, so nothing is dropped but windows of a
+single token, which have nothing to predict. ``max_items`` keeps the first items only (the
+paper: the first 500 LAMBADA test items). Bad input fails with one ``TdwError`` line: an
+empty file, a file that is not text, ids outside the vocabulary, a non-integer array.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ingest.errors import TdwError
+
+_IDS_LINE = re.compile(r"^\s*-?\d+(?:[\s,]+-?\d+)*\s*,?\s*$")
+TOY = "toy"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str                          # the `dataset` column of the marts
+    spec: str                          # what the user named
+    items: tuple[np.ndarray, ...]      # each [t_i] int64, t_i >= 2
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the items (length, then ids, little-endian int64): the set's identity."""
+        h = hashlib.sha256()
+        for x in self.items:
+            h.update(np.int64(x.size).tobytes())
+            h.update(x.astype("<i8").tobytes())
+        return h.hexdigest()[:16]
+
+    @property
+    def n_tokens(self) -> int:
+        return int(sum(x.size for x in self.items))
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise TdwError(f"evaluation file {str(path)!r} not found")
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise TdwError(f"evaluation file {path}: not a text file (it holds NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TdwError(f"evaluation file {path}: not a UTF-8 text file (bad byte at offset {e.start})") from None
+    if not text.strip():
+        raise TdwError(f"evaluation file {path} is empty")
+    return text
+
+
+def _lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def _ids_from_lines(lines: list[str], path: Path) -> list[np.ndarray]:
+    out = []
+    for i, ln in enumerate(lines, 1):
+        if not _IDS_LINE.match(ln):
+            raise TdwError(f"token file {path}: line {i} is not a list of integer ids: {ln[:40]!r}")
+        out.append(np.array([int(t) for t in re.split(r"[\s,]+", ln.strip().strip(",")) if t],
+                            dtype=np.int64))
+    return out
+
+
+def _ids_from_npy(path: Path, item_len: int) -> list[np.ndarray]:
+    if not path.is_file():
+        raise TdwError(f"evaluation file {str(path)!r} not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise TdwError(f"token file {path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    if arr.size == 0:
+        raise TdwError(f"token file {path} is empty")
+    if arr.dtype.kind not in "iu":
+        raise TdwError(f"token file {path}: token ids must be integers, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        return [arr[i:i + item_len].astype(np.int64) for i in range(0, arr.size, item_len)]
+    if arr.ndim == 2:
+        return [row.astype(np.int64) for row in arr]
+    raise TdwError(f"token file {path}: expected a 1-D or 2-D array of ids, got shape {arr.shape}")
+
+
+def _texts_from_jsonl(text: str, path: Path) -> list[str]:
+    out = []
+    for i, ln in enumerate(_lines(text), 1):
+        try:
+            obj = json.loads(ln)
+        except json.JSONDecodeError:
+            raise TdwError(f"dataset {path}: line {i} is not JSON") from None
+        value = obj.get("text") if isinstance(obj, dict) else obj
+        if not isinstance(value, str):
+            raise TdwError(f"dataset {path}: line {i} has no string 'text' field")
+        if value.strip():
+            out.append(value)
+    if not out:
+        raise TdwError(f"dataset {path} is empty (no non-blank 'text')")
+    return out
+
+
+def byte_tokenizer(text: str) -> list[int]:
+    """UTF-8 bytes as token ids: the toy suite's 'tokenizer' (vocab 256, ids are the text)."""
+    return list(text.encode("utf-8"))
+
+
+def _windows(items: list[np.ndarray], max_len: int) -> list[np.ndarray]:
+    out = []
+    for x in items:
+        out += [x[i:i + max_len] for i in range(0, x.size, max_len)]
+    return [x for x in out if x.size >= 2]
+
+
+def _check_vocab(items: list[np.ndarray], vocab_size: int, where: str) -> None:
+    for i, x in enumerate(items):
+        bad = np.flatnonzero((x < 0) | (x >= vocab_size))
+        if bad.size:
+            raise TdwError(f"{where}: item {i} holds token id {int(x[bad[0]])} outside the model's "
+                           f"vocabulary [0, {vocab_size})")
+
+
+def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: int) -> list[np.ndarray]:
+    """[n_items] held-out Markov-text items from the toy corpus (its seed stream is not training's)."""
+    from ingest.toy.corpus import Corpus, CorpusSpec
+
+    spec = CorpusSpec(**corpus) if corpus else CorpusSpec()
+    rng = np.random.default_rng([seed, 7919])
+    x = Corpus(spec).text(rng, n_items, item_len or spec.seq_len)   # [n_items, item_len]
+    return list(x)
+
+
+def load_eval_set(spec: str, *, vocab_size: int, max_len: int,
+                  tokenize: Callable[[str], list[int]] | None = None,
+                  corpus: dict[str, Any] | None = None, n_items: int = 32, item_len: int = 0,
+                  seed: int = 0, max_items: int = 0, name: str = "") -> EvalSet:
+    """Read, tokenize, window and validate one evaluation set."""
+    spec = (spec or TOY).strip()
+    if spec == TOY:
+        items = toy_items(corpus, n_items, item_len, seed)
+        label = name or f"toy_heldout_s{seed}"
+    else:
+        mode, _, rest = spec.partition(":")
+        if mode in ("tokens", "text") and rest:
+            path = Path(rest).expanduser()
+        else:
+            mode, path = "", Path(spec).expanduser()
+        label = name or path.name
+        if mode != "text" and path.suffix == ".npy":
+            items = _ids_from_npy(path, item_len or max_len)
+        else:
+            text = _read_text(path)
+            lines = _lines(text)
+            if mode == "tokens" or (mode == "" and path.suffix != ".jsonl"
+                                    and all(_IDS_LINE.match(ln) for ln in lines)):
+                items = _ids_from_lines(lines, path)
+            else:
+                texts = _texts_from_jsonl(text, path) if path.suffix == ".jsonl" else lines
+                if tokenize is None:
+                    raise TdwError(f"cannot read text file {path}: the model has no tokenizer "
+                                   "(give token ids instead: a .npy or a file of ids)")
+                items = [np.asarray(tokenize(t), dtype=np.int64) for t in texts]
+        _check_vocab(items, vocab_size, f"evaluation set {path}")
+    items = _windows(items, max_len)
+    if max_items:
+        items = items[:max_items]
+    if not items:
+        raise TdwError(f"evaluation set {spec!r} has no item of at least 2 tokens")
+    _check_vocab(items, vocab_size, f"evaluation set {spec!r}")
+    return EvalSet(label, spec, tuple(items))
+
+
+def model_tokenizer(checkpoint, vocab_size: int) -> Callable[[str], list[int]] | None:
+    """The checkpoint's own tokenizer (local folder or hub revision); bytes for a byte-vocab model."""
+    try:
+        from transformers import AutoTokenizer
+        where = checkpoint.hub_repo if checkpoint.source == "hub" else str(checkpoint.folder)
+        kwargs = {"revision": checkpoint.revision} if checkpoint.source == "hub" else {}
+        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=False, **kwargs)
+        return lambda t: tok(t, add_special_tokens=False)["input_ids"]
+    except Exception:  # no tokenizer files: transformers raises many types
+        return byte_tokenizer if vocab_size >= 256 else None
+
+
+def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
+    """The evaluation set a perplexity probe's parameters name, for this checkpoint's model."""
+    cfg = checkpoint.config()
+    vocab = int(cfg.get("vocab_size") or 0)
+    max_len = int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048)
+    if vocab <= 0:
+        raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
+    spec = params.get("eval_set") or TOY
+    tokenize = None if spec == TOY or str(spec).endswith(".npy") else model_tokenizer(checkpoint, vocab)
+    return load_eval_set(spec, vocab_size=vocab, max_len=max_len, tokenize=tokenize,
+                         corpus=checkpoint.suite().get("corpus"), n_items=int(params["n_items"]),
+                         item_len=int(params["item_len"]), seed=int(params["eval_seed"]),
+                         max_items=int(params["max_items"]), name=params.get("dataset") or "")

@@ -1,0 +1,152 @@
+"""Perplexity probe (METHODS §B, eq. 6; Nicolini et al. 2024 §4.2).
+
+Per checkpoint and evaluation set (``ingest.evalsets``), two methods, one row each in
+``raw.perplexity``:
+
+- ``forward``: teacher-forced; perplexity = exp(Σ NLL / Σ predicted tokens) over every item
+  (tokens 2..T of each item are predicted; token-weighted, i.e. the corpus perplexity);
+- ``causal_unmasking``: every prefix of the first ``unmasking_items`` items completed
+  greedily to the item's length; perplexity of the *generated* tokens =
+  exp(−mean log p(generated)) over all of them (the paper's Figure 6).
+
+Per item (and prefix) rows go to ``raw.perplexity_items`` (with the generated ids when
+``store_generations``), so a per-sentence mean or any other aggregate is a query. The
+evaluation set's ids and hash go to ``raw.eval_sets`` with every checkpoint's job (the
+rows repeat per checkpoint so that a job owns its slice; staging deduplicates them).
+
+A checkpoint whose weights are not finite yields non-finite NLLs: those items are counted
+in ``n_nonfinite``, left out of the aggregate, and the aggregate is NULL when none is left.
+Runs on ``device`` (``auto``: CUDA when available), in ``dtype``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ingest.errors import TdwError
+from ingest.evalsets import EvalSet, eval_set_for
+from ingest.probes.base import Probe, Progress, TableSpec
+from ingest.probes.unmasking import forward_nll, unmask_cached
+from ingest.sources import Checkpoint
+
+METHODS = ("forward", "causal_unmasking")
+_K = ("model_id", "step", "dataset", "method")
+
+
+def resolve_device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TdwError(f"device {name!r} requested but CUDA is not available")
+    return name
+
+
+def aggregate(nll_sums: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    """Token-weighted perplexity over the finite items; non-finite ones counted, not used."""
+    ok = np.isfinite(nll_sums)
+    n_tok = int(counts[ok].sum())
+    nll = float(nll_sums[ok].sum())
+    mean = nll / n_tok if n_tok else None
+    return {"n_items": int(ok.sum()), "n_nonfinite": int((~ok).sum()), "n_tokens": n_tok,
+            "nll_sum": nll if n_tok else None, "mean_nll": mean,
+            "perplexity": math.exp(min(mean, 700.0)) if mean is not None else None}
+
+
+class PerplexityProbe(Probe):
+    name = "perplexity"
+    version = "1"
+    defaults = {
+        "eval_set": "toy", "dataset": "", "n_items": 32, "item_len": 0, "eval_seed": 20240,
+        "max_items": 0, "methods": "forward,causal_unmasking", "unmasking_items": 4,
+        "batch_size": 16, "max_rows": 512, "store_generations": True,
+        "device": "auto", "dtype": "float32",
+    }
+    tables = (
+        TableSpec("perplexity", (
+            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("method", "VARCHAR"),
+            ("eval_hash", "VARCHAR"), ("n_items", "BIGINT"), ("n_nonfinite", "BIGINT"),
+            ("n_tokens", "BIGINT"), ("nll_sum", "DOUBLE"), ("mean_nll", "DOUBLE"),
+            ("perplexity", "DOUBLE"),
+        ), _K, ("dataset", "method"), "Perplexity of one evaluation set at one checkpoint, per method."),
+        TableSpec("perplexity_items", (
+            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("method", "VARCHAR"),
+            ("item", "INTEGER"), ("prefix_len", "INTEGER"), ("n_tokens", "INTEGER"),
+            ("nll_sum", "DOUBLE"), ("generated", "INTEGER[]"),
+        ), _K + ("item", "prefix_len"), ("dataset", "method"),
+            "Per item (forward: prefix_len 0, tokens 2..T scored) or per item and prefix length "
+            "(causal_unmasking: the generated tokens, their NLL)."),
+        TableSpec("eval_sets", (
+            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("eval_hash", "VARCHAR"),
+            ("spec", "VARCHAR"), ("item", "INTEGER"), ("n_tokens", "INTEGER"), ("token_ids", "INTEGER[]"),
+        ), ("model_id", "step", "dataset", "item"), ("dataset",),
+            "The evaluation set's token ids (repeated per checkpoint so a job owns its rows)."),
+    )
+
+    def _methods(self, params: dict[str, Any]) -> list[str]:
+        ms = [m.strip() for m in str(params["methods"]).split(",") if m.strip()]
+        bad = [m for m in ms if m not in METHODS]
+        if bad or not ms:
+            raise TdwError(f"unknown perplexity method(s) {', '.join(bad) or '(none)'}; "
+                           f"choose from {', '.join(METHODS)}")
+        return ms
+
+    def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
+        self._methods(params)
+        resolve_device(str(params["device"]))
+        if params["dtype"] not in ("float32", "float64", "bfloat16", "float16"):
+            raise TdwError(f"unsupported dtype {params['dtype']!r}")
+        for p in ("batch_size", "max_rows"):
+            if int(params[p]) < 1:
+                raise TdwError(f"perplexity parameter {p} must be >= 1")
+        eval_set_for(checkpoint, params)
+
+    def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
+        return {"eval_set": eval_set_for(source.checkpoint(steps[0]), params)} if steps else {}
+
+    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
+            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+        import torch
+
+        es: EvalSet = context.get("eval_set") or eval_set_for(checkpoint, params)
+        methods = self._methods(params)
+        model = checkpoint.load_model(dtype=getattr(torch, params["dtype"]),
+                                      device=resolve_device(str(params["device"])))
+        key = {"model_id": checkpoint.model_id, "step": checkpoint.step, "dataset": es.name}
+        summary, item_rows = [], []
+        items = list(es.items)
+        if "forward" in methods:
+            if progress:
+                progress("forward")
+            res = forward_nll(model, items, int(params["batch_size"]))
+            nll, cnt = np.array([r[0] for r in res]), np.array([r[1] for r in res])
+            summary.append({**key, "method": "forward", "eval_hash": es.hash, **aggregate(nll, cnt)})
+            item_rows += [{**key, "method": "forward", "item": i, "prefix_len": 0, "n_tokens": c,
+                           "nll_sum": v, "generated": None} for i, (v, c) in enumerate(res)]
+        if "causal_unmasking" in methods:
+            if progress:
+                progress("causal_unmasking")
+            n = int(params["unmasking_items"]) or len(items)
+            comps = unmask_cached(model, items[:n], int(params["max_rows"]))
+            nll = np.array([-c.logprobs.sum() for c in comps])
+            cnt = np.array([c.tokens.size for c in comps])
+            summary.append({**key, "method": "causal_unmasking", "eval_hash": es.hash,
+                            **aggregate(nll, cnt)})
+            store = bool(params["store_generations"])
+            item_rows += [{**key, "method": "causal_unmasking", "item": c.item, "prefix_len": c.prefix_len,
+                           "n_tokens": int(c.tokens.size), "nll_sum": float(v),
+                           "generated": c.tokens.astype(np.int32) if store else None}
+                          for c, v in zip(comps, nll)]
+        del model
+        cols = {t.name: t.column_names for t in self.tables}
+        evals = pd.DataFrame([{"model_id": checkpoint.model_id, "step": checkpoint.step, "dataset": es.name,
+                               "eval_hash": es.hash, "spec": es.spec, "item": i, "n_tokens": int(x.size),
+                               "token_ids": x.astype(np.int32)} for i, x in enumerate(es.items)])
+        return {
+            "perplexity": pd.DataFrame(summary)[cols["perplexity"]],
+            "perplexity_items": pd.DataFrame(item_rows)[cols["perplexity_items"]],
+            "eval_sets": evals[cols["eval_sets"]],
+        }
