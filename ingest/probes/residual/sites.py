@@ -1,0 +1,172 @@
+"""Where the residual stream is sampled, and capturing it through nnsight.
+
+METHODS §C samples the stream *before attention* and *before the MLP* of every layer.
+Each such point is the first input of one module, so one table per architecture says
+which modules those are:
+
+- a block's input is the stream before its attention (``layers[i].input``);
+- with a sequential residual, the stream before the MLP is the input of the block's
+  pre-MLP norm (``ln_2`` in GPT-2, ``post_attention_layernorm`` in Llama and in GPT-NeoX
+  built with ``use_parallel_residual=False``): it already holds the attention's output;
+- with a parallel residual (GPT-NeoX's default, ``h + attn(ln1(h)) + mlp(ln2(h))``)
+  attention and MLP read the same stream, so the sample points are the layer boundaries;
+- the last point is the final norm's input (the output of the last block).
+
+So a parallel model has L + 1 points (point 0 = embeddings output) and a sequential one
+2L + 1. The point index is the paper's "layer" axis (its Llama 8B has 64 of them) and is
+the ``layer`` column of every residual table; ``block`` and ``site`` say what it is.
+
+Capture wraps the *base* model (``model.base_model``: no lm_head, so no logits are ever
+computed) in ``nnsight.NNsight`` and reads, inside one trace per batch, every point's
+module input in execution order (nnsight 0.8 requires that order), keeping the last
+real token of each prompt (``last``) or every position (``all``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ingest.errors import TdwError
+
+
+@dataclass(frozen=True)
+class Arch:
+    layers: str             # attribute of the base model holding the blocks
+    mlp_norm: str           # the pre-MLP norm inside a block (read only when sequential)
+    final_norm: str         # attribute of the base model: the final norm
+
+
+ARCHS: dict[str, Arch] = {
+    "gpt_neox": Arch("layers", "post_attention_layernorm", "final_layer_norm"),
+    "gpt2": Arch("h", "ln_2", "ln_f"),
+    "llama": Arch("layers", "post_attention_layernorm", "norm"),
+    "mistral": Arch("layers", "post_attention_layernorm", "norm"),
+    "qwen2": Arch("layers", "post_attention_layernorm", "norm"),
+}
+
+
+@dataclass(frozen=True)
+class SamplePoint:
+    layer: int              # index along depth: the tables' ``layer``
+    block: int              # the block this stream enters (n_layers for the final point)
+    site: str               # 'block_in' (before attention) | 'pre_mlp' | 'final'
+
+
+@dataclass(frozen=True)
+class Layout:
+    model_type: str
+    arch: Arch
+    n_layers: int
+    d_model: int
+    vocab_size: int
+    context: int            # maximum prompt length (positions)
+    parallel: bool
+    points: tuple[SamplePoint, ...]
+
+    @property
+    def n_points(self) -> int:
+        return len(self.points)
+
+    def block_inputs(self) -> list[int]:
+        """Points that can be perturbed: the stream entering a block."""
+        return [p.layer for p in self.points if p.site == "block_in"]
+
+
+def layout_of(config: dict) -> Layout:
+    """The sample points of a model, from its config.json alone (no weights loaded)."""
+    mt = config.get("model_type", "")
+    if mt not in ARCHS:
+        raise TdwError(f"residual probe: unsupported architecture {mt!r} "
+                       f"(supported: {', '.join(ARCHS)})")
+    n = int(config.get("num_hidden_layers") or config.get("n_layer"))
+    d = int(config.get("hidden_size") or config.get("n_embd"))
+    ctx = int(config.get("max_position_embeddings") or config.get("n_positions") or 0)
+    parallel = mt == "gpt_neox" and bool(config.get("use_parallel_residual", True))
+    points: list[SamplePoint] = []
+    for b in range(n):
+        points.append(SamplePoint(len(points), b, "block_in"))
+        if not parallel:
+            points.append(SamplePoint(len(points), b, "pre_mlp"))
+    points.append(SamplePoint(len(points), n, "final"))
+    return Layout(mt, ARCHS[mt], n, d, int(config["vocab_size"]), ctx, parallel, tuple(points))
+
+
+def traced_base(model):
+    """The base model (no lm_head) wrapped for nnsight tracing."""
+    from nnsight import NNsight
+    return NNsight(model.base_model)
+
+
+def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tensor,
+            all_tokens: bool = False) -> torch.Tensor:
+    """The stream at every sample point for one batch, in one forward pass.
+
+    input_ids [batch, pos] right-padded; lengths [batch] real tokens per row (causal
+    attention: a real token never sees the padding after it).
+    Returns [batch, points, d_model] at the last real token, or [batch, pos, points,
+    d_model] at every position when ``all_tokens``.
+    """
+    import nnsight
+
+    rows = torch.arange(input_ids.shape[0])
+    last = lengths - 1
+    blocks = getattr(traced, layout.arch.layers)
+    final = getattr(traced, layout.arch.final_norm)
+    with torch.no_grad(), traced.trace(input_ids):
+        saved = []
+        for b in range(layout.n_layers):
+            block = blocks[b]
+            h = block.input                                    # [batch, pos, d_model]
+            saved.append(h if all_tokens else h[rows, last])
+            if not layout.parallel:
+                h = getattr(block, layout.arch.mlp_norm).input
+                saved.append(h if all_tokens else h[rows, last])
+        h = final.input
+        saved.append(h if all_tokens else h[rows, last])
+        saved = nnsight.save(saved)
+    return torch.stack([s.detach() for s in saved], dim=-2).float()
+
+
+def run_perturbed(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tensor,
+                  at: int, new_last: torch.Tensor) -> torch.Tensor:
+    """Replace the last-token state at block-input point ``at`` and run the rest.
+
+    new_last [batch, d_model]: the replacement state. Returns [batch, points, d_model],
+    the last-token stream at every point (points before ``at`` unchanged).
+    """
+    import nnsight
+
+    point = layout.points[at]
+    if point.site != "block_in":
+        raise TdwError(f"residual probe: layer {at} is a {point.site} point; perturbations "
+                       f"go at block inputs {layout.block_inputs()}")
+    rows = torch.arange(input_ids.shape[0])
+    last = lengths - 1
+    blocks = getattr(traced, layout.arch.layers)
+    final = getattr(traced, layout.arch.final_norm)
+    with torch.no_grad(), traced.trace(input_ids):
+        saved = []
+        for b in range(layout.n_layers):
+            block = blocks[b]
+            h = block.input                                    # [batch, pos, d_model]
+            if b == point.block:
+                h = h.clone()
+                h[rows, last] = new_last.to(h.dtype)
+                block.input = h
+            saved.append(h[rows, last])
+            if not layout.parallel:
+                saved.append(getattr(block, layout.arch.mlp_norm).input[rows, last])
+        saved.append(final.input[rows, last])
+        saved = nnsight.save(saved)
+    return torch.stack([s.detach() for s in saved], dim=1).float()
+
+
+def padded(prompts: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id arrays with 0: ([n, max_len] int64, [n] lengths)."""
+    lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+    ids = torch.zeros((len(prompts), int(lengths.max())), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, :len(p)] = torch.as_tensor(np.asarray(p, dtype=np.int64))
+    return ids, lengths
