@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar
 
 import pandas as pd
 
+from ingest.errors import TdwError
 from ingest.sources import Checkpoint
 
 Progress = Callable[[str], None]
@@ -49,8 +50,12 @@ class Probe(ABC):
 
     def params(self, **overrides: Any) -> dict[str, Any]:
         """The full, explicit parameter set (stored in the manifest with every job)."""
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            raise TdwError(f"probe {self.name!r} has no parameter {unknown[0]!r}; "
+                           f"its parameters: {', '.join(sorted(self.defaults))}")
         p = dict(self.defaults)
-        p.update({k: v for k, v in overrides.items() if v is not None and k in self.defaults})
+        p.update({k: v for k, v in overrides.items() if v is not None})
         return p
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:

@@ -5,13 +5,14 @@ Two kinds of sequence, mixed half and half, over a small vocabulary:
 - *Markov text*: a first-order Markov chain whose every row is a Zipf distribution over
   its own seeded permutation of the vocabulary, so bigram statistics are learnable early
   and token frequencies are long-tailed like natural text;
-- *repeated segments*: Markov text with a uniformly random segment R (length 8 to 24)
-  inserted and, right after it, R again. Its offset varies, so predicting the repeat needs
-  content-based copying (an induction circuit), not a fixed positional offset.
+- *repeated segments*: a uniformly random segment R, its length (the period, 8 to 24)
+  drawn per sequence, repeated to the end of the sequence. The period varies, so
+  predicting the repeats needs content-based copying (an induction circuit: a
+  previous-token head and an induction head), not a fixed positional offset.
 
 The induction transition is measured on held-out sequences ``R R`` (R uniform random,
-length ``seq_len // 2``): loss on the second half (from its second token on) is near
-log(vocab) before induction heads form and far lower after.
+16 tokens): loss on the second half (from its second token on) is near log(vocab) or
+above before induction heads form and far lower after.
 """
 from __future__ import annotations
 
@@ -56,21 +57,36 @@ class Corpus:
             out[:, t] = (self.cdf[out[:, t - 1]] < u[:, t:t + 1]).sum(axis=1)
         return np.minimum(out, self.spec.vocab_size - 1)
 
-    def batch(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """[n, seq_len] training sequences: Markov text, half of them with a repeated segment."""
+    def periodic(self, rng: np.random.Generator, n: int, min_period: int | None = None,
+                 max_period: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """[n, seq_len] sequences that repeat a uniform random segment (period drawn per
+        sequence) to the end, and the mask of tokens an induction circuit can predict
+        (from the second token of the first repeat on)."""
         s = self.spec
-        x = self.markov(rng, n, s.seq_len)
-        for i in np.flatnonzero(rng.random(n) < s.repeat_fraction):
-            length = int(rng.integers(s.min_segment, s.max_segment + 1))
-            start = int(rng.integers(1, s.seq_len - 2 * length + 1))
-            seg = rng.integers(0, s.vocab_size, size=length)
-            x[i, start:start + length] = seg
-            x[i, start + length:start + 2 * length] = seg
-        return x
+        lo, hi = min_period or s.min_segment, max_period or s.max_segment
+        x = np.empty((n, s.seq_len), dtype=np.int64)
+        mask = np.zeros_like(x, dtype=bool)
+        for i in range(n):
+            p = int(rng.integers(lo, hi + 1))
+            x[i] = np.tile(rng.integers(0, s.vocab_size, size=p), s.seq_len // p + 1)[:s.seq_len]
+            mask[i, p + 1:] = True
+        return x, mask
 
-    def induction(self, rng: np.random.Generator, n: int, half: int | None = None) -> np.ndarray:
-        """[n, 2 * half] held-out induction prompts: a uniform random segment, then again."""
-        half = half or self.spec.seq_len // 2
+    def batch(self, rng: np.random.Generator, n: int, repeat_fraction: float | None = None,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """[n, seq_len] training sequences, Markov text or (a fraction) repeated random
+        segments, and the mask of repeat tokens only an induction circuit predicts."""
+        frac = self.spec.repeat_fraction if repeat_fraction is None else repeat_fraction
+        x, _ = self.markov(rng, n, self.spec.seq_len), None
+        mask = np.zeros_like(x, dtype=bool)
+        rep = np.flatnonzero(rng.random(n) < frac)
+        if rep.size:
+            x[rep], mask[rep] = self.periodic(rng, rep.size)
+        return x, mask
+
+    def induction(self, rng: np.random.Generator, n: int, half: int = 16) -> np.ndarray:
+        """[n, 2 * half] held-out induction prompts: a uniform random segment, then again
+        (the default half lies inside the training periods)."""
         seg = rng.integers(0, self.spec.vocab_size, size=(n, half))
         return np.concatenate([seg, seg], axis=1)
 

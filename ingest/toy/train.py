@@ -28,12 +28,12 @@ class ToyModel:
     seed: int
 
 
-SUITE = (ToyModel("neox-2l", 2, 64, 4, seed=0), ToyModel("neox-3l", 3, 96, 4, seed=1))
+SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 96, 4, seed=1))
 
 
 @dataclass(frozen=True)
 class TrainSpec:
-    total_steps: int = 1280
+    total_steps: int = 1536
     every: int = 32
     batch_size: int = 32
     lr: float = 3e-3
@@ -53,7 +53,7 @@ def build_config(m: ToyModel, vocab: int, ctx: int):
     return GPTNeoXConfig(
         vocab_size=vocab, hidden_size=m.d_model, num_hidden_layers=m.layers,
         num_attention_heads=m.heads, intermediate_size=4 * m.d_model,
-        max_position_embeddings=ctx, rotary_pct=0.25, use_parallel_residual=True,
+        max_position_embeddings=ctx, rotary_pct=1.0, use_parallel_residual=True,
         tie_word_embeddings=False, hidden_dropout=0.0, attention_dropout=0.0,
         bos_token_id=0, eos_token_id=0,
     )
@@ -86,7 +86,7 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
             model.save_pretrained(folder / f"step{step}")
         if step == spec.total_steps:
             break
-        x = torch.from_numpy(corpus.batch(rng, spec.batch_size))
+        x = torch.from_numpy(corpus.batch(rng, spec.batch_size)[0])
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         loss = model(input_ids=x, labels=x).loss
@@ -94,7 +94,7 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
         loss.backward()
         opt.step()
         if step % spec.every == 0:
-            losses[step] = float(loss)
+            losses[step] = float(loss.detach())
         if queue is not None:
             queue.put(1)
     meta = {"model": asdict(m), "train": {k: v for k, v in asdict(spec).items() if k != "corpus"},

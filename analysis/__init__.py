@@ -1,0 +1,1 @@
+"""Analysis: reads marts, writes summaries, figures and reports. Graph algorithms live here too."""

@@ -1,0 +1,47 @@
+-- MSD(tau) = 1/(N-1) sum_k (S_tau,k - mean_k S_tau,k)^2 with S_tau,k = sum_{t <= tau} w_t,k:
+-- the sample variance over k of the cumulative sums (METHODS §B, eqs. 4-5).
+with samples as (
+    select * from {{ ref('stg_weight_sample') }}
+),
+
+values_by_index as (
+    select
+        model_id,
+        tensor_name,
+        step,
+        n_total,
+        is_exact,
+        unnest(sampled_values) as w,
+        unnest(range(len(sampled_values))) as k
+    from samples
+),
+
+cumulative as (
+    select
+        model_id,
+        tensor_name,
+        step,
+        n_total,
+        is_exact,
+        sum(w) over (
+            partition by model_id, tensor_name, k
+            order by step
+            rows between unbounded preceding and current row
+        ) as s_cum
+    from values_by_index
+),
+
+final as (
+    select
+        model_id,
+        tensor_name,
+        step,
+        var_samp(s_cum) as msd,
+        count(*) as n_sampled,
+        any_value(n_total) as n_total,
+        bool_and(is_exact) as is_exact
+    from cumulative
+    group by model_id, tensor_name, step
+)
+
+select * from final

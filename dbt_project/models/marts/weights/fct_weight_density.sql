@@ -1,0 +1,64 @@
+with hist as (
+    select * from {{ ref('stg_weight_hist') }}
+),
+
+edges as (
+    select * from {{ ref('int_weight_range') }}
+),
+
+tensors as (
+    select model_id, tensor_name, step, layer, param_kind from {{ ref('stg_weight_stats') }}
+),
+
+binned as (
+    select
+        h.model_id,
+        h.tensor_name,
+        h.step,
+        -- a bucket midpoint may sit a hair outside the observed range: clamp to the end bins
+        least(e.n_bins - 1, greatest(0, cast(floor((h.value_mid - e.range_lo) / e.bin_width) as integer)))
+            as bin_index,
+        h.count
+    from hist as h
+    inner join edges as e using (model_id, tensor_name)
+),
+
+counts as (
+    select model_id, tensor_name, step, bin_index, sum(count) as count
+    from binned
+    group by all
+),
+
+grid as (
+    select
+        t.model_id,
+        t.tensor_name,
+        t.layer,
+        t.param_kind,
+        t.step,
+        e.range_lo,
+        e.bin_width,
+        unnest(range(e.n_bins)) as bin_index
+    from tensors as t
+    inner join edges as e using (model_id, tensor_name)
+),
+
+final as (
+    select
+        g.model_id,
+        g.tensor_name,
+        g.layer,
+        g.param_kind,
+        g.step,
+        g.bin_index,
+        g.range_lo + g.bin_index * g.bin_width as bin_lo,
+        g.range_lo + (g.bin_index + 1) * g.bin_width as bin_hi,
+        coalesce(c.count, 0) as count,
+        coalesce(c.count, 0)
+            / (nullif(sum(coalesce(c.count, 0)) over (partition by g.model_id, g.tensor_name, g.step), 0)
+               * g.bin_width) as density
+    from grid as g
+    left join counts as c using (model_id, tensor_name, step, bin_index)
+)
+
+select * from final

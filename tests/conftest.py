@@ -1,0 +1,85 @@
+"""Session fixtures shared by the test tiers.
+
+- ``toy_suite``: the real toy suite (default training spec, as `tdw demo` trains it),
+  trained once per session into a temporary folder.
+- ``built_warehouse``: that suite ingested with every registered probe on a subset of
+  checkpoints, then ``dbt build`` (models and tests); the DuckDB path.
+- ``make_checkpoints``: a factory writing synthetic ``step<N>/`` checkpoints (config.json
+  and model.safetensors with seeded random tensors), for fast tests that need no training.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+TOY_MODELS = ("toy/neox-2l", "toy/neox-3l")
+
+
+@pytest.fixture(scope="session")
+def toy_suite(tmp_path_factory) -> Path:
+    from ingest.toy.train import train_suite
+    root = tmp_path_factory.mktemp("toy-suite")
+    train_suite(root, progress=False)
+    return root
+
+
+def toy_revisions(root: Path, model: str, every: int = 3) -> str:
+    """A subset of a toy model's checkpoints (every ``every``-th, plus the last)."""
+    meta = json.loads((root / model.split("/")[1] / "suite.json").read_text())
+    steps = meta["schedule"]
+    chosen = sorted(set(steps[::every]) | {steps[-1]})
+    return ",".join(f"step{s}" for s in chosen)
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(toy_suite, tmp_path_factory) -> Path:
+    from warehouse.dbt import build
+    from warehouse.pipeline import ingest
+    wh = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    for model in TOY_MODELS:
+        result = ingest(model, revisions=toy_revisions(toy_suite, model), warehouse=wh,
+                        toy_root=toy_suite, progress=False)
+        assert result.ok, result.summary()
+    build(wh)
+    return wh
+
+
+def write_checkpoints(root: Path, steps: list[int], shapes: dict[str, tuple[int, ...]],
+                      seed: int = 0, drift: float = 0.05) -> dict[int, dict[str, np.ndarray]]:
+    """Synthetic GPT-NeoX-named checkpoints whose tensors random-walk over steps."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import GPTNeoXConfig
+
+    rng = np.random.default_rng(seed)
+    state = {k: rng.normal(0, 0.02, s).astype(np.float32) for k, s in shapes.items()}
+    written = {}
+    for step in steps:
+        folder = root / f"step{step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=32).to_json_file(folder / "config.json")
+        save_file({k: torch.from_numpy(v.copy()) for k, v in state.items()}, str(folder / "model.safetensors"))
+        written[step] = {k: v.copy() for k, v in state.items()}
+        state = {k: (v + rng.normal(0, drift * 0.02, v.shape) + 0.001 * np.sign(v)).astype(np.float32)
+                 for k, v in state.items()}
+    return written
+
+
+@pytest.fixture
+def make_checkpoints(tmp_path):
+    def make(steps=(0, 1, 2, 4, 8, 16), shapes=None, seed=0, name="run"):
+        shapes = shapes or {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16),
+                            "gpt_neox.layers.0.mlp.dense_h_to_4h.weight": (32, 16)}
+        root = tmp_path / name
+        tensors = write_checkpoints(root, list(steps), shapes, seed)
+        return root, tensors
+    return make

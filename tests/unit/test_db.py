@@ -1,0 +1,78 @@
+"""Idempotent, atomic job loads and the manifest, on in-memory DuckDB."""
+import duckdb
+import pandas as pd
+import pytest
+
+from ingest.errors import TdwError
+from ingest.probes.base import TableSpec
+from warehouse import db
+
+SPEC = TableSpec("t", (("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
+                       ("v", "DOUBLE")), ("model_id", "step", "tensor_name"), ("tensor_name",))
+
+
+def job(step=1, content="h1", version="1", params="p"):
+    return {"model_id": "m", "step": step, "probe": "x", "probe_version": version, "params": {},
+            "params_hash": params, "content_hash": content, "source": "local", "revision": f"step{step}",
+            "code_version": "test", "started_at": pd.Timestamp.now(tz="UTC")}
+
+
+def frame(step, names, value):
+    return pd.DataFrame({"model_id": "m", "step": step, "tensor_name": names, "v": value})
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    db.ensure_tables(c, [SPEC])
+    return c
+
+
+def rows(con):
+    return con.execute("select * from raw.t order by all").fetchall()
+
+
+def test_reload_replaces_the_job_slice(con):
+    db.load_job(con, [SPEC], {"t": frame(1, ["a", "b"], 1.0)}, job())
+    db.load_job(con, [SPEC], {"t": frame(2, ["a"], 5.0)}, job(2))
+    first = rows(con)
+    db.load_job(con, [SPEC], {"t": frame(1, ["a", "b"], 1.0)}, job())
+    assert rows(con) == first
+    db.load_job(con, [SPEC], {"t": frame(1, ["a"], 2.0)}, job())  # only tensor a's slice is replaced
+    assert rows(con) == [("m", 1, "a", 2.0), ("m", 1, "b", 1.0), ("m", 2, "a", 5.0)]
+
+
+def test_failed_load_leaves_nothing(con):
+    db.load_job(con, [SPEC], {"t": frame(1, ["a"], 1.0)}, job())
+    before = rows(con), con.execute("select count(*) from raw.ingest_runs").fetchone()
+    bad = frame(1, ["a", "a"], 9.0)  # violates the natural key mid-transaction
+    with pytest.raises(duckdb.Error):
+        db.load_job(con, [SPEC], {"t": bad}, job())
+    assert (rows(con), con.execute("select count(*) from raw.ingest_runs").fetchone()) == before
+
+
+def test_already_done_tracks_content_version_and_params(con):
+    assert not db.already_done(con, job())
+    db.load_job(con, [SPEC], {"t": frame(1, ["a"], 1.0)}, job())
+    assert db.already_done(con, job())
+    assert not db.already_done(con, job(content="h2"))
+    assert not db.already_done(con, job(version="2"))
+    assert not db.already_done(con, job(params="q"))
+    db.record_failure(con, job(), "boom")  # a later failure does not hide the last success
+    assert db.already_done(con, job())
+    status = con.execute("select status, error from raw.ingest_runs order by ended_at").fetchall()
+    assert status == [("success", None), ("failed", "boom")]
+
+
+def test_undeclared_table_is_refused(con):
+    with pytest.raises(TdwError, match="undeclared"):
+        db.load_job(con, [SPEC], {"nope": frame(1, ["a"], 1.0)}, job())
+
+
+def test_not_a_duckdb_file(tmp_path):
+    p = tmp_path / "notes.duckdb"
+    p.write_text("hello, this is a text file and not a database")
+    with pytest.raises(TdwError, match="not a DuckDB file"):
+        db.connect(p)
+    with pytest.raises(TdwError, match="directory"):
+        db.connect(tmp_path)

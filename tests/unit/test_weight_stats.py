@@ -1,0 +1,75 @@
+"""The weight probe's statistics against straightforward numpy/scipy computations."""
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from ingest.probes.weights import (QUANTILES, bf16_bucket_bounds, histogram_quantiles, sample_indices,
+                                   tensor_statistics)
+
+
+@pytest.fixture
+def tensor():
+    rng = np.random.default_rng(1)
+    # bimodal and skewed, spanning several orders of magnitude, larger than one chunk
+    a = rng.normal(0.03, 0.01, 700_000)
+    b = rng.standard_t(3, 600_000) * 0.02 - 0.01
+    return np.concatenate([a, b]).astype(np.float32).reshape(1300, 1000)
+
+
+def test_moments_match_scipy_exactly(tensor):
+    s, counts = tensor_statistics(tensor, 1e-3)
+    x = tensor.astype(np.float64).ravel()
+    assert s["mean"] == pytest.approx(x.mean(), rel=1e-10)
+    assert s["std"] == pytest.approx(x.std(), rel=1e-10)
+    assert s["skewness"] == pytest.approx(st.skew(x), rel=1e-8)
+    assert s["kurtosis"] == pytest.approx(st.kurtosis(x), rel=1e-8)
+    assert s["l2_norm"] == pytest.approx(np.linalg.norm(x), rel=1e-10)
+    assert (s["min"], s["max"]) == (x.min(), x.max())
+    assert s["frac_near_zero"] == pytest.approx(np.mean(np.abs(x) < 1e-3), abs=1e-12)
+    assert counts.sum() == x.size
+
+
+def test_quantiles_within_documented_bound(tensor):
+    s, _ = tensor_statistics(tensor, 1e-3)
+    x = tensor.astype(np.float64).ravel()
+    for q in QUANTILES:
+        exact = np.quantile(x, q)
+        approx = s[f"q{int(round(q * 100)):02d}"]
+        # half a bfloat16 bucket (2^-8 of the magnitude), plus the gap between neighbouring order statistics
+        assert abs(approx - exact) <= 2 ** -8 * abs(exact) + 1e-6, (q, approx, exact)
+
+
+def test_bf16_buckets_contain_their_values():
+    x = np.array([0.0, 1e-30, -1e-30, 0.015, -0.015, 3.7, -123.4, 1e-40], dtype=np.float32)
+    codes = x.view(np.uint32) >> 16
+    lo, hi = bf16_bucket_bounds(codes)
+    assert np.all(lo <= x.astype(np.float64)) and np.all(x.astype(np.float64) <= hi)
+    assert np.all(hi - lo <= 2 ** -7 * np.abs(x.astype(np.float64)) + 1e-38)
+
+
+def test_nonfinite_values_are_counted_and_excluded():
+    x = np.array([1.0, 2.0, np.nan, np.inf, 3.0, -np.inf], dtype=np.float32)
+    s, counts = tensor_statistics(x, 1e-3)
+    assert s["n_nonfinite"] == 3 and s["n"] == 6
+    assert s["mean"] == pytest.approx(2.0) and s["max"] == 3.0
+    assert counts.sum() == 3
+    all_bad = tensor_statistics(np.full(4, np.nan, dtype=np.float32), 1e-3)[0]
+    assert np.isnan(all_bad["mean"]) and all_bad["n_nonfinite"] == 4
+
+
+def test_histogram_quantiles_on_a_known_histogram():
+    counts = np.zeros(1 << 16, dtype=np.int64)
+    values = np.array([1.0, 2.0, 4.0], dtype=np.float32)
+    counts[values.view(np.uint32) >> 16] = [1, 1, 2]
+    q = histogram_quantiles(counts, (0.0, 0.5, 1.0))
+    assert q["q00"] == pytest.approx(1.0, rel=2 ** -8)
+    assert q["q50"] == pytest.approx(2.0, rel=2 ** -8)
+    assert q["q100"] == pytest.approx(4.0, rel=2 ** -8)
+
+
+def test_sample_indices_are_shared_and_seeded():
+    a = sample_indices(1_000_000, 1000, "lm_head.weight", 0)
+    assert np.array_equal(a, sample_indices(1_000_000, 1000, "lm_head.weight", 0))
+    assert not np.array_equal(a, sample_indices(1_000_000, 1000, "lm_head.weight", 1))
+    assert len(np.unique(a)) == 1000 and np.all(np.diff(a) > 0)
+    assert sample_indices(500, 1000, "x", 0) is None

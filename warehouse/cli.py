@@ -1,0 +1,152 @@
+"""The `tdw` command line: each command parses its options and calls one library function.
+
+Errors a user can cause print one line (``error: ...``) and exit 1; nothing else leaks a
+traceback unless TDW_DEBUG=1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ingest.errors import TdwError
+
+WAREHOUSE_OPT = click.option(
+    "--warehouse", "warehouse", type=click.Path(path_type=Path), envvar="TDW_WAREHOUSE",
+    default=Path("data/warehouse.duckdb"), show_default=True,
+    help="DuckDB file (or set TDW_WAREHOUSE).")
+
+
+class Cli(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TdwError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted: jobs already loaded are kept; rerun to finish the rest", err=True)
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as e:  # a bug, not bad input: still one line unless debugging
+            if os.environ.get("TDW_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                       "(set TDW_DEBUG=1 for the traceback)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """tdw: the training-dynamics warehouse. Probes checkpoints, loads DuckDB, derives marts with dbt."""
+
+
+def _parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict]:
+    params: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        probe, dot, name = key.partition(".")
+        if not sep or not dot or not probe or not name:
+            raise TdwError(f"malformed --param {item!r}: expected probe.name=value")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        params.setdefault(probe, {})[name] = parsed
+    if tensors:
+        params.setdefault("weights", {})["tensors"] = tensors
+    return params
+
+
+@main.command("toy-suite")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/toy-suite"), show_default=True)
+@click.option("--steps", type=int, default=None, help="Training steps per model (default 1536).")
+@click.option("--every", type=int, default=None, help="Checkpoint spacing after the log-spaced start.")
+def toy_suite(out: Path, steps: int | None, every: int | None):
+    """Train the toy checkpoint suite (small GPT-NeoX models, seeded, deterministic)."""
+    from ingest.toy.train import TrainSpec, train_suite
+    spec = TrainSpec()
+    if steps is not None or every is not None:
+        if (steps is not None and steps < 1) or (every is not None and every < 1):
+            raise TdwError("--steps and --every must be positive")
+        spec = TrainSpec(total_steps=steps or spec.total_steps, every=every or spec.every)
+    metas = train_suite(out, spec)
+    for m in metas:
+        click.echo(f"{out / m['model']['name']}: {len(m['schedule'])} checkpoints, "
+                   f"steps {m['schedule'][0]}..{m['schedule'][-1]}")
+
+
+@main.command()
+@click.argument("source")
+@click.option("--revisions", default="all", show_default=True,
+              help="step<N>, a list, a range step<A>:<B>:<K>, or all.")
+@click.option("--probes", default=None, help="Comma-separated probe names (default: every probe).")
+@WAREHOUSE_OPT
+@click.option("--force", is_flag=True, help="Re-ingest checkpoints even if unchanged.")
+@click.option("--tensors", default=None, help="Weights probe: globs/aliases (default unembed,embed).")
+@click.option("--param", "params", multiple=True, help="probe.name=value (repeatable).")
+@click.option("--toy-root", type=click.Path(path_type=Path), default=None, help="Where toy/<name> models live.")
+@click.option("--allow-pickle", is_flag=True, help="Read pytorch_model.bin (weights_only=True).")
+def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle):
+    """Run probes on SOURCE's checkpoints and load the results.
+
+    SOURCE is a toy-suite model (toy/neox-2l), a local directory of step<N>/ checkpoints,
+    or a Hugging Face repo id (EleutherAI/pythia-14m).
+    """
+    from warehouse.pipeline import ingest as run
+    result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
+                 force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle)
+    click.echo(result.summary())
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@WAREHOUSE_OPT
+@click.option("--select", default=None, help="dbt node selection (default: everything).")
+@click.option("--quiet/--verbose", default=False, help="Hide dbt's per-model progress.")
+def build(warehouse, select, quiet):
+    """Build and test every mart with dbt (dbt build)."""
+    from warehouse.dbt import build as run
+    run(warehouse, select, quiet=quiet)
+    click.echo(f"built {warehouse}")
+
+
+@main.command()
+@click.argument("query")
+@WAREHOUSE_OPT
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table format.")
+def sql(query, warehouse, fmt, max_rows):
+    """Run read-only SQL on the warehouse and print the result."""
+    from warehouse.sql import format_frame, query as run
+    click.echo(format_frame(run(warehouse, query), fmt, max_rows))
+
+
+@main.command()
+@WAREHOUSE_OPT
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/figures"), show_default=True)
+@click.option("--tensor", default="lm_head.weight", show_default=True)
+def figures(warehouse, out, tensor):
+    """Write the density heatmap and MSD curves of every model as PNG files."""
+    from analysis.plots import write_figures
+    for p in write_figures(warehouse, out, tensor):
+        click.echo(str(p))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--retrain", is_flag=True, help="Train the toy suite again even if present.")
+@click.option("--probes", default=None, help="Probes to run (default: every probe).")
+def demo(data_dir, retrain, probes):
+    """Train the toy suite, ingest it with every probe, build the marts, summarise, plot."""
+    from warehouse.demo import run_demo
+    sys.exit(run_demo(data_dir, retrain, probes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The DuckDB file: opening it safely, the raw schema, idempotent job loads, the manifest.
+
+One job is (model, checkpoint, probe, parameters). Loading it deletes the slices its frames
+cover (``TableSpec.replace_by``) and inserts the new rows, and records the job in
+``raw.ingest_runs``, all inside one transaction: a crash or an error leaves every earlier
+job complete and no partial rows. Failed jobs are recorded in their own transaction.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ingest.errors import TdwError
+from ingest.probes.base import TableSpec
+
+SCHEMAS = ("raw", "staging", "intermediate", "marts")
+MANIFEST = TableSpec("ingest_runs", (
+    ("run_id", "VARCHAR"), ("model_id", "VARCHAR"), ("step", "BIGINT"), ("revision", "VARCHAR"),
+    ("source", "VARCHAR"), ("probe", "VARCHAR"), ("probe_version", "VARCHAR"), ("params", "VARCHAR"),
+    ("params_hash", "VARCHAR"), ("content_hash", "VARCHAR"), ("code_version", "VARCHAR"),
+    ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("ended_at", "TIMESTAMPTZ"),
+    ("rows", "VARCHAR"), ("error", "VARCHAR"),
+), ("run_id",), (), "One row per ingest job attempt: what ran, on what, with what result.")
+DUCKDB_MAGIC = b"DUCK"
+
+
+def check_file(path: Path) -> None:
+    """A clean error if ``path`` exists and is not a DuckDB database file."""
+    if path.is_dir():
+        raise TdwError(f"warehouse path {path} is a directory, not a DuckDB file")
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head[8:12] != DUCKDB_MAGIC:
+            raise TdwError(f"{path} is not a DuckDB file")
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    check_file(path)
+    if read_only and not path.exists():
+        raise TdwError(f"no warehouse at {path} (run `tdw ingest` and `tdw build` first)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        msg = str(e).splitlines()[0]
+        holder = re.search(r"PID (\d+)", msg)
+        if "lock" in msg.lower():
+            who = f" by process {holder.group(1)}" if holder else ""
+            raise TdwError(f"warehouse {path} is locked{who}: close that process (or its BI "
+                           "connection) and retry") from None
+        raise TdwError(f"cannot open warehouse {path}: {msg}") from None
+    except duckdb.Error as e:
+        raise TdwError(f"cannot open warehouse {path}: {str(e).splitlines()[0]}") from None
+
+
+def _ddl(spec: TableSpec) -> str:
+    cols = ", ".join(f'"{c}" {t}' for c, t in spec.columns)
+    key = ", ".join(f'"{k}"' for k in spec.key)
+    return f'CREATE TABLE IF NOT EXISTS raw."{spec.name}" ({cols}, PRIMARY KEY ({key}))'
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> None:
+    """Schemas, the manifest and every declared raw table; new columns are added in place."""
+    for s in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+    for spec in [MANIFEST, *specs]:
+        con.execute(_ddl(spec))
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' AND table_name=?",
+            [spec.name]).fetchall()}
+        for c, t in spec.columns:
+            if c not in have:
+                con.execute(f'ALTER TABLE raw."{spec.name}" ADD COLUMN "{c}" {t}')
+        if spec.description:
+            con.execute(f"COMMENT ON TABLE raw.\"{spec.name}\" IS '{spec.description.replace(chr(39), '')}'")
+
+
+def _manifest_row(job: dict, status: str, rows: dict | None, error: str | None) -> pd.DataFrame:
+    row = {c: None for c in MANIFEST.column_names}
+    row.update({k: v for k, v in job.items() if k in row})
+    row.update(run_id=str(uuid.uuid4()), status=status, ended_at=datetime.now(timezone.utc),
+               rows=json.dumps(rows) if rows is not None else None, error=error,
+               params=json.dumps(job.get("params", {}), sort_keys=True, default=str))
+    return pd.DataFrame([row])[MANIFEST.column_names]
+
+
+def _insert(con, table: str, frame: pd.DataFrame) -> None:
+    con.register("_tdw_frame", frame)
+    try:
+        cols = ", ".join(f'"{c}"' for c in frame.columns)
+        con.execute(f'INSERT INTO raw."{table}" ({cols}) SELECT {cols} FROM _tdw_frame')
+    finally:
+        con.unregister("_tdw_frame")
+
+
+def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: dict) -> dict[str, int]:
+    """Replace one job's rows in every table it produced and record it, atomically."""
+    by_name = {s.name: s for s in specs}
+    unknown = set(frames) - set(by_name)
+    if unknown:
+        raise TdwError(f"probe produced undeclared tables: {sorted(unknown)}")
+    counts = {name: len(f) for name, f in frames.items()}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, frame in frames.items():
+            spec = by_name[name]
+            frame = frame[spec.column_names]
+            slice_cols = ["model_id", "step", *spec.replace_by]
+            if len(frame):
+                con.register("_tdw_slices", frame[slice_cols].drop_duplicates())
+                cond = " AND ".join(f't."{c}" = s."{c}"' for c in slice_cols)
+                con.execute(f'DELETE FROM raw."{name}" t WHERE EXISTS '
+                            f"(SELECT 1 FROM _tdw_slices s WHERE {cond})")
+                con.unregister("_tdw_slices")
+                _insert(con, name, frame)
+        _insert(con, MANIFEST.name, _manifest_row(job, "success", counts, None))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def record_failure(con, job: dict, error: str) -> None:
+    _insert(con, MANIFEST.name, _manifest_row(job, "failed", None, error))
+
+
+def already_done(con, job: dict) -> bool:
+    """True when the latest successful run of this probe with these parameters on this
+    checkpoint saw the same content and probe version: rerunning it would change nothing."""
+    row = con.execute(
+        "SELECT probe_version, content_hash FROM raw.ingest_runs WHERE model_id=? AND step=? AND probe=? "
+        "AND params_hash=? AND status='success' ORDER BY ended_at DESC LIMIT 1",
+        [job["model_id"], job["step"], job["probe"], job["params_hash"]]).fetchone()
+    return row is not None and row == (job["probe_version"], job["content_hash"])

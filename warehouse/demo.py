@@ -1,0 +1,39 @@
+"""The main job on the embedded default: train the toy suite, ingest it with every probe,
+build the marts, print a summary and write the figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from analysis.plots import write_figures
+from analysis.summary import summary_frame
+from ingest.toy.train import SUITE, train_suite
+from warehouse.dbt import build
+from warehouse.pipeline import ingest
+from warehouse.sql import format_frame
+
+
+def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None) -> int:
+    toy_root, warehouse, figures = data_dir / "toy-suite", data_dir / "warehouse.duckdb", data_dir / "figures"
+    have = all((toy_root / m.name / "suite.json").exists() for m in SUITE)
+    if retrain or not have:
+        click.echo(f"[1/4] training the toy suite into {toy_root} ...")
+        train_suite(toy_root)
+    else:
+        click.echo(f"[1/4] toy suite already in {toy_root} (--retrain to train again)")
+    click.echo(f"[2/4] ingesting into {warehouse} ...")
+    failed = 0
+    for m in SUITE:
+        result = ingest(f"toy/{m.name}", warehouse=warehouse, toy_root=toy_root, probes=probes)
+        click.echo("  " + result.summary().replace("\n", "\n  "))
+        failed += len(result.failed)
+    click.echo("[3/4] building the marts (dbt build) ...")
+    build(warehouse)
+    click.echo("[4/4] summary and figures")
+    click.echo(format_frame(summary_frame(warehouse)))
+    paths = write_figures(warehouse, figures)
+    click.echo(f"\nwarehouse: {warehouse.resolve()}")
+    click.echo(f"figures:   {figures.resolve()}/ ({', '.join(p.name for p in paths)})")
+    click.echo(f'try:       tdw sql "select * from marts.fct_bifurcation" --warehouse {warehouse}')
+    return 1 if failed else 0
