@@ -8,6 +8,8 @@ from ingest.probes.weights import WeightsProbe
 PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe,)}
 from ingest.probes.params_registry import PARAM_PROBES  # noqa: E402  (perplexity, covariance, displacement)
 PROBES.update({p.name: p for p in PARAM_PROBES})
+from ingest.probes.graph.probe import GraphProbe  # noqa: E402
+PROBES[GraphProbe.name] = GraphProbe
 from ingest.probes.residual import ResidualProbe  # noqa: E402
 PROBES[ResidualProbe.name] = ResidualProbe
 

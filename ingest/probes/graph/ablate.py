@@ -36,11 +36,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ingest.probes.graph.adapters import EMBED, LOGITS, Adapter, node_head, node_kind
+from ingest.probes.graph.adapters import EMBED, LOGITS, MEASURES, Adapter, node_head, node_kind
 from ingest.probes.graph.tasks import TaskBatch
 
 EPS = 1e-8
-MEASURES = ("weight", "rel_l2", "kl", "dloss")
 
 
 @dataclass
@@ -49,6 +48,7 @@ class EdgeMeasures:
     src: list[str]
     dst: list[str]
     values: dict[str, torch.Tensor] = field(default_factory=dict)
+    clean_loss: torch.Tensor | None = None     # [prompts] clean task loss (None: no logits)
 
 
 @dataclass
@@ -206,13 +206,14 @@ def component_graph(model: torch.nn.Module, ad: Adapter, batch: TaskBatch, ablat
         if logits:
             unembed = ad.get(hf, ad.unembed)
             clean_final = at_measured(clean.final)[0]                          # [M, d]
-            lm = _logit_measures(unembed, clean_final, torch.stack([f for _, f in finals]),
-                                 batch.targets[mp, mt], logits_chunk_mb)
+            lm, clean_loss = _logit_measures(unembed, clean_final, torch.stack([f for _, f in finals]),
+                                             batch.targets[mp, mt], logits_chunk_mb)
             for i, (u, _) in enumerate(finals):
                 results[(u, LOGITS)] = {m: _per_prompt(lm[m][i], mp, n) for m in lm}
 
     edges = ad.graph_edges() if logits else [(u, v) for u, v in ad.graph_edges() if v != LOGITS]
-    out = EdgeMeasures([u for u, _ in edges], [v for _, v in edges])
+    out = EdgeMeasures([u for u, _ in edges], [v for _, v in edges],
+                       clean_loss=_per_prompt(clean_loss, mp, n) if logits else None)
     nan = torch.full((n,), float("nan"), dtype=torch.float64)
     for m in MEASURES:
         out.values[m] = torch.stack([results[e].get(m, nan) for e in edges]) if edges else \
@@ -231,8 +232,9 @@ def _groups(ad: Adapter) -> list[tuple[int, list[str]]]:
 
 
 def _logit_measures(unembed: torch.nn.Module, clean: torch.Tensor, abl: torch.Tensor,
-                    targets: torch.Tensor, chunk_mb: float) -> dict[str, torch.Tensor]:
-    """Measures into ``logits`` per node and position: clean [M, d], abl [K, M, d] -> [K, M].
+                    targets: torch.Tensor, chunk_mb: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Measures into ``logits`` per node and position: clean [M, d], abl [K, M, d] -> [K, M];
+    and the clean loss per position [M].
 
     Written in the logit difference d = a - c (ablated minus clean logits), which keeps
     small effects accurate in float32: with p = softmax(c),
@@ -244,10 +246,12 @@ def _logit_measures(unembed: torch.nn.Module, clean: torch.Tensor, abl: torch.Te
     per_row = vocab * 4 * (2 * k + 4)                        # bytes a measured position costs
     step = max(1, int(chunk_mb * 2 ** 20 // per_row))
     out = {name: torch.empty(k, m_total, dtype=torch.float64) for name in MEASURES}
+    clean_loss = torch.empty(m_total, dtype=torch.float64)
     for s in range(0, m_total, step):
         e = min(m_total, s + step)
         lc = unembed(clean[s:e])                             # [c, V]
         lp_c = torch.log_softmax(lc, dim=-1)
+        clean_loss[s:e] = -lp_c.gather(-1, targets[s:e, None])[:, 0].double()
         la = unembed(abl[:, s:e])                            # [K, c, V]
         norm_c = lc.norm(dim=-1)[None]                       # [1, c]
         cos = torch.einsum("kcv,cv->kc", la, lc) / (la.norm(dim=-1) * norm_c).clamp(min=EPS)
@@ -260,4 +264,4 @@ def _logit_measures(unembed: torch.nn.Module, clean: torch.Tensor, abl: torch.Te
         out["dloss"][:, s:e] = (shift - d_t).double()
         out["weight"][:, s:e] = (1.0 - cos).double()
         out["rel_l2"][:, s:e] = rel.double()
-    return out
+    return out, clean_loss

@@ -21,13 +21,15 @@ the edges the architecture allows: u -> v when v reads what u wrote.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import TdwError
 
+if TYPE_CHECKING:
+    import torch
+
 EMBED, LOGITS = "embed", "logits"
+MEASURES = ("weight", "rel_l2", "kl", "dloss")   # per edge; kl and dloss only into logits
 
 
 def component_name(kind: str, layer: int | None = None, head: int | None = None) -> str:
@@ -75,8 +77,9 @@ class Adapter:
     def mlp_module(self, root: Any, l: int) -> Any:
         return self.get(self.layer(root, l), self.mlp)
 
-    def head_out_weights(self, model: torch.nn.Module) -> torch.Tensor:
+    def head_out_weights(self, model: "torch.nn.Module") -> "torch.Tensor":
         """W_O split by head: [layers, heads, d_head, d_model]; head h writes z_h @ W_O[l, h]."""
+        import torch
         ws = []
         for l in range(self.n_layers):
             w = self.attn_out_module(model, l).weight.detach()

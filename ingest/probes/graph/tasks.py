@@ -27,12 +27,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
 from ingest.errors import TdwError
+
+if TYPE_CHECKING:
+    import torch
 
 TASKS = ("induction", "markov", "text")
 
@@ -53,6 +55,7 @@ class PromptSet:
         return np.array([p.size for p in self.prompts], dtype=np.int64)
 
     def batch(self) -> "TaskBatch":
+        import torch
         n, t = len(self.prompts), int(self.lengths.max())
         ids = torch.zeros(n, t, dtype=torch.long)                       # [n, T] right-padded
         for i, p in enumerate(self.prompts):
@@ -68,10 +71,13 @@ class PromptSet:
 
 @dataclass(frozen=True)
 class TaskBatch:
-    ids: torch.Tensor        # [n, T] long
-    valid: torch.Tensor      # [n, T] bool, real (non-pad) tokens
-    measure: torch.Tensor    # [n, T] bool, measured positions
-    targets: torch.Tensor    # [n, T] long, ids[:, t + 1]
+    ids: "torch.Tensor"        # [n, T] long
+    valid: "torch.Tensor"      # [n, T] bool, real (non-pad) tokens
+    measure: "torch.Tensor"    # [n, T] bool, measured positions
+    targets: "torch.Tensor"    # [n, T] long, ids[:, t + 1]
+
+    def to(self, device: str) -> "TaskBatch":
+        return TaskBatch(*(t.to(device) for t in (self.ids, self.valid, self.measure, self.targets)))
 
 
 def induction_prompts(n: int, seq_len: int, seed: int, vocab: int) -> PromptSet:
