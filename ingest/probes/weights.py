@@ -3,16 +3,19 @@ statistics the parameter-dynamics marts need, streamed so a tensor is read once 
 memory stays under twice its size.
 
 Per tensor w (flattened, N values) it records
-- exact moments in float64: mean, std (population), skewness, excess kurtosis (normal = 0),
+- moments: mean, std (population), skewness, excess kurtosis (normal = 0), from float32
+  deviations accumulated in float64 (relative error about 1e-6, far below any signal),
   min, max, L2 norm, the fraction with |w| < ``near_zero_eps``, the count of non-finite
   values (excluded from every statistic);
-- a lossless-at-bfloat16 histogram: each float32 value truncated to its top 16 bits (the
-  bfloat16 code: sign, exponent, 7 mantissa bits), counted over all 65,536 codes. The
-  grid is the same for every model, tensor and checkpoint, so dbt re-bins it onto bin
-  edges shared by all checkpoints of a model and tensor (``fct_weight_density``) without
-  re-reading any checkpoint. A code's bucket is at most 2^-7 of its magnitude wide;
+- a fine histogram on a universal grid: each float32 value truncated to its top 20 bits
+  (the *code*: sign, 8 exponent bits, 11 mantissa bits), counted over all 2^20 codes (only
+  non-empty codes are stored). The grid is the same for every model, tensor and
+  checkpoint, so dbt re-bins it onto bin edges shared by all checkpoints of a model and
+  tensor (``fct_weight_density``) without re-reading any checkpoint. A code's bucket is at
+  most 2^-11 of its magnitude wide, so a value lands in the wrong shared bin only when it
+  lies within that distance of an edge;
 - approximate quantiles from that histogram (bucket midpoints): the error is at most half
-  a bucket, i.e. within 2^-8 (0.4%) of the quantile's magnitude;
+  a bucket, i.e. within 2^-12 of the quantile's magnitude;
 - for MSD (eqs. 4-5), a fixed random sample of indices k, shared by every checkpoint
   (seeded by the tensor name and ``sample_seed``), of ``msd_sample`` values; when the
   tensor has no more values than that, all of them, in order, and MSD is exact. dbt sums
@@ -33,7 +36,8 @@ from ingest.probes.base import Probe, Progress, TableSpec
 from ingest.sources import Checkpoint
 from ingest.tensors import DEFAULT_TENSORS, select_tensors
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18                 # values per chunk: temporaries stay ~16x smaller than a 14M unembedding
+CODE_SHIFT = 12                 # float32 bits dropped: codes keep sign, exponent, 11 mantissa bits
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _KEY = ("model_id", "step", "tensor_name")
 
@@ -42,22 +46,65 @@ def _q(q: float) -> str:
     return f"q{int(round(q * 100)):02d}"
 
 
-def bf16_bucket_bounds(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi] value range of each bfloat16 truncation bucket (float64)."""
+def monotone_keys(c: np.ndarray) -> np.ndarray:
+    """Codes re-keyed so that key order is value order (negative keys: negative values).
+    A tensor's keys then span a narrow contiguous range, so counting them needs a small
+    array rather than all 2^20 codes."""
+    b = c.view(np.int32)
+    return (b ^ ((b >> 31) & 0x7FFFFFFF)) >> CODE_SHIFT
+
+
+def keys_to_codes(keys: np.ndarray) -> np.ndarray:
+    """Inverse of the re-keying: the float32 value's top 20 bits (sign, exponent, mantissa)."""
+    keys = keys.astype(np.int64)
+    return np.where(keys >= 0, keys, (1 << (31 - CODE_SHIFT)) + (-1 - keys))
+
+
+class KeyCounter:
+    """Counts of monotone keys over a range grown as chunks arrive (memory ~ the range)."""
+
+    def __init__(self):
+        self.lo, self.counts = 0, np.zeros(0, dtype=np.int64)
+
+    def add(self, keys: np.ndarray) -> None:
+        if keys.size == 0:
+            return
+        lo, hi = int(keys.min()), int(keys.max())
+        part = np.bincount(keys - lo, minlength=hi - lo + 1)
+        if self.counts.size == 0:
+            self.lo, self.counts = lo, part
+            return
+        new_lo, new_hi = min(lo, self.lo), max(hi, self.lo + self.counts.size - 1)
+        if (new_lo, new_hi) != (self.lo, self.lo + self.counts.size - 1):
+            grown = np.zeros(new_hi - new_lo + 1, dtype=np.int64)
+            grown[self.lo - new_lo:self.lo - new_lo + self.counts.size] = self.counts
+            self.lo, self.counts = new_lo, grown
+        self.counts[lo - self.lo:lo - self.lo + part.size] += part
+
+    def codes_and_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Non-empty buckets: (codes, counts)."""
+        nz = np.flatnonzero(self.counts)
+        return keys_to_codes(nz + self.lo), self.counts[nz]
+
+
+def code_bounds(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] value range of each truncation bucket (float64)."""
     codes = codes.astype(np.uint32)
-    v = (codes << 16).view(np.float32).astype(np.float64)
-    nxt = ((codes + 1) << 16).view(np.float32).astype(np.float64)  # next code away from zero
+    v = (codes << CODE_SHIFT).view(np.float32).astype(np.float64)
+    nxt = ((codes + 1) << CODE_SHIFT).view(np.float32).astype(np.float64)  # next code away from zero
     lo, hi = np.minimum(v, nxt), np.maximum(v, nxt)
     return lo, hi
 
 
-def tensor_statistics(w: np.ndarray, near_zero_eps: float) -> tuple[dict[str, float], np.ndarray]:
-    """Moments, extrema and quantiles of one tensor, plus its 65,536-bin bfloat16 histogram."""
+def tensor_statistics(w: np.ndarray, near_zero_eps: float
+                      ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
+    """Moments, extrema and quantiles of one tensor, plus its fine histogram as the
+    non-empty (codes, counts)."""
     flat = w.reshape(-1)
     if flat.dtype != np.float32:
         flat = flat.astype(np.float32)
     n_all = flat.size
-    counts = np.zeros(1 << 16, dtype=np.int64)
+    counter = KeyCounter()
     total, n, vmin, vmax, n_bad = 0.0, 0, np.inf, -np.inf, 0
     chunks = [flat[i:i + CHUNK] for i in range(0, n_all, CHUNK)]
     clean = []
@@ -72,25 +119,27 @@ def tensor_statistics(w: np.ndarray, near_zero_eps: float) -> tuple[dict[str, fl
         total += float(np.add.reduce(c, dtype=np.float64))
         n += c.size
         vmin, vmax = min(vmin, float(c.min())), max(vmax, float(c.max()))
-        counts += np.bincount(c.view(np.uint32) >> 16, minlength=1 << 16)
+        counter.add(monotone_keys(c))
     stats: dict[str, float] = {"n": n_all, "n_nonfinite": n_bad}
     if n == 0:
         nan = float("nan")
         stats.update(mean=nan, std=nan, skewness=nan, kurtosis=nan, min=nan, max=nan,
                      l2_norm=nan, frac_near_zero=nan, **{_q(q): nan for q in QUANTILES})
-        return stats, counts
+        return stats, counter.codes_and_counts()
     mean = total / n
     s2 = s3 = s4 = 0.0
     near = 0
+    mean32 = np.float32(mean)
     for c in clean:                                    # pass 2: central moments
         if c.size == 0:
             continue
-        d = c.astype(np.float64)
-        d -= mean
+        d = c - mean32                                 # float32 products, float64 sums
         d2 = d * d
-        s2 += float(d2.sum())
-        s3 += float(np.dot(d2, d))
-        s4 += float(np.dot(d2, d2))
+        s2 += float(np.add.reduce(d2, dtype=np.float64))
+        d *= d2
+        s3 += float(np.add.reduce(d, dtype=np.float64))
+        d2 *= d2
+        s4 += float(np.add.reduce(d2, dtype=np.float64))
         near += int(np.count_nonzero(np.abs(c) < near_zero_eps))
     var = s2 / n
     std = var ** 0.5
@@ -101,16 +150,16 @@ def tensor_statistics(w: np.ndarray, near_zero_eps: float) -> tuple[dict[str, fl
         min=vmin, max=vmax, l2_norm=(s2 + n * mean * mean) ** 0.5,
         frac_near_zero=near / n,
     )
-    stats.update(histogram_quantiles(counts, QUANTILES))
-    return stats, counts
+    hist = counter.codes_and_counts()
+    stats.update(histogram_quantiles(*hist, QUANTILES))
+    return stats, hist
 
 
-def histogram_quantiles(counts: np.ndarray, qs) -> dict[str, float]:
-    """Quantiles (type-7 ranks) read off the bfloat16 histogram at bucket midpoints."""
-    codes = np.flatnonzero(counts)
-    lo, hi = bf16_bucket_bounds(codes)
+def histogram_quantiles(codes: np.ndarray, counts: np.ndarray, qs) -> dict[str, float]:
+    """Quantiles (type-7 ranks) read off the code histogram at bucket midpoints."""
+    lo, hi = code_bounds(codes)
     order = np.argsort(lo, kind="stable")
-    mid, c = ((lo + hi) / 2)[order], counts[codes][order]
+    mid, c = ((lo + hi) / 2)[order], counts[order]
     cum = np.cumsum(c)
     n = cum[-1]
     out = {}
@@ -127,12 +176,16 @@ def sample_indices(n_total: int, size: int, tensor_name: str, seed: int) -> np.n
         return None
     digest = hashlib.sha256(f"{tensor_name}:{seed}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    return np.sort(rng.choice(n_total, size=size, replace=False))
+    # uniform without replacement in O(size) memory (Generator.choice permutes all n_total)
+    picked = np.unique(rng.integers(0, n_total, size=size + size // 8 + 16))
+    while picked.size < size:
+        picked = np.unique(np.concatenate([picked, rng.integers(0, n_total, size=size)]))
+    return np.sort(rng.permutation(picked)[:size])
 
 
 class WeightsProbe(Probe):
     name = "weights"
-    version = "1"
+    version = "2"
     defaults = {"tensors": DEFAULT_TENSORS, "msd_sample": 1 << 18, "sample_seed": 0,
                 "near_zero_eps": 1e-3}
     tables = (
@@ -148,7 +201,7 @@ class WeightsProbe(Probe):
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
             ("code", "INTEGER"), ("count", "BIGINT"),
         ), _KEY + ("code",), ("tensor_name",),
-            "Histogram of the tensor's values truncated to bfloat16 (code = top 16 bits)."),
+            "Histogram of the tensor's values by code (the float32 value's top 20 bits)."),
         TableSpec("weight_sample", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
             ("n_total", "BIGINT"), ("sample_seed", "BIGINT"), ("exact", "BOOLEAN"),
@@ -171,12 +224,11 @@ class WeightsProbe(Probe):
             w = tf.read(name)                          # [*shape] float32
             if progress:
                 progress(name)
-            stats, counts = tensor_statistics(w, params["near_zero_eps"])
+            stats, (codes, counts) = tensor_statistics(w, params["near_zero_eps"])
             stats_rows.append({**key, "tensor_name": name, "shape": "x".join(map(str, w.shape)),
                                "near_zero_eps": params["near_zero_eps"], **stats})
-            nz = np.flatnonzero(counts)
-            hist_frames.append(pd.DataFrame({**key, "tensor_name": name, "code": nz.astype(np.int32),
-                                             "count": counts[nz]}))
+            hist_frames.append(pd.DataFrame({**key, "tensor_name": name, "code": codes.astype(np.int32),
+                                             "count": counts}))
             if (name, w.size) not in cache:
                 cache[(name, w.size)] = sample_indices(w.size, params["msd_sample"], name,
                                                        params["sample_seed"])

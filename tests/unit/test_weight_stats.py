@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from ingest.probes.weights import (QUANTILES, bf16_bucket_bounds, histogram_quantiles, sample_indices,
+from ingest.probes.weights import (CODE_SHIFT, QUANTILES, keys_to_codes, monotone_keys, code_bounds, histogram_quantiles, sample_indices,
                                    tensor_statistics)
 
 
@@ -16,17 +16,20 @@ def tensor():
     return np.concatenate([a, b]).astype(np.float32).reshape(1300, 1000)
 
 
-def test_moments_match_scipy_exactly(tensor):
-    s, counts = tensor_statistics(tensor, 1e-3)
+def test_moments_match_scipy(tensor):
+    """float32 deviations summed in float64: relative error ~1e-6 at most."""
+    s, (codes, counts) = tensor_statistics(tensor, 1e-3)
     x = tensor.astype(np.float64).ravel()
     assert s["mean"] == pytest.approx(x.mean(), rel=1e-10)
-    assert s["std"] == pytest.approx(x.std(), rel=1e-10)
-    assert s["skewness"] == pytest.approx(st.skew(x), rel=1e-8)
-    assert s["kurtosis"] == pytest.approx(st.kurtosis(x), rel=1e-8)
-    assert s["l2_norm"] == pytest.approx(np.linalg.norm(x), rel=1e-10)
+    assert s["std"] == pytest.approx(x.std(), rel=1e-6)
+    assert s["skewness"] == pytest.approx(st.skew(x), rel=1e-5)
+    assert s["kurtosis"] == pytest.approx(st.kurtosis(x), rel=1e-5)
+    assert s["l2_norm"] == pytest.approx(np.linalg.norm(x), rel=1e-6)
     assert (s["min"], s["max"]) == (x.min(), x.max())
     assert s["frac_near_zero"] == pytest.approx(np.mean(np.abs(x) < 1e-3), abs=1e-12)
-    assert counts.sum() == x.size
+    raw, n = np.unique(tensor.view(np.uint32) >> CODE_SHIFT, return_counts=True)
+    order = np.argsort(codes)
+    assert np.array_equal(codes[order], raw) and np.array_equal(counts[order], n)
 
 
 def test_quantiles_within_documented_bound(tensor):
@@ -35,21 +38,21 @@ def test_quantiles_within_documented_bound(tensor):
     for q in QUANTILES:
         exact = np.quantile(x, q)
         approx = s[f"q{int(round(q * 100)):02d}"]
-        # half a bfloat16 bucket (2^-8 of the magnitude), plus the gap between neighbouring order statistics
-        assert abs(approx - exact) <= 2 ** -8 * abs(exact) + 1e-6, (q, approx, exact)
+        # half a bucket (2^-12 of the magnitude), plus the gap between neighbouring order statistics
+        assert abs(approx - exact) <= 2 ** -12 * abs(exact) + 1e-6, (q, approx, exact)
 
 
-def test_bf16_buckets_contain_their_values():
+def test_code_buckets_contain_their_values():
     x = np.array([0.0, 1e-30, -1e-30, 0.015, -0.015, 3.7, -123.4, 1e-40], dtype=np.float32)
-    codes = x.view(np.uint32) >> 16
-    lo, hi = bf16_bucket_bounds(codes)
+    codes = x.view(np.uint32) >> CODE_SHIFT
+    lo, hi = code_bounds(codes)
     assert np.all(lo <= x.astype(np.float64)) and np.all(x.astype(np.float64) <= hi)
-    assert np.all(hi - lo <= 2 ** -7 * np.abs(x.astype(np.float64)) + 1e-38)
+    assert np.all(hi - lo <= 2 ** -11 * np.abs(x.astype(np.float64)) + 1e-38)
 
 
 def test_nonfinite_values_are_counted_and_excluded():
     x = np.array([1.0, 2.0, np.nan, np.inf, 3.0, -np.inf], dtype=np.float32)
-    s, counts = tensor_statistics(x, 1e-3)
+    s, (_, counts) = tensor_statistics(x, 1e-3)
     assert s["n_nonfinite"] == 3 and s["n"] == 6
     assert s["mean"] == pytest.approx(2.0) and s["max"] == 3.0
     assert counts.sum() == 3
@@ -58,13 +61,18 @@ def test_nonfinite_values_are_counted_and_excluded():
 
 
 def test_histogram_quantiles_on_a_known_histogram():
-    counts = np.zeros(1 << 16, dtype=np.int64)
     values = np.array([1.0, 2.0, 4.0], dtype=np.float32)
-    counts[values.view(np.uint32) >> 16] = [1, 1, 2]
-    q = histogram_quantiles(counts, (0.0, 0.5, 1.0))
-    assert q["q00"] == pytest.approx(1.0, rel=2 ** -8)
-    assert q["q50"] == pytest.approx(2.0, rel=2 ** -8)
-    assert q["q100"] == pytest.approx(4.0, rel=2 ** -8)
+    q = histogram_quantiles(values.view(np.uint32) >> CODE_SHIFT, np.array([1, 1, 2]), (0.0, 0.5, 1.0))
+    assert q["q00"] == pytest.approx(1.0, rel=2 ** -12)
+    assert q["q50"] == pytest.approx(2.0, rel=2 ** -12)
+    assert q["q100"] == pytest.approx(4.0, rel=2 ** -12)
+
+
+def test_monotone_keys_order_values_and_invert_to_codes():
+    x = np.array([-3.5, -1e-3, -1e-30, -0.0, 0.0, 1e-30, 2e-3, 7.0], dtype=np.float32)
+    keys = monotone_keys(x)
+    assert np.all(np.diff(keys) >= 0)
+    assert np.array_equal(keys_to_codes(keys), (x.view(np.uint32) >> CODE_SHIFT).astype(np.int64))
 
 
 def test_sample_indices_are_shared_and_seeded():

@@ -1,6 +1,6 @@
--- A bfloat16 code c holds sign (bit 15), exponent (bits 7-14) and 7 mantissa bits.
--- Truncation to bfloat16 rounds toward zero, so the bucket's magnitudes run from the
--- code's value up to the next code's value (one unit in the last place, ulp).
+-- A code c is a float32 value's top 20 bits: sign (bit 19), exponent (bits 11-18) and
+-- 11 mantissa bits. Truncation rounds toward zero, so the bucket's magnitudes run from the
+-- code's value up to the next code's value (one unit in the last kept place, ulp).
 with source as (
     select * from {{ source('raw_weights', 'weight_hist') }}
 ),
@@ -12,19 +12,19 @@ decoded as (
         cast(step as bigint) as step,
         code,
         count,
-        (code >> 15) & 1 as sign_bit,
-        (code >> 7) & 255 as exponent,
-        code & 127 as mantissa
+        (code >> 19) & 1 as sign_bit,
+        (code >> 11) & 255 as exponent,
+        code & 2047 as mantissa
     from source
 ),
 
 magnitudes as (
     select
         *,
-        case when exponent = 0 then (mantissa / 128.0) * pow(2.0, -126)
-             else (1 + mantissa / 128.0) * pow(2.0, exponent - 127) end as magnitude_lo,
-        case when exponent = 0 then pow(2.0, -133)
-             else pow(2.0, exponent - 134) end as ulp
+        case when exponent = 0 then (mantissa / 2048.0) * pow(2.0, -126)
+             else (1 + mantissa / 2048.0) * pow(2.0, exponent - 127) end as magnitude_lo,
+        case when exponent = 0 then pow(2.0, -137)
+             else pow(2.0, exponent - 138) end as ulp
     from decoded
     where exponent < 255  -- inf and nan never reach the histogram; guard anyway
 ),

@@ -1,0 +1,30 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   create .venv, install, train the toy suite, ingest, build the marts, plot
+#   make test   create .venv, install with test extras, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/tdw demo
+
+test: install
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: install
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf data .venv
