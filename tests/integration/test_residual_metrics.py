@@ -232,23 +232,21 @@ def test_pair_convergence_matches_numpy(sources):
         assert conv["frac_contracting"].iloc[l] == pytest.approx((ratio < 1).mean())
 
 
-@pytest.mark.parametrize("at", [0, 1])
-def test_attractor_matches_hooked_perturbation(sources, at):
-    out, params, _ = run_probe(sources["neox"], 8)              # perturb_layers 'auto': 0, 1
-    ref, model = reference_states(sources["neox"], 8, out)
-    h = ref[:, -1]                                              # [n, P, d]
-    prompts = out["residual_prompts"].sort_values("prompt_index")
-    chosen = np.flatnonzero(prompts["perturbed"].to_numpy())
-    assert len(chosen) == params["perturb_prompts"]
+def check_attractor(out, model, arch: str, at: int, h: np.ndarray, prompts: list) -> None:
+    """Perturbation rows at point ``at`` vs full forwards with a pre-hook editing the state.
+
+    h [n, P, d]: the unperturbed last-token states of ``prompts`` (lists of token ids).
+    """
+    chosen = np.flatnonzero(out["residual_prompts"].sort_values("prompt_index")["perturbed"])
     att = out["residual_attractor"]
-    assert set(att["perturb_layer"]) == {0, 1}
     att = att[att["perturb_layer"] == at]
-    assert att["layer"].min() == at and att["grid_index"].nunique() == params["grid"] ** 2
+    assert att["layer"].min() == at
     X = h.reshape(-1, h.shape[-1])
     mu = X.mean(0)
     vt = np.linalg.svd(X - mu, full_matrices=False)[2][:2]
     comp = vt * np.sign(vt[np.arange(2), np.abs(vt).argmax(1)])[:, None]  # the probe's signs
-    ids = torch.as_tensor(np.stack(prompts["token_ids"].to_list()), dtype=torch.long)
+    blocks = model.base_model.layers if arch == "neox" else model.base_model.h
+    block = blocks[at if arch == "neox" else at // 2]
     for _, rows in att.groupby("grid_index"):
         target = rows[["grid_pc1", "grid_pc2"]].to_numpy()[0]
         dists = []
@@ -259,18 +257,32 @@ def test_attractor_matches_hooked_perturbation(sources, at):
                 x = args[0].clone()
                 x[0, -1] = torch.as_tensor(new, dtype=x.dtype)
                 return (x,) + args[1:], kwargs
-            handle = model.base_model.layers[at].register_forward_pre_hook(pre, with_kwargs=True)
+            handle = block.register_forward_pre_hook(pre, with_kwargs=True)
             try:
-                pert = hook_stream(model, ids[i:i + 1])[0, -1]       # [P, d]
+                pert = hook_stream(model, torch.tensor([list(prompts[i])]))[0, -1]   # [P, d]
             finally:
                 handle.remove()
+            if arch == "gpt2":               # pre-MLP = block input + attention output
+                pert[at + 1] += new - pert[at]
             pert[at] = new                   # the hooks see the unedited block input
             dists.append(np.linalg.norm(pert - h[i], axis=-1))
         D = np.array(dists)[:, at:]                              # [prompts, later points]
         rows = rows.sort_values("layer")
-        np.testing.assert_allclose(rows["distance_mean"], D.mean(0), rtol=1e-3, atol=1e-6)
-        np.testing.assert_allclose(rows["return_ratio_mean"], (D / D[:, :1]).mean(0), rtol=1e-3)
+        np.testing.assert_allclose(rows["distance_mean"], D.mean(0), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(rows["return_ratio_mean"], (D / D[:, :1]).mean(0), rtol=1e-4)
         assert rows["return_ratio_mean"].iloc[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("arch,at,auto", [("neox", 0, {0, 1}), ("neox", 1, {0, 1}),
+                                          ("gpt2", 2, {0, 2})])
+def test_attractor_matches_hooked_perturbation(sources, arch, at, auto):
+    out, params, _ = run_probe(sources[arch], 8)                # perturb_layers 'auto'
+    ref, model = reference_states(sources[arch], 8, out)
+    assert out["residual_prompts"]["perturbed"].sum() == params["perturb_prompts"]
+    att = out["residual_attractor"]
+    assert set(att["perturb_layer"]) == auto
+    assert att["grid_index"].nunique() == params["grid"] ** 2
+    check_attractor(out, model, arch, at, ref[:, -1], out["residual_prompts"]["token_ids"].to_list())
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -303,11 +315,11 @@ def test_user_token_file_prompts_of_different_lengths(sources, tmp_path):
     path = tmp_path / "p.json"
     prompts = [[1, 2, 3], [5, 6, 7, 8, 9, 10, 11], [4, 4], [9, 8, 7, 6, 5]]
     path.write_text(str(prompts))
-    out, _, _ = run_probe(sources["neox"], 0, prompts=str(path), perturb_layers="none",
-                          batch_size=4)
-    assert out["residual_attractor"].empty
+    out, _, _ = run_probe(sources["neox"], 0, prompts=str(path), perturb_layers=[2],
+                          perturb_prompts=4, batch_size=4)
     model = sources["neox"].checkpoint(0).load_model()
     singles = np.stack([hook_stream(model, torch.tensor([p]))[0, -1] for p in prompts])
+    check_attractor(out, model, "neox", 2, singles, prompts)     # caches grouped by length
     traj = out["residual_trajectory"]
     own = traj[(traj["basis"] == "own") & (traj["prompt_index"] >= 0)]
     assert list(out["residual_prompts"]["n_tokens"]) == [3, 7, 2, 5]

@@ -152,3 +152,25 @@ def test_pair_convergence_of_contracting_stream():
     np.testing.assert_allclose(conv["ratio"][:-1], 0.5)
     np.testing.assert_allclose(conv["frac_contracting"][:-1], 1.0)
     assert np.isnan(conv["ratio"][-1]) and conv["n_pairs"] == 3
+
+
+def test_sample_points_and_perturbation_layers_from_config():
+    from ingest.errors import TdwError
+    from ingest.probes.residual.probe import perturb_points
+    from ingest.probes.residual.sites import layout_of
+
+    neox = layout_of({"model_type": "gpt_neox", "num_hidden_layers": 6, "hidden_size": 512,
+                      "vocab_size": 50304, "max_position_embeddings": 2048})
+    assert neox.parallel and neox.n_points == 7 and neox.block_inputs() == [0, 1, 2, 3, 4, 5]
+    gpt2 = layout_of({"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "vocab_size": 256,
+                      "n_positions": 16})
+    assert [p.site for p in gpt2.points] == ["block_in", "pre_mlp", "block_in", "pre_mlp", "final"]
+    assert [p.block for p in gpt2.points] == [0, 0, 1, 1, 2] and gpt2.context == 16
+    assert perturb_points("auto", gpt2) == [0, 2]
+    assert perturb_points("none", gpt2) == [] and perturb_points("2,0", gpt2) == [0, 2]
+    with pytest.raises(TdwError, match="layer 5 does not exist"):
+        perturb_points([5], gpt2)
+    with pytest.raises(TdwError, match="final point"):
+        perturb_points(6, neox)
+    with pytest.raises(TdwError, match="unsupported architecture"):
+        layout_of({"model_type": "t5"})

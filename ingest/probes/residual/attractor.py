@@ -8,7 +8,9 @@ outside the plane:
 
 for every point g of a regular ``grid`` x ``grid`` lattice spanning the prompts' (PC1, PC2)
 coordinates at k (widened by ``margin`` on each side); the remaining blocks then run on
-h'_k (``sites.run_perturbed``). For every later point m >= k it records the distance to the
+h'_k (``sites.run_perturbed``: the prompts' prefixes run once into a KV cache, valid for
+every edit of the last token under causal attention, so a perturbation costs one token).
+For every later point m >= k it records the distance to the
 unperturbed trajectory d_m = ||h'_m - h_m||, the return ratio d_m / d_k (< 1: the
 trajectory came back toward the unperturbed one), the relative return ratio
 (d_m / ||h_m||) / (d_k / ||h_k||), which discounts the stream's norm growth, and the
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from ingest.probes.residual.pca import Basis
-from ingest.probes.residual.sites import Layout, padded, run_perturbed
+from ingest.probes.residual.sites import Layout, prefix_caches, run_perturbed
 
 
 def plane_grid(coords: np.ndarray, n: int, margin: float = 0.1) -> np.ndarray:
@@ -46,26 +48,26 @@ def moved_states(h: np.ndarray, basis: Basis, grid: np.ndarray) -> np.ndarray:
     return h[:, None, :] + delta
 
 
-def perturbation_runs(traced, layout: Layout, prompts: list[np.ndarray], states: np.ndarray,
-                      basis: Basis, at: int, grid: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+def perturbation_runs(traced, base, layout: Layout, prompts: list[np.ndarray], states: np.ndarray,
+                      basis: Basis, at: int, grid: np.ndarray,
+                      caches: list | None = None) -> dict[str, np.ndarray]:
     """Run every (prompt, grid point) perturbation at point ``at``.
 
-    states [inputs, points, d]: the unperturbed last-token stream of ``prompts``.
+    traced: the nnsight-wrapped base model, base: the plain one (for the prefix caches).
+    states [inputs, points, d]: the unperturbed last-token stream of ``prompts``; caches:
+    their ``prefix_caches`` (computed here when not given). Only the last token runs.
     Returns arrays [grid, points] (NaN before ``at``) averaged over prompts: distance,
     return_ratio (mean and median), relative_ratio, pc1, pc2; and n_prompts.
     """
     n_in, n_pts, d = states.shape
     g = grid.shape[0]
     moved = moved_states(states[:, at], basis, grid)           # [inputs, grid, d]
-    pairs = [(i, j) for i in range(n_in) for j in range(g)]
     out = np.empty((n_in, g, n_pts, d), dtype=np.float64)
-    for s in range(0, len(pairs), batch_size):
-        chunk = pairs[s:s + batch_size]
-        ids, lengths = padded([prompts[i] for i, _ in chunk])
-        new = torch.as_tensor(np.stack([moved[i, j] for i, j in chunk]), dtype=torch.float32)
-        res = run_perturbed(traced, layout, ids, lengths, at, new).numpy()   # [b, points, d]
-        for k, (i, j) in enumerate(chunk):
-            out[i, j] = res[k]
+    for idx, cache in caches if caches is not None else prefix_caches(base, prompts):
+        last = torch.as_tensor([int(prompts[i][-1]) for i in idx])
+        new = torch.as_tensor(moved[idx].reshape(-1, d), dtype=torch.float32)
+        res = run_perturbed(traced, layout, last, cache, g, at, new)   # [group * grid, points, d]
+        out[idx] = res.numpy().reshape(len(idx), g, n_pts, d)
     dist = np.linalg.norm(out - states[:, None], axis=-1)       # [inputs, grid, points]
     norm = np.linalg.norm(states, axis=-1)[:, None, :]          # [inputs, 1, points]
     d0 = dist[..., at:at + 1]

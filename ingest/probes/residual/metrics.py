@@ -181,9 +181,12 @@ class StreamStats:
         self.perm = torch.zeros(d, dtype=torch.float64)
         self.perm_abs = torch.zeros(d, dtype=torch.float64)
 
-    def update(self, h: torch.Tensor) -> None:
-        """One batch of samples: h [n, points, d] (float32)."""
-        h = h.float()
+    def update(self, h: torch.Tensor, chunk: int = 1024) -> None:
+        """One batch of samples: h [n, points, d], in chunks (bounds the float64 temporaries)."""
+        for s in range(0, h.shape[0], chunk):
+            self._update(h[s:s + chunk].float())
+
+    def _update(self, h: torch.Tensor) -> None:
         self.plain.update(h)
         self.rotated.update(h @ self.rotation)       # [n, points, d] in the rotated basis
         for k, v in sample_scalars(h, self.rms_fraction).items():

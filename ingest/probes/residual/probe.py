@@ -30,7 +30,8 @@ from ingest.probes.base import Probe, Progress
 from ingest.probes.residual import attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
 from ingest.probes.residual.prompts import PromptSet, load_prompts
-from ingest.probes.residual.sites import Layout, capture, layout_of, padded, traced_base
+from ingest.probes.residual.sites import (Layout, capture, layout_of, padded, prefix_caches,
+                                          traced_base)
 from ingest.probes.residual.tables import TABLES, frame
 from ingest.sources import Checkpoint
 
@@ -149,12 +150,13 @@ class ResidualProbe(Probe):
         if perturb_at:
             rng = np.random.default_rng(seed)
             chosen = np.sort(rng.permutation(len(ps))[:int(params["perturb_prompts"])])
+            caches = prefix_caches(model.base_model, [ps.prompts[i] for i in chosen])
             for at in perturb_at:
                 grid = attractor.plane_grid(own.project(states[:, at])[:, :2], int(params["grid"]),
                                             float(params["grid_margin"]))
                 runs[at] = (grid, attractor.perturbation_runs(
-                    traced, layout, [ps.prompts[i] for i in chosen], states[chosen], own, at,
-                    grid, bs))
+                    traced, model.base_model, layout, [ps.prompts[i] for i in chosen], states[chosen], own, at,
+                    grid, caches))
                 if progress:
                     progress(f"residual: perturbations at layer {at}")
         else:

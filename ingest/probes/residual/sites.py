@@ -129,24 +129,58 @@ def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tens
     return torch.stack([s.detach() for s in saved], dim=-2).float()
 
 
-def run_perturbed(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tensor,
+def prefix_caches(base, prompts: list[np.ndarray]) -> list[tuple[list[int], object]]:
+    """KV caches of the prompts' tokens before their last one, one batch per length.
+
+    base: the plain (unwrapped) base model. Editing a last token's state cannot change
+    earlier positions (causal attention), so perturbation runs reuse these caches and run
+    only the last token. Returns [(prompt indices, cache or None for one-token prompts)].
+    """
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(i)
+    out = []
+    for length, idx in sorted(groups.items()):
+        cache = None
+        if length > 1:
+            ids = torch.as_tensor(np.stack([np.asarray(prompts[i], dtype=np.int64)[:-1]
+                                            for i in idx]))       # [group, length - 1]
+            with torch.no_grad():
+                cache = base(ids, use_cache=True).past_key_values
+        out.append((idx, cache))
+    return out
+
+
+def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repeats: int,
                   at: int, new_last: torch.Tensor) -> torch.Tensor:
     """Replace the last-token state at block-input point ``at`` and run the rest.
 
-    new_last [batch, d_model]: the replacement state. Returns [batch, points, d_model],
-    the last-token stream at every point (points before ``at`` unchanged).
+    last_tokens [group]: each prompt's last token id; cache: their ``prefix_caches`` entry
+    (copied, then each prompt repeated ``repeats`` times; never modified); new_last
+    [group * repeats, d_model]: the replacement states, prompt-major. Returns [group *
+    repeats, points, d_model], the last-token stream at every point (points before
+    ``at`` unchanged).
     """
+    import copy
+
     import nnsight
 
     point = layout.points[at]
     if point.site != "block_in":
         raise TdwError(f"residual probe: layer {at} is a {point.site} point; perturbations "
                        f"go at block inputs {layout.block_inputs()}")
-    rows = torch.arange(input_ids.shape[0])
-    last = lengths - 1
+    b = new_last.shape[0]
+    input_ids = last_tokens.repeat_interleave(repeats)[:, None]            # [batch, 1]
+    kwargs = {}
+    if cache is not None:
+        cache = copy.deepcopy(cache)
+        cache.batch_repeat_interleave(repeats)
+        kwargs = {"past_key_values": cache, "use_cache": True}
+    rows = torch.arange(b)
+    last = torch.zeros(b, dtype=torch.long)
     blocks = getattr(traced, layout.arch.layers)
     final = getattr(traced, layout.arch.final_norm)
-    with torch.no_grad(), traced.trace(input_ids):
+    with torch.no_grad(), traced.trace(input_ids, **kwargs):
         saved = []
         for b in range(layout.n_layers):
             block = blocks[b]
