@@ -55,8 +55,10 @@ def msd_curves(msd: pd.DataFrame, peaks: pd.DataFrame, title: str, out: Path) ->
                         (p["peak_step"].iloc[0], p["peak_msd"].iloc[0]),
                         textcoords="offset points", xytext=(-10, 8), ha="right", fontsize=8)
     ax.set_xscale("symlog", linthresh=max(1, int(msd["step"][msd["step"] > 0].min() or 1)))
+    if (msd["msd"] > 0).all():
+        ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("MSD")
+    ax.set_ylabel("MSD (eqs. 4-5)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
