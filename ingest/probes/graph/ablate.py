@@ -53,7 +53,7 @@ class EdgeMeasures:
 
 @dataclass
 class _Clean:
-    layer_in: list[torch.Tensor]   # per layer [n, T, d]: the residual stream each layer reads
+    layer_in: list[torch.Tensor]   # per layer, then the final norm: [n, T, d] residual stream read
     z: list[torch.Tensor]          # per layer [n, T, H * dh]: heads before the output projection
     mlp: list[torch.Tensor]        # per layer [n, T, d]
     embed: torch.Tensor            # [n, T, d] token-embedding output
@@ -98,6 +98,8 @@ def _trace(nn_model: Any, ad: Adapter, ids: torch.Tensor, *, start: int, resid_i
             if j == start and mlp_edit is not None:
                 m[mlp_edit[0]] = 0.0 if mlp_edit[1] is None else mlp_edit[1]
             out["mlp"][j] = m.save()
+        if save_layer_in:
+            out["layer_in"][ad.n_layers] = ad.get(nn_model, ad.final_norm).input.save()
         if final:
             out["final"] = ad.get(nn_model, ad.final_norm).output.save()
         tracer.stop()
@@ -107,7 +109,7 @@ def _trace(nn_model: Any, ad: Adapter, ids: torch.Tensor, *, start: int, resid_i
 def _clean_run(nn_model: Any, ad: Adapter, ids: torch.Tensor, final: bool) -> _Clean:
     r = _trace(nn_model, ad, ids, start=0, resid_in=None, embed_value=None, head_edits=[],
                mlp_edit=None, last=ad.n_layers - 1, final=final, save_layer_in=True)
-    return _Clean([r["layer_in"][j] for j in range(ad.n_layers)],
+    return _Clean([r["layer_in"][j] for j in range(ad.n_layers + 1)],
                   [r["z"][j] for j in range(ad.n_layers)], [r["mlp"][j] for j in range(ad.n_layers)],
                   r["embed"], r.get("final"))
 
@@ -171,21 +173,8 @@ def component_graph(model: torch.nn.Module, ad: Adapter, batch: TaskBatch, ablat
                 continue
             if logits:
                 last = L - 1
-            k = len(nodes)
-            rows = [slice(i * n, (i + 1) * n) for i in range(k)]
-            if group_layer < 0:
-                run = _trace(nn_model, ad, ids, start=0, resid_in=None,
-                             embed_value=means["embed"] if means else torch.zeros(()),
-                             head_edits=[], mlp_edit=None, last=last, final=logits)
-            else:
-                z_mean = means["z"][group_layer].view(H, ad.d_head) if means else None
-                m_mean = means["mlp"][group_layer] if means else None
-                run = _trace(nn_model, ad, ids.repeat(k, 1), start=group_layer,
-                             resid_in=clean.layer_in[group_layer].repeat(k, 1, 1), embed_value=None,
-                             head_edits=[(rows[h], h, None if z_mean is None else z_mean[h])
-                                         for h in range(H)],
-                             mlp_edit=(rows[H], m_mean), last=last, final=logits)
-            for j in range(max(group_layer, 0), last + 1):
+            start, run = _run_group(nn_model, ad, ids, group_layer, len(nodes), clean, means, last, logits)
+            for j in range(start, last + 1):
                 hw, hr = _compare(heads_out(run["z"][j], j), clean_heads[j][None])   # [K, M, H]
                 mw, mr = _compare(at_measured(run["mlp"][j]), clean_mlp[j][None])   # [K, M]
                 hw, hr = _per_prompt(hw.transpose(1, 2), mp, n), _per_prompt(hr.transpose(1, 2), mp, n)
@@ -219,6 +208,41 @@ def component_graph(model: torch.nn.Module, ad: Adapter, batch: TaskBatch, ablat
         out.values[m] = torch.stack([results[e].get(m, nan) for e in edges]) if edges else \
             torch.zeros(0, n, dtype=torch.float64)
     return out
+
+
+def _run_group(nn_model: Any, ad: Adapter, ids: torch.Tensor, layer: int, k: int, clean: _Clean,
+               means: dict[str, Any] | None, last: int, final: bool) -> tuple[int, dict[str, Any]]:
+    """Run one ablation group; returns (first recomputed layer, the trace's saves).
+
+    embed (layer -1): one copy, the embedding replaced, every layer recomputed.
+    Layer l with a parallel residual: nothing downstream of l reads l's heads before the
+    next layer, so layer l itself is not rerun: copy i starts at layer l + 1 from the clean
+    stream with node i's write swapped for its ablated value (zero or mean) — the same sum
+    the layer would form. Otherwise (sequential residual, where l's MLP reads l's heads)
+    layers < l are skipped and layer l runs with copy i's head slice or MLP output edited.
+    """
+    n, H, dh = ids.shape[0], ad.n_heads, ad.d_head
+    rows = [slice(i * n, (i + 1) * n) for i in range(k)]
+    if layer < 0:
+        value = means["embed"] if means else torch.zeros(())
+        return 0, _trace(nn_model, ad, ids, start=0, resid_in=None, embed_value=value, head_edits=[],
+                         mlp_edit=None, last=last, final=final)
+    z_mean = means["z"][layer].view(H, dh) if means else None         # [H, dh]
+    m_mean = means["mlp"][layer] if means else None                     # [d]
+    if ad.parallel:
+        w_o = ad.head_out_weights(nn_model._module)[layer]              # [H, dh, d]
+        z = clean.z[layer].view(n, -1, H, dh)                           # [n, T, H, dh]
+        resid = clean.layer_in[layer + 1].repeat(k, 1, 1)               # [k * n, T, d]
+        for h in range(H):
+            repl = torch.zeros(()) if z_mean is None else z_mean[h]
+            resid[rows[h]] += (repl - z[:, :, h]) @ w_o[h]
+        resid[rows[H]] += (0.0 if m_mean is None else m_mean) - clean.mlp[layer]
+        return layer + 1, _trace(nn_model, ad, ids.repeat(k, 1), start=layer + 1, resid_in=resid,
+                                 embed_value=None, head_edits=[], mlp_edit=None, last=last, final=final)
+    return layer, _trace(nn_model, ad, ids.repeat(k, 1), start=layer,
+                         resid_in=clean.layer_in[layer].repeat(k, 1, 1), embed_value=None,
+                         head_edits=[(rows[h], h, None if z_mean is None else z_mean[h]) for h in range(H)],
+                         mlp_edit=(rows[H], m_mean), last=last, final=final)
 
 
 def _groups(ad: Adapter) -> list[tuple[int, list[str]]]:

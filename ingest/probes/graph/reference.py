@@ -28,12 +28,15 @@ def _get(root, path: str):
 
 
 def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Tensor,
-                    valid: torch.Tensor, ablation: str = "zero", recompute_clean: bool = True
+                    valid: torch.Tensor, ablation: str = "zero", recompute_clean: bool = True,
+                    logits: bool = True, dtype: torch.dtype = torch.float64
                     ) -> dict[tuple[str, str], dict[str, torch.Tensor]]:
     """{(u, v): {measure: [n] float64}} for every component u and every later v, and logits.
 
     ids [n, T]; measure/valid [n, T] bool. Measures at position t compare outputs at t;
-    the logits at t are scored on ids[t + 1].
+    the logits at t are scored on ids[t + 1]. ``logits=False`` skips the pairs into
+    logits (the forwards still compute full logits, as public scripts do); ``dtype`` is
+    the precision of the measures (float64 for tests, float32 for the benchmark).
     """
     cfg = model.config
     embed_path, layers_path, attn_path, mlp_path, conv1d = MODULES[cfg.model_type]
@@ -108,26 +111,28 @@ def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Te
             if recompute_clean:
                 clean, clean_logits = forward(None, None)
             abl, abl_logits = forward(u, means)
-            for v in names[i + 1:] + ["logits"]:
+            for v in names[i + 1:] + (["logits"] if logits else []):
                 a, c = (abl_logits, clean_logits) if v == "logits" else (abl[v], clean[v])
-                out[(u, v)] = _measures(a, c, ids, measure, v == "logits")
+                out[(u, v)] = _measures(a, c, ids, measure, v == "logits", dtype)
     return out
 
 
 def _measures(a: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, measure: torch.Tensor,
-              is_logits: bool) -> dict[str, torch.Tensor]:
+              is_logits: bool, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Per-position measures at the measured positions, averaged per prompt."""
     n = ids.shape[0]
-    res = {k: torch.zeros(n, dtype=torch.float64) for k in ("weight", "rel_l2", "kl", "dloss")}
-    for i in range(n):
-        pos = measure[i].nonzero()[:, 0]
-        ai, ci = a[i, pos].double(), c[i, pos].double()           # [m, d] or [m, V]
-        res["weight"][i] = (1 - F.cosine_similarity(ai, ci, dim=-1, eps=1e-8)).mean()
-        res["rel_l2"][i] = ((ai - ci).norm(dim=-1) / ci.norm(dim=-1)).mean()
-        if is_logits:
-            lp_c, lp_a = torch.log_softmax(ci, -1), torch.log_softmax(ai, -1)
-            res["kl"][i] = (lp_c.exp() * (lp_c - lp_a)).sum(-1).mean()
-            tgt = ids[i, pos + 1]
-            res["dloss"][i] = (lp_c.gather(-1, tgt[:, None]) - lp_a.gather(-1, tgt[:, None])).mean()
-        else:
-            res["kl"][i] = res["dloss"][i] = float("nan")
+    prompt, pos = measure.nonzero(as_tuple=True)                   # [M]
+    am, cm = a[prompt, pos].to(dtype), c[prompt, pos].to(dtype)   # [M, d] or [M, V]
+    per_pos = {"weight": 1 - F.cosine_similarity(am, cm, dim=-1, eps=1e-8),
+               "rel_l2": (am - cm).norm(dim=-1) / cm.norm(dim=-1)}
+    if is_logits:
+        lp_c, lp_a = torch.log_softmax(cm, -1), torch.log_softmax(am, -1)
+        per_pos["kl"] = (lp_c.exp() * (lp_c - lp_a)).sum(-1)
+        tgt = ids[prompt, pos + 1][:, None]
+        per_pos["dloss"] = (lp_c.gather(-1, tgt) - lp_a.gather(-1, tgt))[:, 0]
+    counts = torch.bincount(prompt, minlength=n).to(torch.float64)
+    res = {k: torch.zeros(n, dtype=torch.float64).index_add_(0, prompt, v.double()) / counts
+           for k, v in per_pos.items()}
+    if not is_logits:
+        res["kl"] = res["dloss"] = torch.full((n,), float("nan"), dtype=torch.float64)
     return res

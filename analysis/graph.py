@@ -1,0 +1,270 @@
+"""Graph analysis of the component causal graph (METHODS §A), as pure functions.
+
+Inputs are edge lists (src, dst, weight) of one checkpoint's graph, weight = 1 - cos
+(>= 0, larger = stronger causal influence). NetworKit computes the graph algorithms.
+
+- ``centralities``: in-strength (sum of incoming weights: *gatherers*), out-strength
+  (*spreaders*), betweenness (*gatekeepers*) and closeness on **lengths 1 / weight**
+  (NetworKit reads weights as lengths; a strong edge is a short one; edges of weight
+  <= ``MIN_WEIGHT`` are left out of the length graph), PageRank on the weights (damping
+  0.85; NetworKit, the same values as networkx's), and Katz centrality on the weights,
+  x = beta (I - alpha W^T)^-1 1 with alpha 0.1, beta 1, incoming direction (networkx's
+  definition; solved directly because NetworKit 11's KatzCentrality normalises
+  differently). Betweenness is NetworKit's unnormalised count divided by (n-1)(n-2)
+  (networkx's normalisation for directed graphs); closeness is NetworKit's generalized
+  variant on outgoing distances (Wasserman-Faust, defined for graphs that are not
+  strongly connected, as every DAG is).
+- ``weight_distribution``: histogram on a log10 grid, quantiles, Gini coefficient, and a
+  tail fit: continuous power law and lognormal, both by maximum likelihood on the
+  values >= x_min (x_min chosen by the Kolmogorov-Smirnov distance of the power law,
+  Clauset, Shalizi and Newman 2009), compared by the log-likelihood ratio R = sum(l_pl -
+  l_ln) with Vuong's normalised statistic and two-sided p-value (R > 0 favours the power
+  law; p large: the sample cannot tell them apart).
+- ``role_stability``: between consecutive checkpoints, Spearman's rank correlation of
+  each centrality over the common nodes and the Jaccard overlap of the top-k spreaders
+  (out-strength) and gatherers (in-strength).
+- ``change_point_phases``: optimal partition of a (checkpoints x metrics) series, each
+  metric z-scored, into at most ``max_phases`` segments of constant mean (exact dynamic
+  programming, squared-error cost) with a BIC-like penalty per extra segment of
+  ``penalty * n_metrics * log(T)``; segments are named exploration, consolidation,
+  refinement in order (``phase_k`` beyond three).
+- ``strongest_paths``: the k strongest embed -> logits paths, strength = product of edge
+  weights (length -log w, exact k-best dynamic programming in NetworKit's topological
+  order; the graph is a DAG). The direct embed -> logits edge is not a circuit and is
+  left out. These are the candidate circuits the seed paper names as future work.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy import optimize, special, stats
+
+MIN_WEIGHT = 1e-12
+KATZ_ALPHA, KATZ_BETA, PAGERANK_DAMP = 0.1, 1.0, 0.85
+PHASE_NAMES = ("exploration", "consolidation", "refinement")
+
+
+def _index(src: Sequence[str], dst: Sequence[str]) -> list[str]:
+    nodes: dict[str, None] = {}
+    for u, v in zip(src, dst):
+        nodes.setdefault(u)
+        nodes.setdefault(v)
+    return list(nodes)
+
+
+def _nk_graph(n: int, edges: Iterable[tuple[int, int, float]]):
+    import networkit as nk
+    g = nk.Graph(n, weighted=True, directed=True)
+    for u, v, w in edges:
+        g.addEdge(u, v, float(w))
+    return g
+
+
+def centralities(src: Sequence[str], dst: Sequence[str], weight: Sequence[float]) -> dict[str, dict[str, float]]:
+    """{node: {in_strength, out_strength, betweenness, closeness, pagerank, katz}}."""
+    import networkit as nk
+    nodes = _index(src, dst)
+    ix = {v: i for i, v in enumerate(nodes)}
+    n = len(nodes)
+    w = np.asarray(weight, dtype=np.float64)
+    e = [(ix[u], ix[v], wi) for u, v, wi in zip(src, dst, w)]
+    g = _nk_graph(n, e)
+    lengths = _nk_graph(n, [(u, v, 1.0 / wi) for u, v, wi in e if wi > MIN_WEIGHT])
+    btw = nk.centrality.Betweenness(lengths, normalized=False).run().scores()
+    scale = 1.0 / ((n - 1) * (n - 2)) if n > 2 else 1.0
+    clo = nk.centrality.Closeness(lengths, False, nk.centrality.ClosenessVariant.GENERALIZED).run().scores()
+    pr = nk.centrality.PageRank(g, damp=PAGERANK_DAMP, tol=1e-12).run().scores()
+    adj = np.zeros((n, n))
+    for u, v, wi in e:
+        adj[u, v] += wi
+    katz = np.linalg.solve(np.eye(n) - KATZ_ALPHA * adj.T, KATZ_BETA * np.ones(n))
+    return {v: {"in_strength": g.weightedDegreeIn(i), "out_strength": g.weightedDegree(i),
+                "betweenness": btw[i] * scale, "closeness": clo[i], "pagerank": pr[i],
+                "katz": float(katz[i])} for v, i in ix.items()}
+
+
+# --- the edge-weight distribution ------------------------------------------------------------
+def gini(x: Sequence[float]) -> float:
+    """Gini coefficient of non-negative values (0: all equal; -> 1: one holds everything)."""
+    x = np.sort(np.asarray(x, dtype=np.float64))
+    n, total = x.size, x.sum()
+    if n == 0 or total <= 0:
+        return 0.0
+    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * total))
+
+
+def powerlaw_alpha(tail: np.ndarray, xmin: float) -> float:
+    return 1.0 + tail.size / np.log(tail / xmin).sum()
+
+
+def _powerlaw_loglik(tail: np.ndarray, xmin: float, alpha: float) -> np.ndarray:
+    return np.log((alpha - 1) / xmin) - alpha * np.log(tail / xmin)
+
+
+def _lognormal_loglik(tail: np.ndarray, xmin: float, mu: float, sigma: float) -> np.ndarray:
+    """Log density of a lognormal truncated to [xmin, inf)."""
+    z = (np.log(tail) - mu) / sigma
+    tail_mass = 0.5 * special.erfc((math.log(xmin) - mu) / (sigma * math.sqrt(2)))
+    return -np.log(tail * sigma * math.sqrt(2 * math.pi)) - 0.5 * z ** 2 - np.log(max(tail_mass, 1e-300))
+
+
+def fit_lognormal(tail: np.ndarray, xmin: float) -> tuple[float, float]:
+    logs = np.log(tail)
+    start = np.array([logs.mean(), math.log(max(logs.std(), 1e-3))])
+    res = optimize.minimize(lambda p: -_lognormal_loglik(tail, xmin, p[0], math.exp(p[1])).sum(),
+                            start, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+    return float(res.x[0]), float(math.exp(res.x[1]))
+
+
+def choose_xmin(x: np.ndarray, min_tail: int = 10) -> float:
+    """x_min minimising the KS distance between the tail and its fitted power law."""
+    xs = np.sort(x[x > 0])
+    best, best_d = xs[0] if xs.size else 0.0, np.inf
+    for xmin in np.unique(xs)[:-1]:
+        tail = xs[xs >= xmin]
+        if tail.size < min_tail:
+            break
+        a = powerlaw_alpha(tail, xmin)
+        cdf = 1 - (tail / xmin) ** (1 - a)
+        emp = np.arange(1, tail.size + 1) / tail.size
+        d = np.max(np.abs(emp - cdf))
+        if d < best_d:
+            best, best_d = xmin, d
+    return float(best)
+
+
+def tail_fit(x: Sequence[float], min_tail: int = 10, xmin: float | None = None) -> dict[str, float]:
+    """Power law vs lognormal on the tail: x_min (given, or chosen by KS), alpha, mu, sigma,
+    R, Vuong z and p."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x) & (x > 0)]
+    nan = float("nan")
+    out = {"xmin": nan, "n_tail": 0, "tail_index": nan, "lognormal_mu": nan, "lognormal_sigma": nan,
+           "loglik_ratio": nan, "vuong_z": nan, "vuong_p": nan}
+    if x.size < min_tail or np.unique(x).size < 3:
+        return out
+    xmin = choose_xmin(x, min_tail) if xmin is None else float(xmin)
+    tail = x[x >= xmin]
+    alpha = powerlaw_alpha(tail, xmin)
+    mu, sigma = fit_lognormal(tail, xmin)
+    diff = _powerlaw_loglik(tail, xmin, alpha) - _lognormal_loglik(tail, xmin, mu, sigma)
+    r, sd = float(diff.sum()), float(diff.std())
+    z = r / (sd * math.sqrt(tail.size)) if sd > 0 else 0.0
+    out.update(xmin=xmin, n_tail=int(tail.size), tail_index=float(alpha), lognormal_mu=mu,
+               lognormal_sigma=sigma, loglik_ratio=r, vuong_z=z, vuong_p=float(special.erfc(abs(z) / math.sqrt(2))))
+    return out
+
+
+def weight_distribution(weight: Sequence[float], bins: int = 20, lo: float = 1e-6,
+                        hi: float = 2.0) -> dict[str, object]:
+    """Summary of one graph's edge weights: counts on a log10 grid [lo, hi] (values below
+    lo go to the first bin), quantiles, Gini and the tail fit."""
+    w = np.asarray(weight, dtype=np.float64)
+    edges = np.logspace(math.log10(lo), math.log10(hi), bins + 1)
+    counts, _ = np.histogram(np.clip(w, lo, hi), bins=edges)
+    q = np.quantile(w, [0.05, 0.25, 0.5, 0.75, 0.95]) if w.size else [float("nan")] * 5
+    return {"n_edges": int(w.size), "mean": float(w.mean()) if w.size else float("nan"),
+            "max": float(w.max()) if w.size else float("nan"),
+            "q05": float(q[0]), "q25": float(q[1]), "q50": float(q[2]), "q75": float(q[3]), "q95": float(q[4]),
+            "gini": gini(w), "hist_edges": edges.tolist(), "hist_counts": counts.tolist(), **tail_fit(w)}
+
+
+# --- roles over checkpoints -------------------------------------------------------------------
+def jaccard_top(a: dict[str, float], b: dict[str, float], k: int) -> float:
+    def top(d: dict[str, float]) -> set[str]:
+        return set(sorted(d, key=lambda v: (-d[v], v))[:k])
+    ta, tb = top(a), top(b)
+    return len(ta & tb) / len(ta | tb) if ta | tb else float("nan")
+
+
+def role_stability(prev: dict[str, dict[str, float]], cur: dict[str, dict[str, float]],
+                   k: int = 5) -> dict[str, float]:
+    """Spearman correlation of each centrality over the common nodes, and top-k Jaccard of
+    spreaders (out-strength) and gatherers (in-strength). Inputs: {node: {measure: value}}."""
+    common = sorted(set(prev) & set(cur))
+    out: dict[str, float] = {"n_nodes": len(common)}
+    measures = sorted(next(iter(cur.values())).keys()) if cur else []
+    for m in measures:
+        a = [prev[v][m] for v in common]
+        b = [cur[v][m] for v in common]
+        rho = stats.spearmanr(a, b).statistic if len(common) > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 \
+            else float("nan")
+        out[f"spearman_{m}"] = float(rho)
+    out["jaccard_spreaders"] = jaccard_top({v: prev[v]["out_strength"] for v in common},
+                                           {v: cur[v]["out_strength"] for v in common}, k)
+    out["jaccard_gatherers"] = jaccard_top({v: prev[v]["in_strength"] for v in common},
+                                           {v: cur[v]["in_strength"] for v in common}, k)
+    return out
+
+
+# --- phases -----------------------------------------------------------------------------------
+def change_points(series: np.ndarray, max_segments: int = 3, penalty: float = 1.0,
+                  min_size: int = 2) -> list[int]:
+    """Segment starts (0 first) of the optimal piecewise-constant fit of ``series`` [T, m]."""
+    x = np.asarray(series, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    t, m = x.shape
+    sd = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    c1 = np.vstack([np.zeros(m), np.cumsum(x, axis=0)])
+    c2 = np.concatenate([[0.0], np.cumsum((x ** 2).sum(axis=1))])
+
+    def cost(i: int, j: int) -> float:                  # squared error of x[i:j] about its mean
+        s = c1[j] - c1[i]
+        return float(c2[j] - c2[i] - (s @ s) / (j - i))
+
+    best: dict[tuple[int, int], tuple[float, list[int]]] = {}
+    for j in range(min_size, t + 1):
+        best[(1, j)] = (cost(0, j), [0])
+    for k in range(2, max_segments + 1):
+        for j in range(k * min_size, t + 1):
+            cands = [(best[(k - 1, i)][0] + cost(i, j), best[(k - 1, i)][1] + [i])
+                     for i in range((k - 1) * min_size, j - min_size + 1) if (k - 1, i) in best]
+            if cands:
+                best[(k, j)] = min(cands, key=lambda c: c[0])
+    pen = penalty * m * math.log(max(t, 2))
+    options = [(best[(k, t)][0] + pen * (k - 1), best[(k, t)][1])
+               for k in range(1, max_segments + 1) if (k, t) in best]
+    return min(options, key=lambda o: o[0])[1] if options else [0]
+
+
+def change_point_phases(steps: Sequence[int], series: np.ndarray, max_phases: int = 3,
+                        penalty: float = 1.0, min_size: int = 2) -> list[dict[str, object]]:
+    """Phases of a metric series over checkpoints (ascending steps)."""
+    steps = list(steps)
+    if not steps:
+        return []
+    starts = change_points(series, max_phases, penalty, min_size) if len(steps) >= 2 * min_size else [0]
+    bounds = starts + [len(steps)]
+    return [{"phase": PHASE_NAMES[i] if i < len(PHASE_NAMES) else f"phase_{i + 1}", "phase_index": i + 1,
+             "start_step": int(steps[a]), "end_step": int(steps[b - 1]), "n_checkpoints": b - a}
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+# --- candidate circuits -----------------------------------------------------------------------
+def strongest_paths(src: Sequence[str], dst: Sequence[str], weight: Sequence[float], k: int = 5,
+                    source: str = "embed", target: str = "logits") -> list[tuple[list[str], float]]:
+    """The k strongest source -> target paths of a DAG, strength = product of weights,
+    without the direct source -> target edge; [(nodes, strength)] strongest first."""
+    import networkit as nk
+    nodes = _index(src, dst)
+    if source not in nodes or target not in nodes:
+        return []
+    ix = {v: i for i, v in enumerate(nodes)}
+    e = [(ix[u], ix[v], float(w)) for u, v, w in zip(src, dst, weight)
+         if w > MIN_WEIGHT and not (u == source and v == target)]
+    g = _nk_graph(len(nodes), e)
+    order = nk.graphtools.topologicalSort(g)
+    # best[v]: up to k (length, path) from source to v, length = sum of -log w
+    best: dict[int, list[tuple[float, tuple[int, ...]]]] = {ix[source]: [(0.0, (ix[source],))]}
+    for u in order:
+        if u not in best:
+            continue
+        best[u] = sorted(best[u])[:k]
+        for v in g.iterNeighbors(u):
+            step = -math.log(g.weight(u, v))
+            best.setdefault(v, []).extend((ln + step, p + (v,)) for ln, p in best[u])
+    paths = sorted(best.get(ix[target], []))[:k]
+    return [([nodes[i] for i in p], math.exp(-ln)) for ln, p in paths]
