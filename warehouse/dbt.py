@@ -57,8 +57,10 @@ def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> No
 
 
 def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> None:
-    """``dbt build``: every model, then its tests."""
+    """``dbt build``: every model, then its tests; on success, publish the serving snapshot."""
     run_dbt(warehouse, "build", *(["--select", select] if select else []), quiet=quiet)
+    from warehouse.snapshot import publish
+    publish(Path(warehouse))
 
 
 def _invoke(argv: list[str]) -> str | None:

@@ -3,17 +3,22 @@
 The connection is opened read-only and only SELECT and EXPLAIN statements (with CTEs,
 DESCRIBE, SHOW and SUMMARIZE, which DuckDB parses as SELECT) are accepted, so neither the
 database nor the file system can be written through this interface.
+
+Queries read the serving snapshot (``warehouse/snapshot.py``) when one was published, so
+they never block ingest or a build and never see half a build; ``working=True`` reads the
+working file instead (raw and staging tables live only there). DuckDB has no statement
+timeout: a timer thread calls ``interrupt()`` on the connection when ``timeout`` runs out.
 """
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from ingest.errors import TdwError
-from warehouse import db
 
 ALLOWED = {"SELECT", "EXPLAIN"}
 
@@ -31,13 +36,41 @@ def check_read_only(query: str) -> None:
             raise TdwError(f"refused: {kind} statements are not allowed; the SQL interface is read-only")
 
 
-def query(warehouse: Path, sql: str) -> pd.DataFrame:
-    check_read_only(sql)
-    con = db.connect(Path(warehouse), read_only=True)
+def run_with_timeout(con: duckdb.DuckDBPyConnection, sql: str, timeout: float | None,
+                     params: list | None = None) -> pd.DataFrame:
+    """Execute ``sql`` on ``con``; past ``timeout`` seconds the query is interrupted and a
+    TdwError says so. Any DuckDB error becomes a one-line TdwError."""
+    timer = None
+    fired = threading.Event()
+    if timeout is not None:
+        if timeout <= 0:
+            raise TdwError(f"timeout must be positive, got {timeout}")
+
+        def stop() -> None:
+            fired.set()
+            con.interrupt()
+        timer = threading.Timer(timeout, stop)
+        timer.daemon = True
+        timer.start()
     try:
-        return con.execute(sql).df()
+        return con.execute(sql, params).df() if params else con.execute(sql).df()
     except duckdb.Error as e:
+        if fired.is_set():
+            raise TdwError(f"query interrupted: it ran longer than the {timeout:g} s timeout") from None
         raise TdwError(f"SQL error: {str(e).splitlines()[0]}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def query(warehouse: Path, sql: str, timeout: float | None = None, working: bool = False) -> pd.DataFrame:
+    """Read-only ``sql`` on the serving snapshot (or the working file: see the module docstring)."""
+    from warehouse.snapshot import connect
+
+    check_read_only(sql)
+    con = connect(Path(warehouse), working=working)
+    try:
+        return run_with_timeout(con, sql, timeout)
     finally:
         con.close()
 
