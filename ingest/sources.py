@@ -63,6 +63,8 @@ class Checkpoint:
     _hash: str | None = field(default=None, repr=False)
 
     def files(self) -> list[Path]:
+        if self.folder is None or not self.folder.is_dir():
+            raise TdwError(f"{self.model_id}@{self.revision}: checkpoint folder {self.folder} does not exist")
         return _weight_files(self.folder)
 
     def tensors(self) -> TensorFile:
@@ -86,6 +88,20 @@ class Checkpoint:
             raise TdwError(f"{self.folder}: missing config.json")
         return json.loads(path.read_text())
 
+    def validate(self) -> None:
+        """A checkpoint must have a config.json that agrees with its weights' shapes."""
+        cfg = self.config()
+        names = self.tensors().names()
+        vocab, width = cfg.get("vocab_size"), cfg.get("hidden_size", cfg.get("n_embd"))
+        for name in ("lm_head.weight", "gpt_neox.embed_in.weight", "transformer.wte.weight",
+                     "model.embed_tokens.weight"):
+            if name in names and vocab and width:
+                shape = self.tensors().shape(name)
+                if len(shape) != 2 or shape[1] != width or shape[0] < vocab:
+                    raise TdwError(f"{self.folder}: config.json does not match the weights "
+                                   f"({name} is {'x'.join(map(str, shape))}, config says "
+                                   f"vocab_size={vocab}, hidden_size={width})")
+
     def load_model(self, dtype=None, device: str = "cpu"):
         """The full Hugging Face causal LM (for probes that run the model)."""
         import torch
@@ -97,8 +113,8 @@ class Checkpoint:
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 where, dtype=dtype or torch.float32, trust_remote_code=False, **kwargs)
-        except (OSError, ValueError) as e:
-            raise TdwError(f"cannot load {self.model_id}@{self.revision}: {str(e).splitlines()[0]}") from None
+        except (OSError, ValueError, RuntimeError) as e:
+            raise TdwError(f"cannot load {self.model_id}@{self.revision}: {str(e).strip().splitlines()[0]}") from None
         return model.to(device).eval()
 
 

@@ -61,12 +61,13 @@ def write_checkpoints(root: Path, steps: list[int], shapes: dict[str, tuple[int,
 
     rng = np.random.default_rng(seed)
     state = {k: rng.normal(0, 0.02, s).astype(np.float32) for k, s in shapes.items()}
+    vocab, width = shapes.get("embed_out.weight", (64, 16))
     written = {}
     for step in steps:
         folder = root / f"step{step}"
         folder.mkdir(parents=True, exist_ok=True)
-        GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32).to_json_file(folder / "config.json")
+        GPTNeoXConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=4 * width).to_json_file(folder / "config.json")
         save_file({k: torch.from_numpy(v.copy()) for k, v in state.items()}, str(folder / "model.safetensors"))
         written[step] = {k: v.copy() for k, v in state.items()}
         state = {k: (v + rng.normal(0, drift * 0.02, v.shape) + 0.001 * np.sign(v)).astype(np.float32)

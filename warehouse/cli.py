@@ -91,15 +91,21 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
 @click.option("--param", "params", multiple=True, help="probe.name=value (repeatable).")
 @click.option("--toy-root", type=click.Path(path_type=Path), default=None, help="Where toy/<name> models live.")
 @click.option("--allow-pickle", is_flag=True, help="Read pytorch_model.bin (weights_only=True).")
-def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle):
+@click.option("--resume", is_flag=True,
+              help="Finish an interrupted ingest (the default behaviour: completed jobs are skipped).")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another process's lock on the warehouse.")
+def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle, resume, wait):
     """Run probes on SOURCE's checkpoints and load the results.
 
     SOURCE is a toy-suite model (toy/neox-2l), a local directory of step<N>/ checkpoints,
     or a Hugging Face repo id (EleutherAI/pythia-14m).
     """
     from warehouse.pipeline import ingest as run
+    if resume and force:
+        raise TdwError("--resume and --force contradict each other")
     result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
-                 force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle)
+                 force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle, wait=wait)
     click.echo(result.summary())
     if not result.ok:
         sys.exit(1)

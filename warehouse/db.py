@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,25 +43,46 @@ def check_file(path: Path) -> None:
             raise TdwError(f"{path} is not a DuckDB file")
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def _holder(msg: str) -> str:
+    """'process N (its command line)' from DuckDB's lock error, as far as it can be told."""
+    m = re.search(r"PID (\d+)", msg)
+    if not m:
+        return "another process"
+    try:
+        cmd = Path(f"/proc/{m.group(1)}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        cmd = ""
+    return f"process {m.group(1)}" + (f" ({cmd[:120]})" if cmd else "")
+
+
+def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; if another process holds its lock, retry for up to ``wait`` seconds."""
     path = Path(path)
     check_file(path)
     if read_only and not path.exists():
         raise TdwError(f"no warehouse at {path} (run `tdw ingest` and `tdw build` first)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as e:
-        msg = str(e).splitlines()[0]
-        holder = re.search(r"PID (\d+)", msg)
-        if "lock" in msg.lower():
-            who = f" by process {holder.group(1)}" if holder else ""
-            raise TdwError(f"warehouse {path} is locked{who}: close that process (or its BI "
-                           "connection) and retry") from None
-        raise TdwError(f"cannot open warehouse {path}: {msg}") from None
-    except duckdb.Error as e:
-        raise TdwError(f"cannot open warehouse {path}: {str(e).splitlines()[0]}") from None
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e).splitlines()[0]
+            if "lock" not in msg.lower():
+                raise TdwError(f"cannot open warehouse {path}: {msg}") from None
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {wait:g} s" if wait else ""
+                raise TdwError(f"warehouse {path} is locked by {_holder(msg)}{waited}: let it finish, close "
+                               "it (or its BI connection), or pass --wait SECONDS") from None
+            if not told:
+                sys.stderr.write(f"waiting up to {wait:g} s for the lock on {path} held by {_holder(msg)}\n")
+                sys.stderr.flush()
+                told = True
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        except duckdb.Error as e:
+            raise TdwError(f"cannot open warehouse {path}: {str(e).splitlines()[0]}") from None
 
 
 def _ddl(spec: TableSpec) -> str:
@@ -102,7 +125,8 @@ def _insert(con, table: str, frame: pd.DataFrame) -> None:
         con.unregister("_tdw_frame")
 
 
-def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: dict) -> dict[str, int]:
+def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: dict,
+             before_commit=None) -> dict[str, int]:
     """Replace one job's rows in every table it produced and record it, atomically."""
     by_name = {s.name: s for s in specs}
     unknown = set(frames) - set(by_name)
@@ -123,6 +147,8 @@ def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: 
                 con.unregister("_tdw_slices")
                 _insert(con, name, frame)
         _insert(con, MANIFEST.name, _manifest_row(job, "success", counts, None))
+        if before_commit:
+            before_commit()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -20,6 +20,7 @@ from ingest.probes import Probe, all_tables, get_probes
 from ingest.probes.base import params_hash
 from ingest.sources import checkpoints, open_source
 from warehouse import db
+from warehouse.faults import fault_point
 
 
 @lru_cache(maxsize=1)
@@ -70,7 +71,7 @@ def _validate(source, steps: list[int], probes: list[Probe], params: dict) -> No
 def ingest(source: str, revisions: str = "all", probes: str | None = None,
            warehouse: Path = Path("data/warehouse.duckdb"), toy_root: Path | None = None,
            force: bool = False, params: dict[str, dict] | None = None, allow_pickle: bool = False,
-           progress: bool = True) -> IngestResult:
+           progress: bool = True, wait: float = 0.0) -> IngestResult:
     src = open_source(source, toy_root=toy_root, allow_pickle=allow_pickle)
     steps = checkpoints(src, revisions)
     chosen = get_probes(probes)
@@ -79,7 +80,7 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
     db.check_file(Path(warehouse))
     _validate(src, steps, chosen, params_by)
 
-    con = db.connect(Path(warehouse))
+    con = db.connect(Path(warehouse), wait=wait)
     result = IngestResult(src.model_id, steps)
     try:
         db.ensure_tables(con, all_tables())
@@ -97,11 +98,15 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
                 try:
                     ckpt = src.checkpoint(step)
                     job["content_hash"] = ckpt.content_hash()
+                    fault_point("load", step)
                     if not force and db.already_done(con, job):
                         result.skipped.append((step, probe.name))
                     else:
+                        ckpt.validate()
                         frames = probe.run(ckpt, params_by[probe.name], contexts[probe.name])
-                        db.load_job(con, probe.tables, frames, job)
+                        fault_point("probe", step)
+                        db.load_job(con, probe.tables, frames, job,
+                                    before_commit=lambda: fault_point("transaction", step))
                         result.done.append((step, probe.name))
                 except TdwError as e:
                     db.record_failure(con, job, str(e))

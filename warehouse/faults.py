@@ -1,0 +1,26 @@
+"""Fail points for the crash-safety tests: ``TDW_FAULT_AT=<point>:<step>[:<seconds>]`` makes
+the ingest process write ``<point>:<step>`` to ``$TDW_FAULT_FILE`` when it reaches that
+point for that checkpoint, then sleep (``seconds``, default forever) so a test can SIGKILL
+it there or start a competing process. Unset (always, outside tests), it costs one dict
+lookup. Points: ``load`` (checkpoint opened, before any probe), ``probe`` (after a probe
+computed, before its load), ``transaction`` (inside the load transaction, rows deleted and
+inserted, not committed).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+
+def fault_point(point: str, step: int) -> None:
+    spec = os.environ.get("TDW_FAULT_AT")
+    if not spec:
+        return
+    parts = spec.split(":")
+    if parts[0] != point or int(parts[1]) != step:
+        return
+    marker = os.environ.get("TDW_FAULT_FILE")
+    if marker:
+        with open(marker, "w") as f:
+            f.write(f"{point}:{step}\n")
+    time.sleep(float(parts[2]) if len(parts) > 2 else 3600)
