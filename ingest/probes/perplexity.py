@@ -16,11 +16,15 @@ rows repeat per checkpoint so that a job owns its slice; staging deduplicates th
 
 A checkpoint whose weights are not finite yields non-finite NLLs: those items are counted
 in ``n_nonfinite``, left out of the aggregate, and the aggregate is NULL when none is left.
-Runs on ``device`` (``auto``: CUDA when available), in ``dtype``.
+Runs on ``device`` (``auto``: CUDA when available), in ``dtype``. On CPU, torch runs with
+``cpu_threads`` intra-op threads during the probe (restored after; 0 leaves torch's
+setting): the toy models' matrices are too small to gain from threads, and extra threads
+spinning on a shared machine made the probe 10-30x slower in measurements here.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -34,6 +38,19 @@ from ingest.sources import Checkpoint
 
 METHODS = ("forward", "causal_unmasking")
 _K = ("model_id", "step", "dataset", "method")
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch intra-op threads (0: unchanged), restoring the setting after."""
+    import torch
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(name: str) -> str:
@@ -61,9 +78,9 @@ class PerplexityProbe(Probe):
     version = "1"
     defaults = {
         "eval_set": "toy", "dataset": "", "n_items": 32, "item_len": 0, "eval_seed": 20240,
-        "max_items": 0, "methods": "forward,causal_unmasking", "unmasking_items": 4,
+        "max_items": 0, "methods": "forward,causal_unmasking", "unmasking_items": 2,
         "batch_size": 16, "max_rows": 512, "store_generations": True,
-        "device": "auto", "dtype": "float32",
+        "device": "auto", "dtype": "float32", "cpu_threads": 1,
     }
     tables = (
         TableSpec("perplexity", (
@@ -109,6 +126,11 @@ class PerplexityProbe(Probe):
 
     def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
             progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+        with torch_threads(int(params["cpu_threads"])):
+            return self._run(checkpoint, params, context, progress)
+
+    def _run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
+             progress: Progress | None = None) -> dict[str, pd.DataFrame]:
         import torch
 
         es: EvalSet = context.get("eval_set") or eval_set_for(checkpoint, params)

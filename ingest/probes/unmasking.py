@@ -16,8 +16,10 @@ The cached implementation batches every prefix of several items together:
    row (item, k) may attend to cache slots s < k only, and to its own generated tokens,
    appended at slots P, P+1, ... (P the prefill width) with their true positions k, k+1, ...
    passed as ``position_ids`` and a 4-D additive mask that encodes both constraints;
-3. each decode step feeds one token per row; rows are ordered by how many tokens they
-   still need, so finished rows drop off the end of the batch (``batch_select_indices``).
+3. each decode step feeds one token per row into a preallocated ``StaticCache`` (written
+   in place); rows are ordered by how many tokens they still need, so finished rows sit
+   at the end of the batch, which is cut to the rows still running each time they fall
+   to half of it (a few cache copies in all, not one per step).
 The naive reference recomputes the whole sequence for every generated token, one prefix at
 a time; both give the same tokens, and log-probabilities equal to float rounding.
 """
@@ -107,7 +109,7 @@ def _groups(items: list[np.ndarray], max_rows: int) -> list[list[int]]:
 
 @torch.no_grad()
 def _unmask_group(model, items: list[np.ndarray], ids: list[int]) -> list[Completion]:
-    from transformers import DynamicCache
+    from transformers import StaticCache
 
     dev = _device_of(model)
     width = max(items[i].size for i in ids) - 1                                # prefill width P
@@ -116,7 +118,9 @@ def _unmask_group(model, items: list[np.ndarray], ids: list[int]) -> list[Comple
     for r, i in enumerate(ids):
         pre[r, :items[i].size - 1] = torch.from_numpy(items[i][:-1])
         pre_mask[r, :items[i].size - 1] = 1
-    cache = DynamicCache(config=model.config)
+    # slots [0, P) hold the items' tokens, [P, P + longest generation - 1) the generated ones;
+    # preallocated and written in place (a growing cache would copy itself every step)
+    cache = StaticCache(config=model.config, max_cache_len=2 * width)
     logits = model(input_ids=pre.to(dev), attention_mask=pre_mask.to(dev),
                    past_key_values=cache, use_cache=True).logits              # [items, P, vocab]
 
@@ -126,24 +130,26 @@ def _unmask_group(model, items: list[np.ndarray], ids: list[int]) -> list[Comple
     src = torch.tensor([r for r, _, _ in rows], device=dev)                    # [rows]
     k = torch.tensor([k for _, k, _ in rows], device=dev)                      # [rows]
     n_gen = torch.tensor([n for _, _, n in rows], device=dev)                  # [rows]
-    first = logits[src, k - 1]                                                 # [rows, vocab]
+    last_pos = k + n_gen - 1                                                   # [rows] = t_s - 1
+    tok, lp = _pick(logits[src, k - 1])                                        # [rows]
     del logits
-    tok, lp = _pick(first)
     gen_tok = torch.zeros((len(rows), int(n_gen[0])), dtype=torch.long, device=dev)
     gen_lp = torch.zeros((len(rows), int(n_gen[0])), dtype=torch.float64, device=dev)
     gen_tok[:, 0], gen_lp[:, 0] = tok, lp.double()
     cache.reorder_cache(src)
+    slots = torch.arange(2 * width, device=dev)                                # [slots]
     big = torch.finfo(model.dtype).min
     active = len(rows)
     for j in range(1, int(n_gen[0])):
-        still = int((n_gen > j).sum())                                         # rows sorted: a prefix
-        if still < active:
-            cache.batch_select_indices(torch.arange(still, device=dev))
+        still = int((n_gen > j).sum())                     # rows are sorted: the first `still`
+        if still <= active // 2:                           # shrink by halves: few copies in all
+            cache.reorder_cache(torch.arange(still, device=dev))
             active = still
-        slots = torch.arange(width + j, device=dev)                           # [slots]
-        allowed = (slots[None] < k[:active, None]) | (slots[None] >= width)    # [rows, slots]
+        kk = k[:active]
+        allowed = (slots[None] < kk[:, None]) | ((slots[None] >= width) & (slots[None] < width + j))
         mask = torch.zeros(allowed.shape, dtype=model.dtype, device=dev).masked_fill(~allowed, big)
-        out = model(input_ids=gen_tok[:active, j - 1:j], position_ids=(k[:active] + j - 1)[:, None],
+        pos = torch.minimum(kk + j - 1, last_pos[:active])  # finished rows: any valid position
+        out = model(input_ids=gen_tok[:active, j - 1:j], position_ids=pos[:, None],
                     attention_mask=mask[:, None, None, :], past_key_values=cache,
                     use_cache=True).logits[:, -1]                              # [rows, vocab]
         tok, lp = _pick(out)

@@ -12,6 +12,15 @@ from ingest.probes.perplexity import aggregate
 from ingest.probes.unmasking import _groups, unmask_cached, unmask_naive
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one torch thread is fastest, and far faster on a busy machine."""
+    from ingest.probes.perplexity import torch_threads
+    with torch_threads(1):
+        yield
+
+
 def tiny_model(kind: str, seed: int = 0):
     """A seeded 2-layer model with a sharpened unembedding (so greedy choices are not ties)."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM

@@ -13,6 +13,15 @@ from ingest.probes.unmasking import forward_nll
 from ingest.sources import LocalSource
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one torch thread is fastest, and far faster on a busy machine."""
+    from ingest.probes.perplexity import torch_threads
+    with torch_threads(1):
+        yield
+
+
 def tiny_model(kind: str, seed: int = 0):
     from transformers import (GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM)
     torch.manual_seed(seed)
