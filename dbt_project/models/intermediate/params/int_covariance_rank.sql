@@ -1,0 +1,31 @@
+-- Rank of the batch covariance of W_U V at every tolerance of the grid 0.1, 0.2, ..., 1.0
+-- (the paper's range, Figure 7), per seed: the number of eigenvalues above the tolerance,
+-- i.e. numpy.linalg.matrix_rank(C, tol) for the positive semi-definite C. rank_relative
+-- counts eigenvalues above tolerance x the largest one (scale-free across models).
+-- Rows whose eigenvalues are NULL (non-finite weights) are left out here and flagged in
+-- fct_params_data_quality.
+with eigs as (
+    select * from {{ ref('stg_covariance_eigs') }}
+    where eigenvalues is not null
+),
+
+tolerances as (
+    select round(cast(i as double) / 10, 1) as tolerance
+    from range(1, 11) as t(i)
+),
+
+final as (
+    select
+        e.model_id,
+        e.step,
+        e.tensor_name,
+        e.batch_size,
+        e.seed,
+        t.tolerance,
+        len(list_filter(e.eigenvalues, lambda x: x > t.tolerance)) as rank,
+        len(list_filter(e.eigenvalues, lambda x: x > t.tolerance * list_max(e.eigenvalues))) as rank_relative
+    from eigs as e
+    cross join tolerances as t
+)
+
+select * from final

@@ -1,0 +1,43 @@
+-- The covariance-rank drop of each model and tensor (the step Figure 7's derivative marks):
+-- at the largest batch size, the rank averaged over seeds and over the tolerance grid
+-- (one summary that does not depend on a chosen tolerance), then its first difference
+-- between consecutive checkpoints; the drop step is the checkpoint that ends the interval
+-- with the largest decrease. NULL when the mean rank never decreases.
+with ranks as (
+    select * from {{ ref('int_covariance_rank') }}
+),
+
+largest_batch as (
+    select model_id, tensor_name, max(batch_size) as batch_size
+    from ranks
+    group by model_id, tensor_name
+),
+
+mean_rank as (
+    select r.model_id, r.tensor_name, r.batch_size, r.step, avg(r.rank) as mean_rank
+    from ranks as r
+    inner join largest_batch using (model_id, tensor_name, batch_size)
+    group by r.model_id, r.tensor_name, r.batch_size, r.step
+),
+
+diffs as (
+    select
+        *,
+        mean_rank - lag(mean_rank) over (partition by model_id, tensor_name order by step) as rank_diff
+    from mean_rank
+),
+
+final as (
+    select
+        model_id,
+        tensor_name,
+        any_value(batch_size) as batch_size,
+        case when min(rank_diff) < 0 then arg_min(step, rank_diff) end as rank_drop_step,
+        case when min(rank_diff) < 0 then min(rank_diff) end as rank_drop,
+        arg_min(mean_rank, step) as first_mean_rank,
+        arg_max(mean_rank, step) as last_mean_rank
+    from diffs
+    group by model_id, tensor_name
+)
+
+select * from final

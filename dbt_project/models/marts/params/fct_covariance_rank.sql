@@ -1,0 +1,51 @@
+-- Covariance rank of the unembedding (Nicolini et al. 2024, §4.3, Figure 7) per model,
+-- checkpoint, batch size and tolerance on the grid 0.1 .. 1.0: rank(C; tol) = the number
+-- of eigenvalues of C = cov over the batch of W_U V (V ~ N(0, I_d), B columns, seeded and
+-- shared by every checkpoint) above tol. With several seeds, rank is their mean and
+-- rank_min / rank_max their range. rank_diff is the first difference over checkpoints
+-- (Figure 7's right column); rank_diff_per_step divides it by the step gap. Any other
+-- tolerance is a query on stg_covariance_eigs.eigenvalues.
+with ranks as (
+    select * from {{ ref('int_covariance_rank') }}
+),
+
+over_seeds as (
+    select
+        model_id, step, tensor_name, batch_size, tolerance,
+        avg(rank) as rank,
+        min(rank) as rank_min,
+        max(rank) as rank_max,
+        avg(rank_relative) as rank_relative,
+        count(*) as n_seeds
+    from ranks
+    group by model_id, step, tensor_name, batch_size, tolerance
+),
+
+with_prev as (
+    select
+        *,
+        lag(step) over w as prev_step,
+        rank - lag(rank) over w as rank_diff
+    from over_seeds
+    window w as (partition by model_id, tensor_name, batch_size, tolerance order by step)
+),
+
+final as (
+    select
+        model_id,
+        step,
+        batch_size,
+        tolerance,
+        rank,
+        tensor_name,
+        rank_min,
+        rank_max,
+        rank_relative,
+        n_seeds,
+        prev_step,
+        rank_diff,
+        rank_diff / (step - prev_step) as rank_diff_per_step
+    from with_prev
+)
+
+select * from final

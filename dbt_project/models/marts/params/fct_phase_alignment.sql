@@ -1,0 +1,96 @@
+-- Do the paper's signals coincide? (Nicolini et al. 2024: the MSD peak, the perplexity
+-- drop and the covariance-rank drop happen at the same checkpoints, after which the
+-- weights are stationary.) One row per model, for its unembedding (the embedding when the
+-- model has no separate unembedding in the marts):
+--   msd_peak_step           fct_bifurcation.peak_step
+--   perplexity_drop_step    int_perplexity_drop.half_drop_step, method forward
+--   unmasking_drop_step     the same, method causal_unmasking
+--   covariance_drop_step    int_covariance_rank_drop.rank_drop_step
+--   stationarity_step       fct_stationarity.stationary_step
+-- and each one's distance to the MSD peak in steps (signed: positive = later), plus the
+-- spread (latest minus earliest of those present). The evaluation set is the one with the
+-- most forward checkpoints (then the first by name); dataset names it.
+with bif as (
+    select
+        model_id, tensor_name, peak_step,
+        row_number() over (
+            partition by model_id
+            order by case {{ tensor_kind('tensor_name') }} when 'unembedding' then 0
+                          when 'embedding' then 1 else 2 end, tensor_name) as pick
+    from {{ ref('fct_bifurcation') }}
+),
+
+tensor as (
+    select model_id, tensor_name, peak_step as msd_peak_step from bif where pick = 1
+),
+
+drops as (
+    select * from {{ ref('int_perplexity_drop') }}
+),
+
+dataset as (
+    select model_id, dataset
+    from (
+        select model_id, dataset,
+               row_number() over (partition by model_id order by n_checkpoints desc, dataset) as pick
+        from drops
+        where method = 'forward'
+    )
+    where pick = 1
+),
+
+ppl as (
+    select
+        d.model_id,
+        d.dataset,
+        max(case when p.method = 'forward' then p.half_drop_step end) as perplexity_drop_step,
+        max(case when p.method = 'causal_unmasking' then p.half_drop_step end) as unmasking_drop_step
+    from dataset as d
+    inner join drops as p using (model_id, dataset)
+    group by d.model_id, d.dataset
+),
+
+cov as (
+    select model_id, tensor_name, rank_drop_step as covariance_drop_step
+    from {{ ref('int_covariance_rank_drop') }}
+),
+
+stat as (
+    select model_id, tensor_name, stationary_step as stationarity_step
+    from {{ ref('fct_stationarity') }}
+),
+
+lined_up as (
+    select
+        t.model_id,
+        t.tensor_name,
+        p.dataset,
+        t.msd_peak_step,
+        p.perplexity_drop_step,
+        p.unmasking_drop_step,
+        c.covariance_drop_step,
+        s.stationarity_step
+    from tensor as t
+    left join ppl as p using (model_id)
+    left join cov as c using (model_id, tensor_name)
+    left join stat as s using (model_id, tensor_name)
+),
+
+final as (
+    select
+        *,
+        perplexity_drop_step - msd_peak_step as perplexity_minus_msd,
+        unmasking_drop_step - msd_peak_step as unmasking_minus_msd,
+        covariance_drop_step - msd_peak_step as covariance_minus_msd,
+        stationarity_step - msd_peak_step as stationarity_minus_msd,
+        greatest(msd_peak_step, perplexity_drop_step, unmasking_drop_step,
+                 covariance_drop_step, stationarity_step)
+            - least(msd_peak_step, perplexity_drop_step, unmasking_drop_step,
+                    covariance_drop_step, stationarity_step) as spread_steps,
+        (msd_peak_step is not null)::int + (perplexity_drop_step is not null)::int
+            + (unmasking_drop_step is not null)::int + (covariance_drop_step is not null)::int
+            + (stationarity_step is not null)::int as n_signals
+    from lined_up
+)
+
+select * from final

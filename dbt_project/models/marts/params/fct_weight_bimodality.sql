@@ -1,0 +1,31 @@
+-- Bimodality of each tensor's value distribution per checkpoint: Sarle's bimodality
+-- coefficient from the exact moments of the weights probe,
+--   BC = (g^2 + 1) / (k + 3 (n - 1)^2 / ((n - 2)(n - 3)))
+-- with g the skewness, k the excess kurtosis and n the number of finite values. BC is 1/3
+-- for a Gaussian, 5/9 for a uniform distribution, and tends to 1 for two separated point
+-- masses; BC > 5/9 is the usual sign of bimodality (the paper's "bifurcation" turns W_U's
+-- density bimodal). Checkpoints whose moments are not finite are left out (they are
+-- flagged in fct_params_data_quality). Sliceable by layer and parameter kind.
+with stats as (
+    select * from {{ ref('stg_weight_stats') }}
+    where isfinite(skewness) and isfinite(kurtosis) and n - n_nonfinite > 3
+),
+
+final as (
+    select
+        model_id,
+        tensor_name,
+        layer,
+        param_kind,
+        step,
+        n - n_nonfinite as n_finite,
+        skewness,
+        kurtosis,
+        (skewness * skewness + 1) / (kurtosis + 3.0 * pow(n - n_nonfinite - 1, 2)
+            / ((n - n_nonfinite - 2) * (n - n_nonfinite - 3))) as bimodality_coefficient,
+        (skewness * skewness + 1) / (kurtosis + 3.0 * pow(n - n_nonfinite - 1, 2)
+            / ((n - n_nonfinite - 2) * (n - n_nonfinite - 3))) > 5.0 / 9 as is_bimodal
+    from stats
+)
+
+select * from final
