@@ -14,7 +14,8 @@ layers never holds more than one batch's activations. ``finalize()`` returns:
   - ||h_l|| and the norm growth ||h_{l+1}|| / ||h_l||;
   each summarised over samples (mean, median, quartiles);
 - per point l and unit u: continuity, the Pearson correlation over samples of h_l[u] and
-  h_{l+1}[u], from streamed shifted sums in float64; the same after a fixed random
+  h_{l+1}[u], from streamed sums of values shifted by the first batch's mean (float32
+  within a chunk of at most 1024 samples, accumulated in float64: r to ~1e-6); the same after a fixed random
   rotation Q of the basis (h -> h Q, Q Haar-orthogonal, seeded), the control for a
   non-privileged basis; and the mutual information between h_l[u] and h_{l+1}[u] under a
   bivariate Gaussian model, I = -1/2 ln(1 - rho^2) nats (the Gaussian estimator: exact for
@@ -126,14 +127,14 @@ class PairSums:
         self.s12 = torch.zeros(n_points - 1, d, dtype=torch.float64)
 
     def update(self, h: torch.Tensor) -> None:
-        """h [n, points, d]."""
+        """h [n, points, d] float32; a chunk's sums in float32, accumulated in float64."""
         if self.shift is None:                       # shifted sums: no cancellation
-            self.shift = h.double().mean(0)
-        x = h.double() - self.shift
+            self.shift = h.double().mean(0).float()
+        x = h - self.shift
         self.n += x.shape[0]
-        self.s1 += x.sum(0)
-        self.s2 += (x * x).sum(0)
-        self.s12 += (x[:, :-1] * x[:, 1:]).sum(0)
+        self.s1 += x.sum(0).double()
+        self.s2 += (x * x).sum(0).double()
+        self.s12 += (x[:, :-1] * x[:, 1:]).sum(0).double()
 
     def correlation(self) -> np.ndarray:
         """[points-1, d] Pearson r of unit u between point l and l+1 (NaN: a constant unit)."""
