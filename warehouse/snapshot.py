@@ -31,7 +31,6 @@ from pathlib import Path
 import duckdb
 
 from ingest.errors import TdwError
-from warehouse import db
 
 SERVED_SCHEMAS = ("marts",)
 SUFFIX = ".serving.duckdb"
@@ -57,6 +56,12 @@ def serving_path(warehouse: Path) -> Path:
     """The file readers should open: the snapshot when one was published, else the working file."""
     snap = snapshot_path(warehouse)
     return snap if snap.exists() else Path(warehouse)
+
+
+def sqlalchemy_uri(warehouse: Path) -> str:
+    """The SQLAlchemy URI (duckdb-engine) of the snapshot, read-only through the URI alone, so
+    tools that take only a URI (Superset, Metabase's DuckDB driver, pandas) can use it."""
+    return f"duckdb:///{snapshot_path(Path(warehouse)).resolve()}?access_mode=read_only"
 
 
 def _quote(name: str) -> str:
@@ -100,6 +105,8 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
     """Copy the marts of ``warehouse`` into a new file and rename it atomically over ``out``
     (default :func:`snapshot_path`). The working file is opened read-only: call this when no
     writer holds it (right after a build)."""
+    from warehouse import db  # imports the probes (torch): only where needed
+
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
     db.check_file(warehouse)
@@ -146,4 +153,6 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
 def connect(warehouse: Path, working: bool = False) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the snapshot (or, when none was published or ``working``,
     to the working file)."""
+    from warehouse import db
+
     return db.connect(Path(warehouse) if working else serving_path(warehouse), read_only=True)

@@ -71,6 +71,11 @@ def query(warehouse: Path, sql: str, timeout: float | None = None, working: bool
     con = connect(Path(warehouse), working=working)
     try:
         return run_with_timeout(con, sql, timeout)
+    except TdwError as e:
+        if not working and any(f'schema "{s}" does not exist' in str(e) for s in ("raw", "staging", "intermediate")):
+            raise TdwError(f"{e} (the serving snapshot holds the marts only: use --working for the "
+                           "raw, staging and intermediate tables)") from None
+        raise
     finally:
         con.close()
 
