@@ -154,5 +154,8 @@ def demo(data_dir, retrain, probes):
     sys.exit(run_demo(data_dir, retrain, probes))
 
 
+from warehouse.cli_serving import register  # noqa: E402  (sql, publish, serve, report, docs)
+register(main)
+
 if __name__ == "__main__":
     main()
