@@ -125,20 +125,27 @@ class LocalSource:
         self.root, self.model_id, self.kind, self.allow_pickle = root, model_id, kind, allow_pickle
 
     def steps(self) -> list[int]:
-        found = []
-        for p in self.root.iterdir():
+        found: dict[int, str] = {}
+        for p in sorted(self.root.iterdir()):
             if p.is_dir() and p.name.startswith("step"):
                 try:
-                    found.append(step_of(p.name))
+                    step = step_of(p.name)
                 except TdwError:
                     continue
+                if step in found:
+                    raise TdwError(f"{self.root}: step {step} appears twice ({found[step]}, {p.name})")
+                found[step] = p.name
         if not found:
             raise TdwError(f"{self.root}: no step<N>/ checkpoint directories")
         return sorted(found)
 
     def checkpoint(self, step: int) -> Checkpoint:
-        return Checkpoint(self.model_id, step, revision_of(step), self.kind,
-                          folder=self.root / revision_of(step), allow_pickle=self.allow_pickle)
+        folder = self.root / revision_of(step)
+        if not folder.is_dir():  # e.g. step010/ for step 10
+            folder = next((p for p in self.root.glob("step*") if p.is_dir() and p.name[4:].isdigit()
+                           and int(p.name[4:]) == step), folder)
+        return Checkpoint(self.model_id, step, revision_of(step), self.kind, folder=folder,
+                          allow_pickle=self.allow_pickle)
 
     def inputs(self) -> dict:
         """What the run was trained on (the toy suite records corpus, schedule and seed)."""

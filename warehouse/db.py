@@ -151,7 +151,10 @@ def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: 
             before_commit()
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:  # the failure already aborted the transaction
+            pass
         raise
     return counts
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
+import duckdb
 from tqdm import tqdm
 
 from ingest.errors import TdwError
@@ -111,6 +112,10 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
                 except TdwError as e:
                     db.record_failure(con, job, str(e))
                     result.failed.append((step, probe.name, str(e)))
+                except duckdb.Error as e:  # the file itself failed (disk full, I/O): stop the batch
+                    raise TdwError(f"writing step{step} {probe.name} to {warehouse} failed "
+                                   f"({str(e).strip().splitlines()[0]}); earlier jobs are kept, "
+                                   "rerun to resume") from None
                 bar.update(1)
         bar.close()
     finally:
