@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,30 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 TOY_MODELS = ("toy/neox-2l", "toy/neox-3l")
 
 
+def _shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (built once, under a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return base / name
+
+
+def _build_once(tmp_path_factory, name: str, build) -> Path:
+    from filelock import FileLock
+    folder = _shared_dir(tmp_path_factory, name)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".done").write_text("ok")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def toy_suite(tmp_path_factory) -> Path:
     from ingest.toy.train import train_suite
-    root = tmp_path_factory.mktemp("toy-suite")
-    train_suite(root, progress=False)
-    return root
+    return _build_once(tmp_path_factory, "toy-suite", lambda root: train_suite(root, progress=False))
 
 
 def toy_revisions(root: Path, model: str, every: int = 3) -> str:
@@ -43,13 +62,15 @@ def toy_revisions(root: Path, model: str, every: int = 3) -> str:
 def built_warehouse(toy_suite, tmp_path_factory) -> Path:
     from warehouse.dbt import build
     from warehouse.pipeline import ingest
-    wh = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    for model in TOY_MODELS:
-        result = ingest(model, revisions=toy_revisions(toy_suite, model), warehouse=wh,
-                        toy_root=toy_suite, progress=False)
-        assert result.ok, result.summary()
-    build(wh)
-    return wh
+
+    def make(folder: Path) -> None:
+        wh = folder / "warehouse.duckdb"
+        for model in TOY_MODELS:
+            result = ingest(model, revisions=toy_revisions(toy_suite, model), warehouse=wh,
+                            toy_root=toy_suite, progress=False)
+            assert result.ok, result.summary()
+        build(wh)
+    return _build_once(tmp_path_factory, "built-warehouse", make) / "warehouse.duckdb"
 
 
 def write_checkpoints(root: Path, steps: list[int], shapes: dict[str, tuple[int, ...]],
