@@ -2,7 +2,9 @@
 -- at the largest batch size, the rank averaged over seeds and over the tolerance grid
 -- (one summary that does not depend on a chosen tolerance), then its first difference
 -- between consecutive checkpoints; the drop step is the checkpoint that ends the interval
--- with the largest decrease. NULL when the mean rank never decreases.
+-- with the largest decrease. NULL when the mean rank never falls by at least
+-- var('covariance_min_drop') (default 1: one eigenvalue on average over the grid), so a
+-- single eigenvalue crossing one tolerance is not called a drop.
 with ranks as (
     select * from {{ ref('int_covariance_rank') }}
 ),
@@ -32,8 +34,9 @@ final as (
         model_id,
         tensor_name,
         any_value(batch_size) as batch_size,
-        case when min(rank_diff) < 0 then arg_min(step, rank_diff) end as rank_drop_step,
-        case when min(rank_diff) < 0 then min(rank_diff) end as rank_drop,
+        case when min(rank_diff) <= -{{ var('covariance_min_drop', 1.0) }}
+             then arg_min(step, rank_diff) end as rank_drop_step,
+        min(rank_diff) as rank_drop,
         arg_min(mean_rank, step) as first_mean_rank,
         arg_max(mean_rank, step) as last_mean_rank
     from diffs

@@ -9,10 +9,12 @@
 --   stationarity_step       fct_stationarity.stationary_step
 -- and each one's distance to the MSD peak in steps (signed: positive = later), plus the
 -- spread (latest minus earliest of those present). The evaluation set is the one with the
--- most forward checkpoints (then the first by name); dataset names it.
+-- most forward checkpoints (then the first by name); dataset names it. msd_fall_ratio
+-- (MSD at the last checkpoint / its peak) tells a real peak (< 1) from a run whose MSD is
+-- still rising at its last checkpoint (1: no bifurcation observed yet).
 with bif as (
     select
-        model_id, tensor_name, peak_step,
+        model_id, tensor_name, peak_step, fall_ratio,
         row_number() over (
             partition by model_id
             order by case {{ tensor_kind('tensor_name') }} when 'unembedding' then 0
@@ -21,7 +23,9 @@ with bif as (
 ),
 
 tensor as (
-    select model_id, tensor_name, peak_step as msd_peak_step from bif where pick = 1
+    select model_id, tensor_name, peak_step as msd_peak_step, fall_ratio as msd_fall_ratio
+    from bif
+    where pick = 1
 ),
 
 drops as (
@@ -66,6 +70,7 @@ lined_up as (
         t.tensor_name,
         p.dataset,
         t.msd_peak_step,
+        t.msd_fall_ratio,
         p.perplexity_drop_step,
         p.unmasking_drop_step,
         c.covariance_drop_step,
