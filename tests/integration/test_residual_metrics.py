@@ -331,3 +331,26 @@ def test_user_token_file_prompts_of_different_lengths(sources, tmp_path):
         pcs[pcs["basis"] == "own"].sort_values("component")["explained_ratio"],
         s[:3] ** 2 / (s ** 2).sum(), rtol=1e-4)
     assert len(own) == len(prompts) * 4
+
+
+def test_bad_parameters_through_ingest_change_nothing(sources, tmp_path):
+    """The pipeline validates before any job: a bad rerun leaves the loaded rows as they were."""
+    import duckdb
+
+    from warehouse.pipeline import ingest
+    wh = tmp_path / "w.duckdb"
+    src = str(sources["neox"].root)
+    ok = {"n_prompts": 6, "prompt_len": 8, "perturb_layers": "none"}
+    assert ingest(src, probes="residual", warehouse=wh, progress=False,
+                  params={"residual": ok}).ok
+    count = "select count(*) from raw.residual_points"
+    with duckdb.connect(str(wh), read_only=True) as c:
+        before = c.execute(count).fetchone()[0]
+    assert before == 2 * 4                                   # two checkpoints x four points
+    for bad, message in (({"prompt_len": 40}, "more than the model's context"),
+                         ({"n_prompts": 0}, "empty"), ({"perturb_layers": [7]}, "does not exist")):
+        with pytest.raises(TdwError, match=message):
+            ingest(src, probes="residual", warehouse=wh, progress=False, force=True,
+                   params={"residual": {**ok, **bad}})
+    with duckdb.connect(str(wh), read_only=True) as c:
+        assert c.execute(count).fetchone()[0] == before

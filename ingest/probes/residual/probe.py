@@ -86,6 +86,9 @@ class ResidualProbe(Probe):
         for k in ("batch_size", "grid"):
             if int(params[k]) < 1:
                 raise TdwError(f"residual probe: {k} must be at least 1")
+        if params["basis_step"] != "final" and not str(params["basis_step"]).isdigit():
+            raise TdwError(f"residual probe: basis_step must be 'final' or a step, "
+                           f"not {params['basis_step']!r}")
         perturb_points(params["perturb_layers"], layout)
         load_prompts(params, layout, checkpoint)
 
@@ -95,13 +98,18 @@ class ResidualProbe(Probe):
         layout = layout_of(ck.config())
         ps = load_prompts(params, layout, ck)
         basis_step = params["basis_step"]
-        if basis_step == "final":
+        if basis_step == "final":                    # the run's last checkpoint, even if not selected
             try:
                 basis_step = max(source.steps())
             except TdwError:
                 basis_step = max(steps)
-        basis_ck = ck if int(basis_step) == ck.step else source.checkpoint(int(basis_step))
-        model = basis_ck.load_model()
+        try:
+            basis_ck = ck if int(basis_step) == ck.step else source.checkpoint(int(basis_step))
+            model = basis_ck.load_model()
+        except TdwError:
+            if params["basis_step"] != "final":
+                raise
+            basis_step, model = ck.step, ck.load_model()   # final not reachable: last selected
         states = last_token_states(model, layout, ps, int(params["batch_size"]))
         del model
         return {"prompts": ps, "shared_basis": pca.fit(states), "basis_step": int(basis_step)}
