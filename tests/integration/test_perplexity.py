@@ -115,3 +115,25 @@ def test_probe_bad_parameters(suite, tmp_path):
     ids.write_text("1 2 3\n4 5 256\n")
     with pytest.raises(TdwError, match="token id 256 outside"):
         probe.validate(suite.checkpoint(0), probe.params(eval_set=str(ids)))
+
+
+def test_text_file_uses_the_checkpoints_own_tokenizer(suite, tmp_path):
+    """A tokenizer saved with the checkpoint is the one used; the file is read line by line."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ingest.evalsets import eval_set_for
+    vocab = {w: i for i, w in enumerate(["[UNK]", "the", "cat", "sat", "on", "mat"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    ck = suite.checkpoint(0)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(ck.folder)
+    try:
+        text = tmp_path / "sentences.txt"
+        text.write_text("the cat sat on the mat\n\nthe mat sat\n")
+        es = eval_set_for(ck, PerplexityProbe().params(eval_set=str(text)))
+        assert [x.tolist() for x in es.items] == [[1, 2, 3, 4, 1, 5], [1, 5, 3]]
+        assert es.name == "sentences.txt"
+    finally:
+        for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            (ck.folder / f).unlink(missing_ok=True)
