@@ -23,12 +23,17 @@ def one_thread():
 
 def tiny_model(kind: str, seed: int = 0):
     """A seeded 2-layer model with a sharpened unembedding (so greedy choices are not ties)."""
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
+                              LlamaForCausalLM)
     torch.manual_seed(seed)
     common = dict(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=64, max_position_embeddings=64)
-    model = (GPTNeoXForCausalLM(GPTNeoXConfig(rotary_pct=0.25, tie_word_embeddings=False, **common))
-             if kind == "neox" else LlamaForCausalLM(LlamaConfig(num_key_value_heads=2, **common)))
+    if kind == "gpt2":                                  # learned positions: only 16 of them
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=16))
+    elif kind == "neox":
+        model = GPTNeoXForCausalLM(GPTNeoXConfig(rotary_pct=0.25, tie_word_embeddings=False, **common))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(num_key_value_heads=2, **common))
     with torch.no_grad():
         model.get_output_embeddings().weight.mul_(20.0)
     return model.eval()
@@ -41,7 +46,7 @@ def check_same(ref, got, atol=2e-5):
         np.testing.assert_allclose(a.logprobs, b.logprobs, atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["neox", "llama"])
+@pytest.mark.parametrize("kind", ["neox", "llama", "gpt2"])
 def test_cached_equals_naive_loop(kind):
     model = tiny_model(kind, seed=2)
     rng = np.random.default_rng(3)
