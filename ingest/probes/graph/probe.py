@@ -46,7 +46,7 @@ class GraphProbe(Probe):
     version = "1"
     defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 64,
                 "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "cpu",
-                "check_quality": True}
+                "threads": 1, "check_quality": True}
     tables = (
         TableSpec("graph_edges", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("task", "VARCHAR"), ("ablation", "VARCHAR"),
@@ -90,6 +90,20 @@ class GraphProbe(Probe):
 
     def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
             progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+        """The tables of one checkpoint. Torch runs ``threads`` threads meanwhile (0: leave
+        torch's setting): the graph's many small kernels gain little from threads, and on a
+        busy machine a multi-threaded small kernel mostly waits for its sibling threads."""
+        import torch
+        previous = torch.get_num_threads()
+        if int(params["threads"]) > 0:
+            torch.set_num_threads(int(params["threads"]))
+        try:
+            return self._run(checkpoint, params, context, progress)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
+             progress: Progress | None = None) -> dict[str, pd.DataFrame]:
         from ingest.probes.graph.ablate import component_graph
         prompts = context.get("prompts") or self._prompts(checkpoint, params)
         ad = self._adapter(checkpoint)
