@@ -38,13 +38,14 @@ def dbt_env() -> dict[str, str]:
 
 
 def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> None:
-    """``dbt <command> <args>`` against ``warehouse``; a failure raises a one-line TdwError."""
+    """``dbt <command> <args>`` against ``warehouse`` (``command`` may be two words: "docs generate");
+    a failure raises a one-line TdwError."""
     warehouse = Path(warehouse)
     db.check_file(warehouse)
     if not warehouse.exists():
         raise TdwError(f"no warehouse at {warehouse} (run `tdw ingest` first)")
     work = _workdir(warehouse)
-    argv = [command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(work),
+    argv = [*command.split(), "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(work),
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *args]
     if quiet:
         argv.insert(0, "--quiet")
