@@ -16,6 +16,11 @@ rows repeat per checkpoint so that a job owns its slice; staging deduplicates th
 
 A checkpoint whose weights are not finite yields non-finite NLLs: those items are counted
 in ``n_nonfinite``, left out of the aggregate, and the aggregate is NULL when none is left.
+Parameters: ``eval_set`` (``toy`` or a file, see ``ingest.evalsets``), ``dataset`` (its
+name in the marts; default derived), ``n_items``/``item_len``/``eval_seed`` (the toy set),
+``max_items`` (first items only; 0 = all), ``methods``, ``unmasking_items`` (items given
+to causal unmasking; 0 = all), ``batch_size`` (forward), ``max_rows`` (prefix rows per
+generation batch), ``store_generations`` (keep the generated ids).
 Runs on ``device`` (``auto``: CUDA when available), in ``dtype``. On CPU, torch runs with
 ``cpu_threads`` intra-op threads during the probe (restored after; 0 leaves torch's
 setting): the toy models' matrices are too small to gain from threads, and extra threads
