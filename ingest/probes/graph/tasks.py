@@ -148,19 +148,29 @@ def byte_tokenize(text: str) -> list[int]:
     return list(text.encode("utf-8"))
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
 def model_tokenizer(checkpoint: Any, vocab_size: int) -> Callable[[str], list[int]]:
-    """The checkpoint's own tokenizer; UTF-8 bytes for a byte-vocabulary model without one."""
+    """The checkpoint's own tokenizer; UTF-8 bytes for a byte-vocabulary model without one.
+
+    A local folder without tokenizer files has none (transformers 5 would otherwise build an
+    empty tokenizer from the config alone)."""
     from transformers import AutoTokenizer
-    where = checkpoint.hub_repo if checkpoint.source == "hub" else str(checkpoint.folder)
-    kwargs = {"revision": checkpoint.revision} if checkpoint.source == "hub" else {}
-    try:
-        tok = AutoTokenizer.from_pretrained(where, **kwargs)
+    tok = None
+    if checkpoint.source == "hub" or any((checkpoint.folder / f).exists() for f in TOKENIZER_FILES):
+        where = checkpoint.hub_repo if checkpoint.source == "hub" else str(checkpoint.folder)
+        kwargs = {"revision": checkpoint.revision} if checkpoint.source == "hub" else {}
+        try:
+            tok = AutoTokenizer.from_pretrained(where, **kwargs)
+        except Exception:  # no tokenizer files: transformers raises many types
+            tok = None
+    if tok is not None and len(tok) > 2:
         return lambda text: tok(text, add_special_tokens=False)["input_ids"]
-    except Exception:  # no tokenizer files: transformers raises many types
-        if vocab_size >= 256:
-            return byte_tokenize
-        raise TdwError(f"{checkpoint.model_id} has no tokenizer and a vocabulary of {vocab_size} "
-                       "< 256 bytes: cannot tokenize text prompts") from None
+    if vocab_size >= 256:
+        return byte_tokenize
+    raise TdwError(f"{checkpoint.model_id} has no tokenizer and a vocabulary of {vocab_size} "
+                   "< 256 bytes: cannot tokenize text prompts")
 
 
 def build_prompts(task: str, params: dict[str, Any], checkpoint: Any, vocab: int, n_ctx: int) -> PromptSet:
