@@ -61,6 +61,7 @@ class Checkpoint:
     allow_pickle: bool = False
     _tensors: TensorFile | None = field(default=None, repr=False)
     _hash: str | None = field(default=None, repr=False)
+    _model: tuple | None = field(default=None, repr=False)   # ((dtype, device), model) last loaded
 
     def files(self) -> list[Path]:
         if self.folder is None or not self.folder.is_dir():
@@ -102,11 +103,20 @@ class Checkpoint:
                                    f"({name} is {'x'.join(map(str, shape))}, config says "
                                    f"vocab_size={vocab}, hidden_size={width})")
 
+    def release(self) -> None:
+        """Drop the cached model and tensor reader (the pipeline calls it after a step)."""
+        self._model, self._tensors = None, None
+
     def load_model(self, dtype=None, device: str = "cpu"):
-        """The full Hugging Face causal LM (for probes that run the model)."""
+        """The full Hugging Face causal LM (for probes that run the model), in eval mode.
+        Probes of one checkpoint share it: it is loaded once per (dtype, device) and must
+        not be modified (interventions act on activations, never on weights)."""
         import torch
         from transformers import AutoModelForCausalLM
 
+        key = (dtype or torch.float32, str(device))
+        if self._model is not None and self._model[0] == key:
+            return self._model[1]
         self.tensors()  # validates the weight files with a clean error first
         where = self.hub_repo if self.source == "hub" else str(self.folder)
         kwargs = {"revision": self.revision} if self.source == "hub" else {}
@@ -115,7 +125,9 @@ class Checkpoint:
                 where, dtype=dtype or torch.float32, trust_remote_code=False, **kwargs)
         except (OSError, ValueError, RuntimeError) as e:
             raise TdwError(f"cannot load {self.model_id}@{self.revision}: {str(e).strip().splitlines()[0]}") from None
-        return model.to(device).eval()
+        model = model.to(device).eval()
+        self._model = (key, model)
+        return model
 
 
 class LocalSource:

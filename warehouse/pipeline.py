@@ -89,6 +89,11 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
         bar = tqdm(total=len(steps) * len(chosen), desc=f"ingest {src.model_id}", unit="job",
                    disable=not progress)
         for step in steps:
+            ckpt, open_error = None, None
+            try:
+                ckpt = src.checkpoint(step)       # shared by the probes: one model load a step
+            except TdwError as e:
+                open_error = e
             for probe in chosen:
                 bar.set_postfix_str(f"step{step} {probe.name}")
                 job = {"model_id": src.model_id, "step": step, "probe": probe.name,
@@ -97,7 +102,8 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
                        "revision": f"step{step}", "code_version": code_version(),
                        "started_at": datetime.now(timezone.utc)}
                 try:
-                    ckpt = src.checkpoint(step)
+                    if open_error:
+                        raise open_error
                     job["content_hash"] = ckpt.content_hash()
                     fault_point("load", step)
                     if not force and db.already_done(con, job):
@@ -117,6 +123,8 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
                                    f"({str(e).strip().splitlines()[0]}); earlier jobs are kept, "
                                    "rerun to resume") from None
                 bar.update(1)
+            if ckpt is not None:
+                ckpt.release()
         bar.close()
     finally:
         con.close()
