@@ -148,10 +148,12 @@ def figures(warehouse, out, tensor):
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--retrain", is_flag=True, help="Train the toy suite again even if present.")
 @click.option("--probes", default=None, help="Probes to run (default: every probe).")
-def demo(data_dir, retrain, probes):
+@click.option("--full", is_flag=True,
+              help="Run the model-running probes on every checkpoint too (default: every third and the last).")
+def demo(data_dir, retrain, probes, full):
     """Train the toy suite, ingest it with every probe, build the marts, summarise, plot."""
     from warehouse.demo import run_demo
-    sys.exit(run_demo(data_dir, retrain, probes))
+    sys.exit(run_demo(data_dir, retrain, probes, full))
 
 
 from warehouse.cli_serving import register  # noqa: E402  (sql, publish, serve, report, docs)

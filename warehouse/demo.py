@@ -8,13 +8,26 @@ import click
 
 from analysis.plots import write_figures
 from analysis.summary import summary_frame
+from ingest.probes import get_probes
 from ingest.toy.train import SUITE, train_suite
 from warehouse.dbt import build
 from warehouse.pipeline import ingest
 from warehouse.sql import format_frame
 
 
-def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None) -> int:
+def demo_plan(probes: str | None, full: bool, steps: list[int]) -> list[tuple[str, str]]:
+    """(probes, revisions) passes: probes that only read tensors see every checkpoint;
+    probes that run the model see every third one and the last (all of them with ``full``)."""
+    chosen = get_probes(probes)
+    light = ",".join(p.name for p in chosen if not p.runs_model)
+    heavy = ",".join(p.name for p in chosen if p.runs_model)
+    if full:
+        return [(",".join(p.name for p in chosen), "all")]
+    subset = ",".join(f"step{s}" for s in sorted(set(steps[::3]) | {steps[-1]}))
+    return [(names, revs) for names, revs in ((light, "all"), (heavy, subset)) if names]
+
+
+def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None, full: bool = False) -> int:
     toy_root, warehouse, figures = data_dir / "toy-suite", data_dir / "warehouse.duckdb", data_dir / "figures"
     have = all((toy_root / m.name / "suite.json").exists() for m in SUITE)
     if retrain or not have:
@@ -25,9 +38,12 @@ def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None) -
     click.echo(f"[2/4] ingesting into {warehouse} ...")
     failed = 0
     for m in SUITE:
-        result = ingest(f"toy/{m.name}", warehouse=warehouse, toy_root=toy_root, probes=probes)
-        click.echo("  " + result.summary().replace("\n", "\n  "))
-        failed += len(result.failed)
+        steps = [int(p.name[4:]) for p in (toy_root / m.name).glob("step*")]
+        for names, revisions in demo_plan(probes, full, sorted(steps)):
+            result = ingest(f"toy/{m.name}", warehouse=warehouse, toy_root=toy_root, probes=names,
+                            revisions=revisions)
+            click.echo(f"  [{names}] " + result.summary().replace("\n", "\n  "))
+            failed += len(result.failed)
     click.echo("[3/4] building the marts (dbt build) ...")
     build(warehouse)
     click.echo("[4/4] summary and figures")

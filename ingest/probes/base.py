@@ -47,6 +47,7 @@ class Probe(ABC):
     version: ClassVar[str]
     tables: ClassVar[tuple[TableSpec, ...]]
     defaults: ClassVar[dict[str, Any]] = {}
+    runs_model: ClassVar[bool] = False        # runs the full model (costly), or only reads tensors
 
     def params(self, **overrides: Any) -> dict[str, Any]:
         """The full, explicit parameter set (stored in the manifest with every job)."""

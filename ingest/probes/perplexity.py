@@ -80,6 +80,7 @@ def aggregate(nll_sums: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
 
 class PerplexityProbe(Probe):
     name = "perplexity"
+    runs_model = True
     version = "1"
     defaults = {
         "eval_set": "toy", "dataset": "", "n_items": 32, "item_len": 0, "eval_seed": 20240,
