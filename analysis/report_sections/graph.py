@@ -25,9 +25,15 @@ def _slice(ctx: Context, table: str) -> tuple[str, str] | None:
 def roles_figure(ctx: Context, task: str, ablation: str) -> bytes:
     """Out-strength of each model's top spreaders and in-strength of its top gatherers (ranked at
     the last checkpoint) over training."""
-    cen = ctx.df("select model_id, step, node, in_strength, out_strength from marts.fct_node_centrality "
-                 "where list_contains($models, model_id) and task = $task and ablation = $abl",
-                 task=task, abl=ablation)
+    cen = ctx.df("""
+        with c as (select model_id, step, node, in_strength, out_strength from marts.fct_node_centrality
+                   where list_contains($models, model_id) and task = $task and ablation = $abl),
+        last as (select c.* from c join (select model_id, max(step) as step from c group by 1) using (model_id, step)),
+        top as (select model_id, node from last
+                qualify row_number() over (partition by model_id order by out_strength desc) <= $k
+                union select model_id, node from last
+                qualify row_number() over (partition by model_id order by in_strength desc) <= $k)
+        select c.* from c semi join top using (model_id, node)""", task=task, abl=ablation, k=TOP)
     models = [m for m in ctx.models if m in set(cen["model_id"])]
     fig, axes = panels(len(models))
     for ax, model in zip(axes, models):
@@ -89,15 +95,22 @@ def _layout(nodes: pd.DataFrame) -> dict[str, tuple[float, float]]:
 def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
     """Each model (rows) at up to four checkpoints (columns): nodes by layer, the strongest edges
     drawn with width and opacity by weight."""
-    edges = ctx.df("select model_id, step, src, dst, weight from marts.fct_graph_edges "
+    avail = ctx.df("select distinct model_id, step from marts.fct_node_centrality "
                    "where list_contains($models, model_id) and task = $task and ablation = $abl",
                    task=task, abl=ablation)
-    nodes = ctx.df("select distinct model_id, step, node, layer from marts.fct_node_centrality "
-                   "where list_contains($models, model_id) and task = $task and ablation = $abl",
-                   task=task, abl=ablation)
-    models = [m for m in ctx.models if m in set(edges["model_id"])]
-    chosen = {m: _pick_steps(sorted(edges.loc[edges["model_id"] == m, "step"].unique()), ctx.graph_steps)
+    models = [m for m in ctx.models if m in set(avail["model_id"])]
+    chosen = {m: _pick_steps(sorted(avail.loc[avail["model_id"] == m, "step"].unique()), ctx.graph_steps)
               for m in models}
+    steps = sorted({int(s) for ss in chosen.values() for s in ss})
+    # only the chosen checkpoints' strongest edges leave DuckDB
+    edges = ctx.df("select model_id, step, src, dst, weight from marts.fct_graph_edges "
+                   "where list_contains($models, model_id) and list_contains($steps, step) "
+                   "and task = $task and ablation = $abl "
+                   "qualify row_number() over (partition by model_id, step order by weight desc) <= $top",
+                   steps=steps, task=task, abl=ablation, top=MAX_EDGES)
+    nodes = ctx.df("select model_id, step, node, layer from marts.fct_node_centrality "
+                   "where list_contains($models, model_id) and list_contains($steps, step) "
+                   "and task = $task and ablation = $abl", steps=steps, task=task, abl=ablation)
     cols = max(len(s) for s in chosen.values())
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(models), cols, figsize=(3.6 * cols, 3.2 * len(models)), dpi=90, squeeze=False)
@@ -108,7 +121,7 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
             if c >= len(chosen[model]):
                 continue
             step = chosen[model][c]
-            e = edges[(edges["model_id"] == model) & (edges["step"] == step)].nlargest(MAX_EDGES, "weight")
+            e = edges[(edges["model_id"] == model) & (edges["step"] == step)]
             pos = _layout(nodes[(nodes["model_id"] == model) & (nodes["step"] == step)])
             top = e["weight"].max() if len(e) else 1.0
             for row in e.itertuples():
@@ -133,7 +146,7 @@ def graph_section(ctx: Context) -> Section | None:
         figures.append(Figure("edge_weights", distribution_figure(ctx, *sl),
                               f"Edge-weight distribution ({sl[0]}, {sl[1]}): Gini over training and the histogram "
                               "at the last checkpoint."))
-    if ctx.has("fct_graph_edges") and ctx.has("fct_node_centrality") and (sl := _slice(ctx, "fct_graph_edges")):
+    if ctx.has("fct_graph_edges") and ctx.has("fct_node_centrality") and (sl := _slice(ctx, "fct_node_centrality")):
         figures.append(Figure("graph", graph_figure(ctx, *sl),
                               f"The causal graph ({sl[0]}, {sl[1]}) at chosen checkpoints: nodes by layer "
                               f"(embed left, logits right), the {MAX_EDGES} strongest edges."))
