@@ -32,7 +32,9 @@ READER = textwrap.dedent("""
     from pathlib import Path
     import duckdb
     snap, stop, log = Path(sys.argv[1]), Path(sys.argv[2]), open(sys.argv[3], "w")
-    while not stop.exists():
+    rec = {}
+    # stop once told to AND a read has seen the build named in the stop file
+    while not (stop.exists() and rec.get("build") == stop.read_text()):
         rec = {}
         try:
             con = duckdb.connect(str(snap), read_only=True)
@@ -76,8 +78,11 @@ def test_readers_see_whole_builds_while_ingest_and_build_run(first_build):
         # the writer is never blocked by the reader: ingest and build open the working file read-write
         assert ingest(str(tmp / "beta"), probes="weights", warehouse=wh, progress=False).ok
         build(wh, select="+marts.core +marts.weights")
+        con = duckdb.connect(str(snap), read_only=True)
+        second_id = con.execute("select build_id from serving.snapshot").fetchone()[0]
+        con.close()
     finally:
-        stop.touch()
+        stop.write_text(locals().get("second_id", first_id))
         reader.wait(timeout=60)
     reads = [json.loads(line) for line in log.read_text().splitlines()]
     builds = [r.get("build") for r in reads]
@@ -87,6 +92,7 @@ def test_readers_see_whole_builds_while_ingest_and_build_run(first_build):
     for r in reads:
         assert r["models"][0] == r["models"][1] == r["models"][2], r
     last_id = builds[-1]
+    assert last_id == second_id
     expected = {first_id: sorted(TOY_MODELS), last_id: sorted([*TOY_MODELS, "local/beta"])}
     assert builds[0] == first_id and last_id != first_id
     assert set(builds) == {first_id, last_id}
