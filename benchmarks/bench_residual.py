@@ -40,7 +40,8 @@ import torch
 
 from ingest.probes.residual import ResidualProbe, attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
-from ingest.probes.residual.sites import capture, layout_of, padded, prefix_caches, traced_base
+from ingest.probes.residual.sites import (capture, layout_of, padded, prefix_caches,
+                                          release_freed_memory, traced_base)
 from ingest.sources import open_source
 
 N_PROMPTS, SEQ, BATCH = 64, 128, 16
@@ -120,6 +121,7 @@ class Bench:
                 h = h.reshape(-1, lay.n_points, lay.d_model)   # [samples, points, d]
             stats.update(h)
             del h
+            release_freed_memory()                       # as the probe does after each batch
         if finalize:
             stats.finalize()
         return stats

@@ -31,7 +31,7 @@ from ingest.probes.residual import attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
 from ingest.probes.residual.prompts import PromptSet, load_prompts
 from ingest.probes.residual.sites import (Layout, capture, layout_of, padded, prefix_caches,
-                                          traced_base)
+                                          release_freed_memory, traced_base)
 from ingest.probes.residual.tables import TABLES, frame
 from ingest.sources import Checkpoint
 
@@ -71,6 +71,7 @@ def last_token_states(model, layout: Layout, ps: PromptSet, batch_size: int) -> 
 
 class ResidualProbe(Probe):
     name = "residual"
+    runs_model = True
     version = "1"
     defaults = {"prompts": "toy", "n_prompts": 64, "prompt_len": 64, "seed": 0,
                 "positions": "last", "batch_size": 16, "rms_fraction": 0.5, "n_permutations": 1,
@@ -142,6 +143,7 @@ class ResidualProbe(Probe):
                 last_states.append(h.numpy())
             stats.update(h)
             del h
+            release_freed_memory()
             if progress:
                 progress(f"residual: batch {s // bs + 1}/{-(-len(ps) // bs)}")
         states = np.concatenate(last_states).astype(np.float64)    # [prompts, points, d]
@@ -163,8 +165,8 @@ class ResidualProbe(Probe):
                 grid = attractor.plane_grid(own.project(states[:, at])[:, :2], int(params["grid"]),
                                             float(params["grid_margin"]))
                 runs[at] = (grid, attractor.perturbation_runs(
-                    traced, model.base_model, layout, [ps.prompts[i] for i in chosen], states[chosen], own, at,
-                    grid, caches))
+                    traced, model.base_model, layout, [ps.prompts[i] for i in chosen],
+                    states[chosen], own, at, grid, caches))
                 if progress:
                     progress(f"residual: perturbations at layer {at}")
         else:
