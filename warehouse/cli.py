@@ -149,7 +149,7 @@ def figures(warehouse, out, tensor):
 @click.option("--retrain", is_flag=True, help="Train the toy suite again even if present.")
 @click.option("--probes", default=None, help="Probes to run (default: every probe).")
 @click.option("--full", is_flag=True,
-              help="Run the model-running probes on every checkpoint too (default: every third and the last).")
+              help="Run the model-running probes on every checkpoint too (default: every sixth and the last).")
 def demo(data_dir, retrain, probes, full):
     """Train the toy suite, ingest it with every probe, build the marts, summarise, plot."""
     from warehouse.demo import run_demo

@@ -17,13 +17,13 @@ from warehouse.sql import format_frame
 
 def demo_plan(probes: str | None, full: bool, steps: list[int]) -> list[tuple[str, str]]:
     """(probes, revisions) passes: probes that only read tensors see every checkpoint;
-    probes that run the model see every third one and the last (all of them with ``full``)."""
+    probes that run the model see every sixth one and the last (all of them with ``full``)."""
     chosen = get_probes(probes)
     light = ",".join(p.name for p in chosen if not p.runs_model)
     heavy = ",".join(p.name for p in chosen if p.runs_model)
     if full:
         return [(",".join(p.name for p in chosen), "all")]
-    subset = ",".join(f"step{s}" for s in sorted(set(steps[::3]) | {steps[-1]}))
+    subset = ",".join(f"step{s}" for s in sorted(set(steps[::6]) | {steps[-1]}))
     return [(names, revs) for names, revs in ((light, "all"), (heavy, subset)) if names]
 
 
