@@ -123,17 +123,6 @@ def build(warehouse, select, quiet):
 
 
 @main.command()
-@click.argument("query")
-@WAREHOUSE_OPT
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table format.")
-def sql(query, warehouse, fmt, max_rows):
-    """Run read-only SQL on the warehouse and print the result."""
-    from warehouse.sql import format_frame, query as run
-    click.echo(format_frame(run(warehouse, query), fmt, max_rows))
-
-
-@main.command()
 @WAREHOUSE_OPT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/figures"), show_default=True)
 @click.option("--tensor", default="lm_head.weight", show_default=True)

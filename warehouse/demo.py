@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 
 from analysis.plots import write_figures
+from analysis.report import write_report
 from analysis.summary import summary_frame
 from ingest.probes import get_probes
 from ingest.toy.train import SUITE, train_suite
 from warehouse.dbt import build
 from warehouse.pipeline import ingest
+from warehouse.snapshot import serving_path
 from warehouse.sql import format_frame
 
 
@@ -46,10 +48,14 @@ def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None, f
             failed += len(result.failed)
     click.echo("[3/4] building the marts (dbt build) ...")
     build(warehouse)
-    click.echo("[4/4] summary and figures")
+    click.echo("[4/4] summary, figures and report")
     click.echo(format_frame(summary_frame(warehouse)))
     paths = write_figures(warehouse, figures)
-    click.echo(f"\nwarehouse: {warehouse.resolve()}")
+    report = write_report(warehouse, [f"toy/{m.name}" for m in SUITE], data_dir / "report" / "report.html")
+    click.echo(f"\nwarehouse: {warehouse.resolve()} (serving snapshot for readers: "
+               f"{serving_path(warehouse).name})")
     click.echo(f"figures:   {figures.resolve()}/ ({', '.join(p.name for p in paths)})")
+    click.echo(f"report:    {report.html.resolve()} ({len(report.sections)} sections, "
+               f"{len(report.figures)} figures)")
     click.echo(f'try:       tdw sql "select * from marts.fct_bifurcation" --warehouse {warehouse}')
     return 1 if failed else 0
