@@ -130,7 +130,7 @@ def _compare(abl: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torc
     """1 - cos and relative L2 change along the last dim: abl [..., d] vs clean broadcastable."""
     cos = F.cosine_similarity(abl, clean.expand_as(abl), dim=-1, eps=EPS)
     rel = (abl - clean).norm(dim=-1) / clean.norm(dim=-1).clamp(min=EPS)
-    return 1.0 - cos, rel
+    return (1.0 - cos).clamp(0.0, 2.0), rel                  # rounding can put cos past 1
 
 
 def _mean_values(c: _Clean, valid: torch.Tensor) -> dict[str, Any]:
@@ -290,6 +290,6 @@ def _logit_measures(unembed: torch.nn.Module, clean: torch.Tensor, abl: torch.Te
         shift = torch.logsumexp(d.add_(lp_c), dim=-1)        # [K, c] = lse(a) - lse(c)
         out["kl"][:, s:e] = (shift - p_d).clamp(min=0.0).double()
         out["dloss"][:, s:e] = (shift - d_t).double()
-        out["weight"][:, s:e] = (1.0 - cos).double()
+        out["weight"][:, s:e] = (1.0 - cos).clamp(0.0, 2.0).double()
         out["rel_l2"][:, s:e] = rel.double()
     return out, clean_loss

@@ -43,6 +43,7 @@ def aggregate(values) -> tuple[np.ndarray, np.ndarray]:
 
 class GraphProbe(Probe):
     name = "graph"
+    runs_model = True
     version = "1"
     defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 64,
                 "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "cpu",
