@@ -74,7 +74,7 @@ class ResidualProbe(Probe):
     runs_model = True
     version = "1"
     defaults = {"prompts": "toy", "n_prompts": 64, "prompt_len": 64, "seed": 0,
-                "positions": "last", "batch_size": 16, "rms_fraction": 0.5, "n_permutations": 1,
+                "positions": "last", "batch_size": 32, "rms_fraction": 0.5, "n_permutations": 1,
                 "basis_step": "final", "perturb_layers": "auto", "perturb_prompts": 4,
                 "grid": 3, "grid_margin": 0.1, "n_pairs": 256}
     tables = TABLES
