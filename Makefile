@@ -20,8 +20,9 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/tdw demo
 
+# two workers, one thread each (the session fixtures are built once and shared by both)
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15
 
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

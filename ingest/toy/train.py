@@ -28,7 +28,7 @@ class ToyModel:
     seed: int
 
 
-SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 96, 4, seed=1))
+SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 64, 2, seed=1))
 
 
 @dataclass(frozen=True)
