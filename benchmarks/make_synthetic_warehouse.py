@@ -73,7 +73,8 @@ TABLES = {
         select a.model_id, s.step, 'induction' as task, 'zero' as ablation, a.node as src, b.node as dst,
                a.layer as src_layer, b.layer as dst_layer,
                abs(sin(hash(a.node || b.node) % 1000 + s.frac)) ^ 3 as weight, 0.01 as weight_std, 64 as n_prompts
-        from nodes a join nodes b on a.model_id = b.model_id and b.layer > a.layer, steps s""",
+        from nodes a join nodes b on a.model_id = b.model_id and b.layer > a.layer, steps s
+        order by a.model_id, task, ablation, s.step""",  # as the dbt mart stores it
     "fct_node_centrality": """
         select model_id, step, task, ablation, src as node, max(src_layer) as layer,
                0.0 as in_strength, sum(weight) as out_strength, 0.0 as betweenness, 0.0 as pagerank

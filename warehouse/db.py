@@ -166,8 +166,8 @@ def record_failure(con, job: dict, error: str) -> None:
 def already_done(con, job: dict) -> bool:
     """True when the latest successful run of this probe with these parameters on this
     checkpoint saw the same content and probe version: rerunning it would change nothing."""
-    row = con.execute(
+    rows = con.execute(   # fetchall: DuckDB 2 refuses new statements while a result is unfinished
         "SELECT probe_version, content_hash FROM raw.ingest_runs WHERE model_id=? AND step=? AND probe=? "
         "AND params_hash=? AND status='success' ORDER BY ended_at DESC LIMIT 1",
-        [job["model_id"], job["step"], job["probe"], job["params_hash"]]).fetchone()
-    return row is not None and row == (job["probe_version"], job["content_hash"])
+        [job["model_id"], job["step"], job["probe"], job["params_hash"]]).fetchall()
+    return bool(rows) and rows[0] == (job["probe_version"], job["content_hash"])

@@ -88,7 +88,7 @@ def _materialise_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             target = f"{_quote(schema)}.{_quote(name)}"
             if kind == "VIEW":
                 raise TdwError(f"served relation {schema}.{name} is a view: materialise marts as tables")
-            counts[f"{schema}.{name}"] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+            counts[f"{schema}.{name}"] = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
     return counts
 
 

@@ -57,10 +57,10 @@ class Context:
         """``marts.<table>`` exists and holds rows for at least one chosen model."""
         if table not in self._has:
             exists = self.con.execute("select count(*) from information_schema.tables where "
-                                      "table_schema = 'marts' and table_name = ?", [table]).fetchone()[0]
+                                      "table_schema = 'marts' and table_name = ?", [table]).fetchall()[0][0]
             self._has[table] = bool(exists) and self.con.execute(
                 f"select count(*) from (select 1 from marts.{table} where list_contains($models, model_id) "
-                "limit 1)", {"models": self.models}).fetchone()[0] > 0
+                "limit 1)", {"models": self.models}).fetchall()[0][0] > 0
         return self._has[table]
 
     def x(self, model: str, steps) -> np.ndarray:

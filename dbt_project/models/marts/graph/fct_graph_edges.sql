@@ -22,4 +22,7 @@ final as (
         and d.ablation = e.ablation and d.node = e.dst
 )
 
+-- stored in (model, task, ablation, step) order: DuckDB's zone maps then let a query for a
+-- few checkpoints of one model skip the rest of the table
 select * from final
+order by model_id, task, ablation, step, src, dst
