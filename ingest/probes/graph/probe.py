@@ -45,7 +45,8 @@ class GraphProbe(Probe):
     name = "graph"
     runs_model = True
     version = "1"
-    defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 64,
+    # seq_len 32: R R with |R| = 16, inside the toy corpus's training periods (8-24)
+    defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 32,
                 "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "cpu",
                 "threads": 1, "check_quality": True}
     tables = (
