@@ -53,8 +53,9 @@ def select_tensors(names: list[str], pattern: str) -> list[str]:
     return chosen
 
 
-def _check_safetensors(path: Path) -> dict:
-    """Parse and validate the header: a truncated or foreign file fails here, cleanly."""
+def _check_safetensors(path: Path) -> tuple[dict, int]:
+    """Parse and validate the header (a truncated or foreign file fails here, cleanly);
+    returns it with the byte offset where the data begins."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -70,7 +71,7 @@ def _check_safetensors(path: Path) -> dict:
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + n + end > size:
         raise TdwError(f"{path}: truncated checkpoint ({size} bytes, header needs {8 + n + end})")
-    return header
+    return header, 8 + n
 
 
 class TensorFile:
@@ -79,10 +80,16 @@ class TensorFile:
     def __init__(self, files: list[Path], allow_pickle: bool = False):
         self.files = files
         self._where: dict[str, tuple[Path, str]] = {}
+        self._f32: dict[str, tuple[Path, int, tuple[int, ...]]] = {}   # float32 tensors: offset, shape
         for path in files:
             if path.suffix == ".safetensors":
-                header = _check_safetensors(path)
+                header, data_start = _check_safetensors(path)
                 names = [k for k in header if k != "__metadata__"]
+                for k in names:
+                    info = header[k]
+                    if info.get("dtype") == "F32":
+                        self._f32[canonical(k)] = (path, data_start + info["data_offsets"][0],
+                                                   tuple(info["shape"]))
             elif path.suffix == ".bin":
                 if not allow_pickle:
                     raise TdwError(f"{path} is a pickle checkpoint: pass --allow-pickle to read it "
@@ -114,10 +121,13 @@ class TensorFile:
             return tuple(f.get_slice(raw).get_shape())
 
     def read(self, name: str) -> np.ndarray:
-        """One tensor as a float32 numpy array (zero-copy where the file is float32)."""
+        """One tensor as a read-only float32 numpy array (a memory map where the file is float32)."""
         if name not in self._where:
             raise TdwError(f"tensor {name!r} not in checkpoint")
         path, raw = self._where[name]
+        if name in self._f32:  # map the file: no copy, so the tensor is resident once
+            path, offset, shape = self._f32[name]
+            return np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=shape)
         if path.suffix == ".bin":
             if path not in self._bins:
                 self._bins[path] = self._load_bin(path)

@@ -36,7 +36,7 @@ from ingest.probes.base import Probe, Progress, TableSpec
 from ingest.sources import Checkpoint
 from ingest.tensors import DEFAULT_TENSORS, select_tensors
 
-CHUNK = 1 << 18                 # values per chunk: temporaries stay ~16x smaller than a 14M unembedding
+CHUNK = 1 << 16                 # values per chunk: temporaries stay ~16x smaller than a 14M unembedding
 CODE_SHIFT = 12                 # float32 bits dropped: codes keep sign, exponent, 11 mantissa bits
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _KEY = ("model_id", "step", "tensor_name")
