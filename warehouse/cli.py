@@ -124,6 +124,16 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
+def check(warehouse):
+    """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
+    from warehouse.check import check as run
+    ok, summary = run(warehouse)
+    click.echo(summary)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@WAREHOUSE_OPT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/figures"), show_default=True)
 @click.option("--tensor", default="lm_head.weight", show_default=True)
 def figures(warehouse, out, tensor):

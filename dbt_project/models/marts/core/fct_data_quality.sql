@@ -1,0 +1,39 @@
+-- Every flagged checkpoint and why: jobs whose latest attempt failed (the error the
+-- manifest recorded: a bad file, a failed data-quality expectation ...) and non-finite
+-- inputs the probes met and kept out of the aggregates.
+with runs as (
+    select * from {{ ref('stg_ingest_runs') }}
+),
+
+latest_attempt as (
+    select
+        model_id,
+        step,
+        probe,
+        params_hash,
+        arg_max(status, ended_at) as status,
+        arg_max(error, ended_at) as error,
+        max(ended_at) as at
+    from runs
+    group by model_id, step, probe, params_hash
+),
+
+failed_jobs as (
+    select model_id, step, probe, params_hash as object, 'failed_job' as kind, error as issue
+    from latest_attempt
+    where status = 'failed'
+),
+
+nonfinite as (
+    select model_id, step, probe, object, 'nonfinite_input' as kind,
+           n_nonfinite || ' of ' || n_total || ' values: ' || issue as issue
+    from {{ ref('fct_params_data_quality') }}
+),
+
+final as (
+    select * from failed_jobs
+    union all
+    select * from nonfinite
+)
+
+select * from final

@@ -1,0 +1,47 @@
+"""`tdw check`: the warehouse's data-quality verdict in one place.
+
+Runs every dbt test on the built marts (``dbt test``), then reads the manifest and
+``marts.fct_data_quality`` (failed jobs with their recorded errors, non-finite inputs) and
+prints a readable summary. The Great Expectations suites run earlier, inside ingest, on
+each job's frames before they are committed (a failing suite fails the job, and its error
+names the expectation); their failures therefore appear here as failed jobs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.errors import TdwError
+from warehouse import db
+from warehouse.dbt import run_dbt
+
+
+def check(warehouse: Path) -> tuple[bool, str]:
+    """(passed, summary): passed is False when a dbt test fails or a job's latest attempt failed."""
+    lines, ok = [], True
+    try:
+        run_dbt(Path(warehouse), "test")
+        lines.append("dbt tests: all passed")
+    except TdwError as e:
+        ok = False
+        lines.append(f"dbt tests: FAILED — {e}")
+    con = db.connect(Path(warehouse), read_only=True)
+    try:
+        jobs = con.execute("select status, count(*) from raw.ingest_runs group by status order by status").fetchall()
+        lines.append("ingest attempts: " + ", ".join(f"{n} {s}" for s, n in jobs))
+        try:
+            flagged = con.execute("select kind, probe, count(*) as n, any_value(issue) from marts.fct_data_quality "
+                                  "group by kind, probe order by kind, probe").fetchall()
+            rows = con.execute("select model_id, step, probe, kind, issue from marts.fct_data_quality "
+                               "order by model_id, step, probe limit 20").fetchall()
+        except Exception:  # noqa: BLE001 — marts not built yet
+            raise TdwError("marts.fct_data_quality is missing: run `tdw build` first") from None
+    finally:
+        con.close()
+    if not flagged:
+        lines.append("flagged checkpoints: none")
+    for kind, probe, n, example in flagged:
+        lines.append(f"flagged: {n} {kind} ({probe}), e.g. {example}")
+        ok = ok and kind != "failed_job"
+    for model, step, probe, kind, issue in rows:
+        lines.append(f"  {model} step{step} {probe}: {kind}: {issue}")
+    return ok, "\n".join(lines)
