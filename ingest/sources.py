@@ -136,8 +136,9 @@ class LocalSource:
     def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False):
         self.root, self.model_id, self.kind, self.allow_pickle = root, model_id, kind, allow_pickle
 
-    def steps(self) -> list[int]:
-        found: dict[int, str] = {}
+    def _folders(self) -> dict[int, Path]:
+        """{step: folder} of every ``step<N>/`` directory (``step010/`` is step 10)."""
+        found: dict[int, Path] = {}
         for p in sorted(self.root.iterdir()):
             if p.is_dir() and p.name.startswith("step"):
                 try:
@@ -145,17 +146,18 @@ class LocalSource:
                 except TdwError:
                     continue
                 if step in found:
-                    raise TdwError(f"{self.root}: step {step} appears twice ({found[step]}, {p.name})")
-                found[step] = p.name
+                    raise TdwError(f"{self.root}: step {step} appears twice ({found[step].name}, {p.name})")
+                found[step] = p
+        return found
+
+    def steps(self) -> list[int]:
+        found = self._folders()
         if not found:
             raise TdwError(f"{self.root}: no step<N>/ checkpoint directories")
         return sorted(found)
 
     def checkpoint(self, step: int) -> Checkpoint:
-        folder = self.root / revision_of(step)
-        if not folder.is_dir():  # e.g. step010/ for step 10
-            folder = next((p for p in self.root.glob("step*") if p.is_dir() and p.name[4:].isdigit()
-                           and int(p.name[4:]) == step), folder)
+        folder = self._folders().get(step, self.root / revision_of(step))
         return Checkpoint(self.model_id, step, revision_of(step), self.kind, folder=folder,
                           allow_pickle=self.allow_pickle)
 

@@ -81,12 +81,14 @@ class TensorFile:
         self.files = files
         self._where: dict[str, tuple[Path, str]] = {}
         self._f32: dict[str, tuple[Path, int, tuple[int, ...]]] = {}   # float32 tensors: offset, shape
+        self._shapes: dict[str, tuple[int, ...]] = {}                   # from safetensors headers
         for path in files:
             if path.suffix == ".safetensors":
                 header, data_start = _check_safetensors(path)
                 names = [k for k in header if k != "__metadata__"]
                 for k in names:
                     info = header[k]
+                    self._shapes[canonical(k)] = tuple(info["shape"])
                     if info.get("dtype") == "F32":
                         self._f32[canonical(k)] = (path, data_start + info["data_offsets"][0],
                                                    tuple(info["shape"]))
@@ -112,13 +114,7 @@ class TensorFile:
         return list(self._where)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.read(name).shape) if self._where[name][0].suffix == ".bin" else self._st_shape(name)
-
-    def _st_shape(self, name: str) -> tuple[int, ...]:
-        from safetensors import safe_open
-        path, raw = self._where[name]
-        with safe_open(str(path), framework="pt") as f:
-            return tuple(f.get_slice(raw).get_shape())
+        return self._shapes[name] if name in self._shapes else tuple(self.read(name).shape)
 
     def read(self, name: str) -> np.ndarray:
         """One tensor as a read-only float32 numpy array (a memory map where the file is float32)."""
