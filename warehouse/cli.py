@@ -95,7 +95,19 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
               help="Finish an interrupted ingest (the default behaviour: completed jobs are skipped).")
 @click.option("--wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait for another process's lock on the warehouse.")
-def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle, resume, wait):
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Run jobs in this process, or as Ray tasks writing to the Parquet lake.")
+@click.option("--lake", type=click.Path(path_type=Path), default=None,
+              help="Parquet lake for finished jobs (ray: default <warehouse dir>/lake; local: none).")
+@click.option("--ray-address", default=None,
+              help="Ray cluster (host:port, auto, ray://…); default: start Ray on this machine.")
+@click.option("--ray-cpus", type=int, default=None, help="CPUs of a Ray started here (default: all).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where probes that run the model run (auto: CUDA when there is a GPU).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Model dtype for probes that run the model (default float32; others change the measures).")
+def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle, resume, wait,
+           executor, lake, ray_address, ray_cpus, device, dtype):
     """Run probes on SOURCE's checkpoints and load the results.
 
     SOURCE is a toy-suite model (toy/neox-2l), a local directory of step<N>/ checkpoints,
@@ -105,7 +117,9 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
     if resume and force:
         raise TdwError("--resume and --force contradict each other")
     result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
-                 force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle, wait=wait)
+                 force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle, wait=wait,
+                 executor=executor, lake=lake, ray_address=ray_address, ray_cpus=ray_cpus, device=device,
+                 dtype=dtype)
     click.echo(result.summary())
     if not result.ok:
         sys.exit(1)

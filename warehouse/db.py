@@ -110,7 +110,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> Non
 def _manifest_row(job: dict, status: str, rows: dict | None, error: str | None) -> pd.DataFrame:
     row = {c: None for c in MANIFEST.column_names}
     row.update({k: v for k, v in job.items() if k in row})
-    row.update(run_id=str(uuid.uuid4()), status=status, ended_at=datetime.now(timezone.utc),
+    row.update(run_id=job.get("run_id") or str(uuid.uuid4()), status=status, ended_at=datetime.now(timezone.utc),
                rows=json.dumps(rows) if rows is not None else None, error=error,
                params=json.dumps(job.get("params", {}), sort_keys=True, default=str))
     return pd.DataFrame([row])[MANIFEST.column_names]

@@ -4,7 +4,8 @@ point for that checkpoint, then sleep (``seconds``, default forever) so a test c
 it there or start a competing process. Unset (always, outside tests), it costs one dict
 lookup. Points: ``load`` (checkpoint opened, before any probe), ``probe`` (after a probe
 computed, before its load), ``transaction`` (inside the load transaction, rows deleted and
-inserted, not committed).
+inserted, not committed). The marker's line ends with the PID that reached the point (a Ray
+worker, say); with ``TDW_FAULT_ONCE=1`` the point fires only while the marker is absent.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def fault_point(point: str, step: int) -> None:
         return
     marker = os.environ.get("TDW_FAULT_FILE")
     if marker:
+        if os.environ.get("TDW_FAULT_ONCE") and os.path.exists(marker):
+            return                     # a retried job (Ray) passes the point the second time
         with open(marker, "w") as f:
-            f.write(f"{point}:{step}\n")
+            f.write(f"{point}:{step}:{os.getpid()}\n")
     time.sleep(float(parts[2]) if len(parts) > 2 else 3600)

@@ -1,39 +1,30 @@
 """Ingest orchestration: source → checkpoints in step order → probes → one transaction a job.
 
 Everything that can be checked before the first job is checked first (source, revision
-spec, probe names, parameters, the warehouse file), so bad input changes nothing. A
-checkpoint that fails (truncated file, missing config) is recorded as failed in the
-manifest and the batch goes on; the result says what failed.
+spec, probe names, parameters, device, the warehouse file, the lake, the Ray address), so
+bad input changes nothing. A checkpoint that fails (truncated file, missing config) is
+recorded as failed in the manifest and the batch goes on; the result says what failed.
+
+The jobs run on an executor (``warehouse.executors``): ``local`` in this process, or ``ray``
+as one task per (checkpoint, probe) writing Parquet to the lake. Either way this process is
+the only DuckDB writer; with a lake it first loads any finished job an interrupted run left
+there, then skips it.
 """
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 from tqdm import tqdm
 
+from ingest import devices
 from ingest.errors import TdwError
 from ingest.probes import Probe, all_tables, get_probes
-from ingest.probes.base import params_hash
 from ingest.sources import checkpoints, open_source
-from warehouse import db
-from warehouse.faults import fault_point
+from warehouse import db, executors, jobs, lake as lake_mod
 
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    from importlib.metadata import version
-    v = version("tdw")
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{v}+{sha}" if sha else v
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -43,14 +34,31 @@ class IngestResult:
     done: list[tuple[int, str]] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
     failed: list[tuple[int, str, str]] = field(default_factory=list)
+    recovered: int = 0                 # finished jobs an interrupted run left in the lake
+    workers: set = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
+    def add(self, out: jobs.Outcome) -> None:
+        key = (out.job["step"], out.job["probe"])
+        if out.status == "done":
+            self.done.append(key)
+        elif out.status == "skipped":
+            self.skipped.append(key)
+        else:
+            self.failed.append((*key, out.error or "failed"))
+        if out.worker:
+            self.workers.add((out.worker.get("node"), out.worker.get("pid")))
+
     def summary(self) -> str:
         s = (f"{self.model_id}: {len(self.steps)} checkpoints, {len(self.done)} jobs loaded, "
              f"{len(self.skipped)} unchanged (skipped), {len(self.failed)} failed")
+        if self.recovered:
+            s += f", {self.recovered} recovered from the lake"
+        if self.workers:
+            s += f"; ran on {len(self.workers)} Ray worker processes"
         for step, probe, err in self.failed[:10]:
             s += f"\n  failed step{step} {probe}: {err}"
         return s
@@ -69,62 +77,83 @@ def _validate(source, steps: list[int], probes: list[Probe], params: dict) -> No
         return
 
 
+def _recover(con, lake: Path, model_id: str, probes: list[Probe]) -> int:
+    """Load the finished jobs an interrupted run left in the lake (each exactly once)."""
+    by_probe = {p.name: p for p in probes}
+    n = 0
+    for path in lake_mod.complete_jobs(lake, model_id):
+        if path.parts[-4] in by_probe and jobs.load_lake_job(con, path, by_probe) is not None:
+            n += 1
+    return n
+
+
 def ingest(source: str, revisions: str = "all", probes: str | None = None,
            warehouse: Path = Path("data/warehouse.duckdb"), toy_root: Path | None = None,
            force: bool = False, params: dict[str, dict] | None = None, allow_pickle: bool = False,
-           progress: bool = True, wait: float = 0.0) -> IngestResult:
+           progress: bool = True, wait: float = 0.0, executor: str = "local",
+           lake: Path | None = None, ray_address: str | None = None, ray_cpus: int | None = None,
+           device: str = "auto", dtype: str | None = None) -> IngestResult:
+    if executor not in EXECUTORS:
+        raise TdwError(f"unknown executor {executor!r}; use one of: {', '.join(EXECUTORS)}")
     src = open_source(source, toy_root=toy_root, allow_pickle=allow_pickle)
     steps = checkpoints(src, revisions)
     chosen = get_probes(probes)
     overrides = params or {}
     params_by = {p.name: p.params(**overrides.get(p.name, {})) for p in chosen}
     db.check_file(Path(warehouse))
-    _validate(src, steps, chosen, params_by)
+    if executor == "ray":
+        executors.check_ray_address(ray_address)
+        lake = Path(lake) if lake else Path(warehouse).parent / "lake"
+    if lake is not None:
+        lake = lake_mod.check_writable(Path(lake))
+    started_ray = False
+    try:
+        if executor == "ray":
+            started_ray = executors.ray_connect(ray_address, ray_cpus)
+            have_gpu = executors.ray_gpus() > 0 if device != "cpu" else False
+        else:
+            have_gpu = None
+        resolved = devices.resolve_device(device, have_gpu)
+        devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, dtype)
+        _validate(src, steps, chosen, params_by)
+        return _run(src, steps, chosen, params_by, Path(warehouse), toy_root, force, allow_pickle,
+                    progress, wait, executor, lake, source, resolved)
+    finally:
+        if started_ray:
+            import ray
+            ray.shutdown()
 
-    con = db.connect(Path(warehouse), wait=wait)
+
+def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle, progress, wait,
+         executor, lake, source, device) -> IngestResult:
+    con = db.connect(warehouse, wait=wait)
     result = IngestResult(src.model_id, steps)
     try:
         db.ensure_tables(con, all_tables())
+        if lake is not None:
+            result.recovered = _recover(con, lake, src.model_id, chosen)
         contexts = {p.name: p.context(src, steps, params_by[p.name]) for p in chosen}
+        plan = executors.Plan(source, str(toy_root) if toy_root else None, allow_pickle, src.model_id,
+                              src.kind, steps, chosen, params_by, force, lake, device)
         bar = tqdm(total=len(steps) * len(chosen), desc=f"ingest {src.model_id}", unit="job",
                    disable=not progress)
-        for step in steps:
-            ckpt, open_error = None, None
-            try:
-                ckpt = src.checkpoint(step)       # shared by the probes: one model load a step
-            except TdwError as e:
-                open_error = e
-            for probe in chosen:
-                bar.set_postfix_str(f"step{step} {probe.name}")
-                job = {"model_id": src.model_id, "step": step, "probe": probe.name,
-                       "probe_version": probe.version, "params": params_by[probe.name],
-                       "params_hash": params_hash(params_by[probe.name]), "source": src.kind,
-                       "revision": f"step{step}", "code_version": code_version(),
-                       "started_at": datetime.now(timezone.utc)}
-                try:
-                    if open_error:
-                        raise open_error
-                    job["content_hash"] = ckpt.content_hash()
-                    fault_point("load", step)
-                    if not force and db.already_done(con, job):
-                        result.skipped.append((step, probe.name))
-                    else:
-                        ckpt.validate()
-                        frames = probe.run(ckpt, params_by[probe.name], contexts[probe.name])
-                        fault_point("probe", step)
-                        db.load_job(con, probe.tables, frames, job,
-                                    before_commit=lambda: fault_point("transaction", step))
-                        result.done.append((step, probe.name))
-                except TdwError as e:
-                    db.record_failure(con, job, str(e))
-                    result.failed.append((step, probe.name, str(e)))
-                except duckdb.Error as e:  # the file itself failed (disk full, I/O): stop the batch
-                    raise TdwError(f"writing step{step} {probe.name} to {warehouse} failed "
-                                   f"({str(e).strip().splitlines()[0]}); earlier jobs are kept, "
-                                   "rerun to resume") from None
-                bar.update(1)
-            if ckpt is not None:
-                ckpt.release()
+
+        def on_outcome(out: jobs.Outcome) -> None:
+            result.add(out)
+            bar.update(1)
+
+        at = [""]
+
+        def on_start(label: str) -> None:
+            at[0] = label
+            bar.set_postfix_str(label)
+
+        run = executors.run_ray if executor == "ray" else executors.run_local
+        try:
+            run(plan, con, contexts, on_outcome, on_start)
+        except duckdb.Error as e:  # the file itself failed (disk full, I/O): stop the batch
+            raise TdwError(f"writing {at[0]} to {warehouse} failed ({str(e).strip().splitlines()[0]}); "
+                           "earlier jobs are kept, rerun to resume") from None
         bar.close()
     finally:
         con.close()

@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest import devices
 from ingest.errors import TdwError
 from ingest.evalsets import EvalSet, eval_set_for
-from ingest.probes.base import Probe, Progress, TableSpec
+from ingest.probes.base import Probe, Progress, TableSpec, between, finite
 from ingest.probes.unmasking import forward_nll, unmask_cached
 from ingest.sources import Checkpoint
 
@@ -56,15 +57,6 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def resolve_device(name: str) -> str:
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TdwError(f"device {name!r} requested but CUDA is not available")
-    return name
 
 
 def aggregate(nll_sums: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
@@ -94,19 +86,24 @@ class PerplexityProbe(Probe):
             ("eval_hash", "VARCHAR"), ("n_items", "BIGINT"), ("n_nonfinite", "BIGINT"),
             ("n_tokens", "BIGINT"), ("nll_sum", "DOUBLE"), ("mean_nll", "DOUBLE"),
             ("perplexity", "DOUBLE"),
-        ), _K, ("dataset", "method"), "Perplexity of one evaluation set at one checkpoint, per method."),
+        ), _K, ("dataset", "method"), "Perplexity of one evaluation set at one checkpoint, per method.",
+            # aggregates over the finite items only (NULL when none is left)
+            (between("n_items", 0), between("n_nonfinite", 0), between("n_tokens", 0),
+             finite("nll_sum"), finite("mean_nll"), finite("perplexity", 0, strict=True))),
         TableSpec("perplexity_items", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("method", "VARCHAR"),
             ("item", "INTEGER"), ("prefix_len", "INTEGER"), ("n_tokens", "INTEGER"),
             ("nll_sum", "DOUBLE"), ("generated", "INTEGER[]"),
         ), _K + ("item", "prefix_len"), ("dataset", "method"),
             "Per item (forward: prefix_len 0, tokens 2..T scored) or per item and prefix length "
-            "(causal_unmasking: the generated tokens, their NLL)."),
+            "(causal_unmasking: the generated tokens, their NLL).",
+            (between("item", 0), between("prefix_len", 0), between("n_tokens", 0))),   # nll_sum may be non-finite
         TableSpec("eval_sets", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("eval_hash", "VARCHAR"),
             ("spec", "VARCHAR"), ("item", "INTEGER"), ("n_tokens", "INTEGER"), ("token_ids", "INTEGER[]"),
         ), ("model_id", "step", "dataset", "item"), ("dataset",),
-            "The evaluation set's token ids (repeated per checkpoint so a job owns its rows)."),
+            "The evaluation set's token ids (repeated per checkpoint so a job owns its rows).",
+            (between("item", 0), between("n_tokens", 1))),
     )
 
     def _methods(self, params: dict[str, Any]) -> list[str]:
@@ -119,9 +116,8 @@ class PerplexityProbe(Probe):
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
         self._methods(params)
-        resolve_device(str(params["device"]))
-        if params["dtype"] not in ("float32", "float64", "bfloat16", "float16"):
-            raise TdwError(f"unsupported dtype {params['dtype']!r}")
+        devices.resolve_device(str(params["device"]))
+        devices.torch_dtype(str(params["dtype"]))
         for p in ("batch_size", "max_rows"):
             if int(params[p]) < 1:
                 raise TdwError(f"perplexity parameter {p} must be >= 1")
@@ -141,8 +137,7 @@ class PerplexityProbe(Probe):
 
         es: EvalSet = context.get("eval_set") or eval_set_for(checkpoint, params)
         methods = self._methods(params)
-        model = checkpoint.load_model(dtype=getattr(torch, params["dtype"]),
-                                      device=resolve_device(str(params["device"])))
+        model = devices.load(checkpoint, params)
         key = {"model_id": checkpoint.model_id, "step": checkpoint.step, "dataset": es.name}
         summary, item_rows = [], []
         items = list(es.items)

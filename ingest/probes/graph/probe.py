@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest import devices
 from ingest.errors import TdwError
 from ingest.probes.base import Probe, Progress, TableSpec
 from ingest.probes.graph.adapters import MEASURES, Adapter, adapter_for
@@ -47,7 +48,7 @@ class GraphProbe(Probe):
     version = "1"
     # seq_len 32: R R with |R| = 16, inside the toy corpus's training periods (8-24)
     defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 32,
-                "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "cpu",
+                "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "auto", "dtype": "float32",
                 "threads": 1, "check_quality": True}
     tables = (
         TableSpec("graph_edges", (
@@ -109,11 +110,11 @@ class GraphProbe(Probe):
         from ingest.probes.graph.ablate import component_graph
         prompts = context.get("prompts") or self._prompts(checkpoint, params)
         ad = self._adapter(checkpoint)
-        model = checkpoint.load_model(device=params["device"])
+        model = devices.load(checkpoint, params)
         key = {"model_id": checkpoint.model_id, "step": checkpoint.step}
         edges, prompt_rows = [], []
         for task, ps in prompts.items():
-            batch = ps.batch().to(params["device"])
+            batch = ps.batch().to(devices.resolve_device(str(params["device"])))
             for ablation in as_list(params["ablations"]):
                 if progress:
                     progress(f"{task}/{ablation}")

@@ -1,0 +1,120 @@
+"""One ingest job — (model, checkpoint, probe, parameters) — as both executors run it.
+
+``run_job`` is the whole of a job's compute: check the checkpoint, skip it when the
+warehouse already holds this content with this probe version, run the probe. It never
+touches DuckDB, so it runs the same in the ingest process (local executor) and in a Ray
+worker. ``commit`` and ``load_lake_job`` are the loader's half: they run only in the one
+process that holds the warehouse's write lock.
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ingest.errors import TdwError
+from ingest.probes import Probe
+from ingest.probes.base import params_hash
+from warehouse import db, lake
+from warehouse.faults import fault_point
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    from importlib.metadata import version
+    v = version("tdw")
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{v}+{sha}" if sha else v
+
+
+def job_record(model_id: str, kind: str, step: int, probe: Probe, params: dict[str, Any]) -> dict:
+    """The manifest fields of one job, before it runs."""
+    return {"model_id": model_id, "step": step, "probe": probe.name, "probe_version": probe.version,
+            "params": params, "params_hash": params_hash(params), "source": kind,
+            "revision": f"step{step}", "code_version": code_version(),
+            "started_at": datetime.now(timezone.utc)}
+
+
+@dataclass
+class Outcome:
+    job: dict
+    status: str                                   # 'done' | 'skipped' | 'failed'
+    frames: dict[str, pd.DataFrame] | None = None
+    error: str | None = None
+    lake_path: str | None = None
+    worker: dict = field(default_factory=dict)    # where it ran (Ray: node, pid)
+
+
+def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dict,
+            done_hash: str | None) -> Outcome:
+    """Compute one job. ``open_checkpoint()`` returns the checkpoint (or raises TdwError);
+    ``done_hash`` is the content hash the warehouse already holds for this job (or None)."""
+    step = job["step"]
+    try:
+        ckpt = open_checkpoint()
+        job["content_hash"] = ckpt.content_hash()
+        fault_point("load", step)
+        if done_hash is not None and done_hash == job["content_hash"]:
+            return Outcome(job, "skipped")
+        ckpt.validate()
+        frames = probe.run(ckpt, params, context)
+        fault_point("probe", step)
+        return Outcome(job, "done", frames=frames)
+    except TdwError as e:
+        return Outcome(job, "failed", error=str(e))
+
+
+def done_hashes(con, model_id: str, jobs: list[dict]) -> dict[tuple, str]:
+    """For each (step, probe, params hash): the content hash of its latest successful run,
+    when that run used the same probe version (otherwise the job must run again)."""
+    rows = con.execute(
+        "SELECT step, probe, params_hash, probe_version, content_hash FROM raw.ingest_runs "
+        "WHERE model_id=? AND status='success' "
+        "QUALIFY row_number() OVER (PARTITION BY step, probe, params_hash ORDER BY ended_at DESC) = 1",
+        [model_id]).fetchall()
+    versions = {(j["step"], j["probe"], j["params_hash"]): j["probe_version"] for j in jobs}
+    return {(s, p, h): c for s, p, h, v, c in rows if versions.get((s, p, h)) == v}
+
+
+def commit(con, probe: Probe, outcome: Outcome) -> None:
+    """Load a computed job into the warehouse (or record its failure); one transaction."""
+    job, step = outcome.job, outcome.job["step"]
+    try:
+        if outcome.status == "failed":
+            db.record_failure(con, job, outcome.error)
+            return
+        db.load_job(con, probe.tables, outcome.frames, job,
+                    before_commit=lambda: fault_point("transaction", step))
+    except TdwError as e:
+        outcome.status, outcome.error = "failed", str(e)
+        db.record_failure(con, job, e)
+
+
+def loaded(con, run_id: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM raw.ingest_runs WHERE run_id=? LIMIT 1", [run_id]).fetchall())
+
+
+def load_lake_job(con, path: Path, probes: dict[str, Probe]) -> Outcome | None:
+    """Move one finished lake job into the warehouse; None when it is already there."""
+    try:
+        job, frames, error = lake.read_job(path)
+    except TdwError as e:
+        raise TdwError(f"cannot load {path}: {e}") from None
+    if loaded(con, job["run_id"]):
+        return None
+    probe = probes.get(job["probe"])
+    if probe is None:
+        from ingest.probes import get_probes
+        probe = get_probes(job["probe"])[0]
+    outcome = Outcome(job, "failed" if error else "done", frames=frames, error=error, lake_path=str(path))
+    commit(con, probe, outcome)
+    return outcome
