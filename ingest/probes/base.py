@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -25,6 +26,48 @@ from ingest.sources import Checkpoint
 Progress = Callable[[str], None]
 
 
+FINITE = sys.float_info.max          # |x| <= FINITE  <=>  x is finite (for non-NULL x)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One expectation on a table's frame. ``kind``: ``unique`` / ``not_null`` (``columns``
+    together), ``between`` (one column's non-NULL values in [lo, hi], open at a bound when
+    ``strict``; a None bound is absent), ``greater`` (columns (a, b): a > b, or a >= b
+    when not ``strict``, where both are set), ``pairs_in`` ((a, b) values in ``values``)."""
+    kind: str
+    columns: tuple[str, ...]
+    lo: float | None = None
+    hi: float | None = None
+    strict: bool = False
+    values: tuple = ()
+
+
+def unique(*columns: str) -> Expect:
+    return Expect("unique", columns)
+
+
+def not_null(*columns: str) -> Expect:
+    return Expect("not_null", columns)
+
+
+def between(column: str, lo: float | None = None, hi: float | None = None, strict: bool = False) -> Expect:
+    return Expect("between", (column,), lo, hi, strict)
+
+
+def finite(column: str, lo: float | None = None, hi: float | None = None, strict: bool = False) -> Expect:
+    """Finite (where not NULL), and in [lo, hi] (or (lo, hi) when ``strict``) when given."""
+    return between(column, -FINITE if lo is None else lo, FINITE if hi is None else hi, strict)
+
+
+def greater(a: str, b: str, or_equal: bool = False) -> Expect:
+    return Expect("greater", (a, b), strict=not or_equal)
+
+
+def pairs_in(a: str, b: str, pairs) -> Expect:
+    return Expect("pairs_in", (a, b), values=tuple(sorted(tuple(p) for p in pairs)))
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str                                  # raw.<name>
@@ -32,10 +75,15 @@ class TableSpec:
     key: tuple[str, ...]                       # natural key
     replace_by: tuple[str, ...] = ()           # slice a job owns, beyond (model_id, step)
     description: str = ""
+    expect: tuple[Expect, ...] = ()            # checked before a job's rows are committed
 
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
+
+    def expectations(self) -> tuple[Expect, ...]:
+        """The natural key unique and not NULL, then the declared ``expect``."""
+        return (unique(*self.key), not_null(*self.key), *self.expect)
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -65,6 +113,12 @@ class Probe(ABC):
     def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
         """State shared by every checkpoint of one model (e.g. a sample of indices)."""
         return {}
+
+    def expectations(self, frames: dict[str, pd.DataFrame], job: dict[str, Any] | None = None
+                     ) -> dict[str, tuple[Expect, ...]]:
+        """What must hold of each table's frame before the job commits (default: each
+        TableSpec's ``expectations()``); may depend on the frames or the job."""
+        return {t.name: t.expectations() for t in self.tables}
 
     @abstractmethod
     def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
