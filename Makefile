@@ -20,9 +20,10 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/tdw demo
 
-# two workers, one thread each (the session fixtures are built once and shared by both)
+# two workers, one thread each (the session fixtures are built once and shared by both;
+# the Ray tests share one worker, so one Ray cluster runs at a time)
 test: install
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
