@@ -19,7 +19,7 @@ in ``n_nonfinite``, left out of the aggregate, and the aggregate is NULL when no
 Parameters: ``eval_set`` (``toy`` or a file, see ``ingest.evalsets``), ``dataset`` (its
 name in the marts; default derived), ``n_items``/``item_len``/``eval_seed`` (the toy set),
 ``max_items`` (first items only; 0 = all), ``methods``, ``unmasking_items`` (items given
-to causal unmasking; 0 = all), ``batch_size`` (forward), ``max_rows`` (prefix rows per
+to causal unmasking; 0 = all), ``batch_size`` (forward; ``auto``: from free memory; halved on out-of-memory), ``max_rows`` (prefix rows per
 generation batch), ``store_generations`` (keep the generated ids).
 Runs on ``device`` (``auto``: CUDA when available), in ``dtype``. On CPU, torch runs with
 ``cpu_threads`` intra-op threads during the probe (restored after; 0 leaves torch's
@@ -118,9 +118,10 @@ class PerplexityProbe(Probe):
         self._methods(params)
         devices.resolve_device(str(params["device"]))
         devices.torch_dtype(str(params["dtype"]))
-        for p in ("batch_size", "max_rows"):
-            if int(params[p]) < 1:
-                raise TdwError(f"perplexity parameter {p} must be >= 1")
+        if str(params["batch_size"]) != "auto" and int(params["batch_size"]) < 1:
+            raise TdwError("perplexity parameter batch_size must be >= 1 or auto")
+        if int(params["max_rows"]) < 1:
+            raise TdwError("perplexity parameter max_rows must be >= 1")
         eval_set_for(checkpoint, params)
 
     def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +145,7 @@ class PerplexityProbe(Probe):
         if "forward" in methods:
             if progress:
                 progress("forward")
-            res = forward_nll(model, items, int(params["batch_size"]))
+            res = forward_nll(model, items, params["batch_size"])
             nll, cnt = np.array([r[0] for r in res]), np.array([r[1] for r in res])
             summary.append({**key, "method": "forward", "eval_hash": es.hash, **aggregate(nll, cnt)})
             item_rows += [{**key, "method": "forward", "item": i, "prefix_len": 0, "n_tokens": c,

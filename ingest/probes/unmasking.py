@@ -44,13 +44,21 @@ def _device_of(model) -> torch.device:
 
 
 @torch.no_grad()
-def forward_nll(model, items: list[np.ndarray], batch_size: int = 16) -> list[tuple[float, int]]:
-    """Per item: (sum of NLL of tokens 2..T given their prefix, T - 1), batched with right padding."""
+def forward_nll(model, items: list[np.ndarray], batch_size: int | str = 16) -> list[tuple[float, int]]:
+    """Per item: (sum of NLL of tokens 2..T given their prefix, T - 1), batched with right padding.
+    The batch size adapts to memory (``ingest.batching``): ``auto`` starts from free memory,
+    and a batch that runs out of memory is split."""
+    from ingest.batching import adaptive_map, forward_bytes, initial
     dev = _device_of(model)
     order = sorted(range(len(items)), key=lambda i: -items[i].size)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(items)
-    for b in range(0, len(order), batch_size):
-        idx = order[b:b + batch_size]
+    cfg = model.config
+    width0 = items[order[0]].size if items else 1
+    start_size = initial(batch_size, forward_bytes(width0, cfg.hidden_size, cfg.num_hidden_layers,
+                                                    cfg.vocab_size), str(dev))
+
+    def run(b: int, e: int) -> None:
+        idx = order[b:e]
         width = items[idx[0]].size
         ids = torch.zeros((len(idx), width), dtype=torch.long)                 # [batch, pos]
         mask = torch.zeros((len(idx), width), dtype=torch.long)                # [batch, pos]
@@ -65,6 +73,9 @@ def forward_nll(model, items: list[np.ndarray], batch_size: int = 16) -> list[tu
         tok_lp = torch.where(mask[:, 1:].bool(), tok_lp, 0.0).double().sum(dim=1).cpu().numpy()
         for r, i in enumerate(idx):
             out[i] = (float(-tok_lp[r]), int(items[i].size - 1))
+
+    adaptive_map(len(order), start_size, run,
+                 key=("forward_nll", cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, str(dev)))
     return out
 
 

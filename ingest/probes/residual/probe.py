@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ingest.batching import adaptive_map
 from ingest.errors import TdwError
 from ingest.probes.base import Probe, Progress
 from ingest.probes.residual import attractor, pca
@@ -62,10 +63,9 @@ def perturb_points(spec: Any, layout: Layout) -> list[int]:
 def last_token_states(model, layout: Layout, ps: PromptSet, batch_size: int) -> np.ndarray:
     """[prompts, points, d] last-token stream of every prompt (no metrics)."""
     traced = traced_base(model)
-    out = []
-    for s in range(0, len(ps), batch_size):
-        ids, lengths = padded(list(ps.prompts[s:s + batch_size]))
-        out.append(capture(traced, layout, ids, lengths).numpy())
+    out = adaptive_map(len(ps), batch_size,
+                       lambda s, e: capture(traced, layout, *padded(list(ps.prompts[s:e]))).numpy(),
+                       key=("residual", layout.d_model, layout.n_points))
     return np.concatenate(out)
 
 
@@ -132,20 +132,25 @@ class ResidualProbe(Probe):
         model = checkpoint.load_model()
         traced = traced_base(model)
         last_states = []
-        for s in range(0, len(ps), bs):
-            ids, lengths = padded(list(ps.prompts[s:s + bs]))
+        n_batches = -(-len(ps) // bs)
+
+        def batch(s: int, e: int) -> None:
+            ids, lengths = padded(list(ps.prompts[s:e]))
             h = capture(traced, layout, ids, lengths, all_tokens)  # [b, (pos,) points, d]
             if all_tokens:
                 valid = torch.arange(ids.shape[1])[None, :] < lengths[:, None]   # [b, pos]
-                last_states.append(h[torch.arange(len(lengths)), lengths - 1].numpy())
+                last = h[torch.arange(len(lengths)), lengths - 1].numpy()
                 h = h[valid]                                       # [samples, points, d]
             else:
-                last_states.append(h.numpy())
+                last = h.numpy()
             stats.update(h)
+            last_states.append(last)        # after the allocations: a retried batch adds once
             del h
             release_freed_memory()
             if progress:
-                progress(f"residual: batch {s // bs + 1}/{-(-len(ps) // bs)}")
+                progress(f"residual: prompts {e}/{len(ps)} (batches of {e - s}, planned {n_batches})")
+
+        adaptive_map(len(ps), bs, batch, key=("residual", layout.d_model, layout.n_points))
         states = np.concatenate(last_states).astype(np.float64)    # [prompts, points, d]
         fin = stats.finalize()
 
