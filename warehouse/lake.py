@@ -106,6 +106,14 @@ def read_job(path: Path) -> tuple[dict, dict[str, pd.DataFrame] | None, str | No
     return meta, frames, None
 
 
+def job_version(path: Path) -> str | None:
+    """The probe version a complete job directory was computed with (None if unreadable)."""
+    try:
+        return json.loads((Path(path) / JOB_FILE).read_text()).get("probe_version")
+    except (OSError, ValueError):
+        return None
+
+
 def complete_jobs(lake: Path, model_id: str | None = None) -> list[Path]:
     """Every complete job directory (optionally of one model), in (probe, model, step) order."""
     lake = Path(lake)

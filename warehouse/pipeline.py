@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ingest import devices
 from ingest.errors import TdwError
 from ingest.probes import Probe, all_tables, get_probes
+from ingest.probes.base import params_hash
 from ingest.sources import checkpoints, open_source
 from warehouse import db, executors, jobs, lake as lake_mod
 
@@ -77,13 +78,20 @@ def _validate(source, steps: list[int], probes: list[Probe], params: dict) -> No
         return
 
 
-def _recover(con, lake: Path, model_id: str, probes: list[Probe]) -> int:
-    """Load the finished jobs an interrupted run left in the lake (each exactly once)."""
+def _recover(con, lake: Path, model_id: str, steps: list[int], probes: list[Probe],
+             params_by: dict[str, dict]) -> int:
+    """Load the finished jobs an interrupted run of this same plan (steps, probes, parameters,
+    probe versions) left in the lake, each exactly once; other runs' jobs are left alone."""
     by_probe = {p.name: p for p in probes}
     n = 0
-    for path in lake_mod.complete_jobs(lake, model_id):
-        if path.parts[-4] in by_probe and jobs.load_lake_job(con, path, by_probe) is not None:
-            n += 1
+    for p in probes:
+        h = params_hash(params_by[p.name])
+        for step in steps:
+            path = lake_mod.job_dir(lake, p.name, model_id, step, h)
+            if not (path / lake_mod.JOB_FILE).exists() or lake_mod.job_version(path) != p.version:
+                continue
+            if jobs.load_lake_job(con, path, by_probe) is not None:
+                n += 1
     return n
 
 
@@ -131,7 +139,7 @@ def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle
     try:
         db.ensure_tables(con, all_tables())
         if lake is not None:
-            result.recovered = _recover(con, lake, src.model_id, chosen)
+            result.recovered = _recover(con, lake, src.model_id, steps, chosen, params_by)
         contexts = {p.name: p.context(src, steps, params_by[p.name]) for p in chosen}
         plan = executors.Plan(source, str(toy_root) if toy_root else None, allow_pickle, src.model_id,
                               src.kind, steps, chosen, params_by, force, lake, device)
