@@ -1,7 +1,8 @@
 """The `tdw` command line: each command parses its options and calls one library function.
 
 Errors a user can cause print one line (``error: ...``) and exit 1; nothing else leaks a
-traceback unless TDW_DEBUG=1.
+traceback unless TDW_DEBUG=1. Every path a command writes is confined to the data
+directory (``warehouse.paths``: ``$TDW_DATA_DIR``, default ``./data``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import click
 
 from ingest.errors import TdwError
+from warehouse.paths import DATA_DIR_ENV, confine, confine_warehouse
 
 WAREHOUSE_OPT = click.option(
     "--warehouse", "warehouse", type=click.Path(path_type=Path), envvar="TDW_WAREHOUSE",
@@ -69,6 +71,7 @@ def _parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict
 def toy_suite(out: Path, steps: int | None, every: int | None):
     """Train the toy checkpoint suite (small GPT-NeoX models, seeded, deterministic)."""
     from ingest.toy.train import TrainSpec, train_suite
+    out = confine(out, "--out")
     spec = TrainSpec()
     if steps is not None or every is not None:
         if (steps is not None and steps < 1) or (every is not None and every < 1):
@@ -114,6 +117,7 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
     or a Hugging Face repo id (EleutherAI/pythia-14m).
     """
     from warehouse.pipeline import ingest as run
+    warehouse = confine_warehouse(warehouse)
     if resume and force:
         raise TdwError("--resume and --force contradict each other")
     result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
@@ -125,6 +129,21 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
         sys.exit(1)
 
 
+@main.command("load-lake")
+@click.argument("lake", type=click.Path(path_type=Path))
+@WAREHOUSE_OPT
+@click.option("--model", default=None, help="Only this model's jobs (default: every model in the lake).")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another process's lock on the warehouse.")
+def load_lake(lake, warehouse, model, wait):
+    """Load the finished jobs of a Parquet lake (written by workers elsewhere) into the warehouse."""
+    from warehouse.pipeline import load_lake as run
+    loaded, failed, present = run(lake, warehouse, model, wait=wait)
+    click.echo(f"{lake}: {loaded} jobs loaded, {failed} recorded as failed, {present} already present")
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
 @WAREHOUSE_OPT
 @click.option("--select", default=None, help="dbt node selection (default: everything).")
@@ -132,6 +151,7 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
 def build(warehouse, select, quiet):
     """Build and test every mart with dbt (dbt build)."""
     from warehouse.dbt import build as run
+    warehouse = confine_warehouse(warehouse)
     run(warehouse, select, quiet=quiet)
     click.echo(f"built {warehouse}")
 
@@ -141,7 +161,7 @@ def build(warehouse, select, quiet):
 def check(warehouse):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run
-    ok, summary = run(warehouse)
+    ok, summary = run(confine_warehouse(warehouse))
     click.echo(summary)
     sys.exit(0 if ok else 1)
 
@@ -153,7 +173,7 @@ def check(warehouse):
 def figures(warehouse, out, tensor):
     """Write the density heatmap and MSD curves of every model as PNG files."""
     from analysis.plots import write_figures
-    for p in write_figures(warehouse, out, tensor):
+    for p in write_figures(warehouse, confine(out, "--out"), tensor):
         click.echo(str(p))
 
 
@@ -164,8 +184,16 @@ def figures(warehouse, out, tensor):
 @click.option("--full", is_flag=True,
               help="Run the model-running probes on every checkpoint too (default: every sixth and the last).")
 def demo(data_dir, retrain, probes, full):
-    """Train the toy suite, ingest it with every probe, build the marts, summarise, plot."""
+    """Train the toy suite, ingest it with every probe, build the marts, summarise, plot.
+
+    --data-dir must lie inside $TDW_DATA_DIR when that is set; otherwise it becomes the
+    data directory for the run."""
     from warehouse.demo import run_demo
+    if os.environ.get(DATA_DIR_ENV):
+        data_dir = confine(data_dir, "--data-dir")
+    else:
+        data_dir = data_dir.expanduser().resolve()
+        os.environ[DATA_DIR_ENV] = str(data_dir)
     sys.exit(run_demo(data_dir, retrain, probes, full))
 
 

@@ -166,3 +166,27 @@ def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle
     finally:
         con.close()
     return result
+
+
+def load_lake(lake: Path, warehouse: Path, model_id: str | None = None, wait: float = 0.0,
+              progress: bool = True) -> tuple[int, int, int]:
+    """Load every complete lake job (of one model, or all) that the warehouse lacks, one
+    transaction a job: for lakes filled by workers elsewhere. Returns (loaded, failed, present)."""
+    lake = Path(lake)
+    if not lake.is_dir():
+        raise TdwError(f"no lake at {lake}")
+    db.check_file(Path(warehouse))
+    paths = lake_mod.complete_jobs(lake, model_id)
+    con = db.connect(Path(warehouse), wait=wait)
+    counts = [0, 0, 0]
+    try:
+        db.ensure_tables(con, all_tables())
+        for path in tqdm(paths, desc=f"load {lake}", unit="job", disable=not progress):
+            out = jobs.load_lake_job(con, path, {})
+            counts[2 if out is None else 0 if out.status == "done" else 1] += 1
+    except duckdb.Error as e:
+        raise TdwError(f"loading {lake} into {warehouse} failed ({str(e).strip().splitlines()[0]}); "
+                       "jobs loaded so far are kept, rerun to finish") from None
+    finally:
+        con.close()
+    return counts[0], counts[1], counts[2]

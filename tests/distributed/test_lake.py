@@ -146,3 +146,21 @@ def test_bad_executor_input_fails_before_any_job(tmp_path, args, message):
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not wh.exists()                                        # nothing started, nothing written
+
+
+def test_load_lake_fills_another_warehouse_exactly_once(tmp_path):
+    """Workers elsewhere filled a lake; `tdw load-lake` moves it into a warehouse that has
+    never seen the jobs, and a second call finds them all present."""
+    root = tmp_path / "run"
+    write_checkpoints(root, STEPS, SHAPES)
+    ingest(str(root), probes="weights", warehouse=tmp_path / "a.duckdb", progress=False, lake=tmp_path / "lake")
+    cmd = [TDW, "load-lake", str(tmp_path / "lake"), "--warehouse", str(tmp_path / "c.duckdb")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and f"{len(STEPS)} jobs loaded, 0 recorded as failed, 0 already present" \
+        in first.stdout, first.stdout + first.stderr
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert f"0 jobs loaded, 0 recorded as failed, {len(STEPS)} already present" in second.stdout
+    assert _tables(tmp_path / "c.duckdb") == _tables(tmp_path / "a.duckdb")
+    missing = subprocess.run([TDW, "load-lake", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "d.duckdb")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and missing.stderr.strip() == f"error: no lake at {tmp_path / 'nowhere'}"
