@@ -118,6 +118,7 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
     """
     from warehouse.pipeline import ingest as run
     warehouse = confine_warehouse(warehouse)
+    lake = confine(lake, "--lake") if lake is not None else None
     if resume and force:
         raise TdwError("--resume and --force contradict each other")
     result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
@@ -138,6 +139,7 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
 def load_lake(lake, warehouse, model, wait):
     """Load the finished jobs of a Parquet lake (written by workers elsewhere) into the warehouse."""
     from warehouse.pipeline import load_lake as run
+    warehouse = confine_warehouse(warehouse)
     loaded, failed, present = run(lake, warehouse, model, wait=wait)
     click.echo(f"{lake}: {loaded} jobs loaded, {failed} recorded as failed, {present} already present")
     if failed:
