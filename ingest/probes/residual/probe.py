@@ -15,7 +15,8 @@ perturbations always use the last token), ``batch_size``, ``rms_fraction`` (dens
 threshold), ``n_permutations`` (rotation-count control), ``basis_step`` ('final' = the
 model's last checkpoint, or a step), ``perturb_layers`` ('auto' = the first two block
 inputs, 'none', or a list of block-input points), ``perturb_prompts``, ``grid``,
-``grid_margin``, ``n_pairs``.
+``grid_margin``, ``n_pairs``, ``device`` and ``dtype`` (``ingest.devices``: the model runs
+there; the captured states come back to the CPU, where every metric is computed in float64).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ingest import devices
 from ingest.batching import adaptive_map
 from ingest.errors import TdwError
 from ingest.probes.base import Probe, Progress
@@ -76,7 +78,7 @@ class ResidualProbe(Probe):
     defaults = {"prompts": "toy", "n_prompts": 64, "prompt_len": 64, "seed": 0,
                 "positions": "last", "batch_size": 32, "rms_fraction": 0.5, "n_permutations": 1,
                 "basis_step": "final", "perturb_layers": "auto", "perturb_prompts": 4,
-                "grid": 3, "grid_margin": 0.1, "n_pairs": 256}
+                "grid": 3, "grid_margin": 0.1, "n_pairs": 256, "device": "auto", "dtype": "float32"}
     tables = TABLES
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
@@ -106,11 +108,11 @@ class ResidualProbe(Probe):
                 basis_step = max(steps)
         try:
             basis_ck = ck if int(basis_step) == ck.step else source.checkpoint(int(basis_step))
-            model = basis_ck.load_model()
+            model = devices.load(basis_ck, params)
         except TdwError:
             if params["basis_step"] != "final":
                 raise
-            basis_step, model = ck.step, ck.load_model()   # final not reachable: last selected
+            basis_step, model = ck.step, devices.load(ck, params)   # final not reachable: last selected
         states = last_token_states(model, layout, ps, int(params["batch_size"]))
         del model
         return {"prompts": ps, "shared_basis": pca.fit(states), "basis_step": int(basis_step)}
@@ -129,7 +131,7 @@ class ResidualProbe(Probe):
             context["controls_key"] = key
         stats = StreamStats(layout.n_points, layout.d_model, *context["controls"],
                             rms_fraction=float(params["rms_fraction"]))
-        model = checkpoint.load_model()
+        model = devices.load(checkpoint, params)
         traced = traced_base(model)
         last_states = []
         n_batches = -(-len(ps) // bs)

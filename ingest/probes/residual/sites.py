@@ -93,6 +93,11 @@ def layout_of(config: dict) -> Layout:
     return Layout(mt, ARCHS[mt], n, d, int(config["vocab_size"]), ctx, parallel, tuple(points))
 
 
+def device_of(module) -> torch.device:
+    """The device of a model (plain or nnsight-wrapped): where its inputs must go."""
+    return next(module.parameters()).device
+
+
 def traced_base(model):
     """The base model (no lm_head) wrapped for nnsight tracing."""
     from nnsight import NNsight
@@ -110,7 +115,9 @@ def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tens
     """
     import nnsight
 
-    rows = torch.arange(input_ids.shape[0])
+    dev = device_of(traced)                                    # inputs go to the model's device
+    input_ids, lengths = input_ids.to(dev), lengths.to(dev)
+    rows = torch.arange(input_ids.shape[0], device=dev)
     last = lengths - 1
     blocks = getattr(traced, layout.arch.layers)
     final = getattr(traced, layout.arch.final_norm)
@@ -126,7 +133,7 @@ def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tens
         h = final.input
         saved.append(h if all_tokens else h[rows, last])
         saved = nnsight.save(saved)
-    return torch.stack([s.detach() for s in saved], dim=-2).float()
+    return torch.stack([s.detach() for s in saved], dim=-2).float().cpu()   # metrics run on the CPU
 
 
 def prefix_caches(base, prompts: list[np.ndarray]) -> list[tuple[list[int], object]]:
@@ -144,7 +151,7 @@ def prefix_caches(base, prompts: list[np.ndarray]) -> list[tuple[list[int], obje
         cache = None
         if length > 1:
             ids = torch.as_tensor(np.stack([np.asarray(prompts[i], dtype=np.int64)[:-1]
-                                            for i in idx]))       # [group, length - 1]
+                                            for i in idx])).to(device_of(base))   # [group, length - 1]
             with torch.no_grad():
                 cache = base(ids, use_cache=True).past_key_values
         out.append((idx, cache))
@@ -169,6 +176,8 @@ def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repe
     if point.site != "block_in":
         raise TdwError(f"residual probe: layer {at} is a {point.site} point; perturbations "
                        f"go at block inputs {layout.block_inputs()}")
+    dev = device_of(traced)
+    last_tokens, new_last = last_tokens.to(dev), new_last.to(dev)
     b = new_last.shape[0]
     input_ids = last_tokens.repeat_interleave(repeats)[:, None]            # [batch, 1]
     kwargs = {}
@@ -176,8 +185,8 @@ def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repe
         cache = copy.deepcopy(cache)
         cache.batch_repeat_interleave(repeats)
         kwargs = {"past_key_values": cache, "use_cache": True}
-    rows = torch.arange(b)
-    last = torch.zeros(b, dtype=torch.long)
+    rows = torch.arange(b, device=dev)
+    last = torch.zeros(b, dtype=torch.long, device=dev)
     blocks = getattr(traced, layout.arch.layers)
     final = getattr(traced, layout.arch.final_norm)
     with torch.no_grad(), traced.trace(input_ids, **kwargs):
@@ -194,7 +203,7 @@ def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repe
                 saved.append(getattr(block, layout.arch.mlp_norm).input[rows, last])
         saved.append(final.input[rows, last])
         saved = nnsight.save(saved)
-    return torch.stack([s.detach() for s in saved], dim=1).float()
+    return torch.stack([s.detach() for s in saved], dim=1).float().cpu()
 
 
 def release_freed_memory() -> None:
