@@ -15,7 +15,9 @@ from warehouse.sql import query  # noqa: E402
 
 
 def _slug(model_id: str) -> str:
-    return model_id.replace("/", "_")
+    """A model id as one file-name component (``toy/neox-2l`` -> ``toy_neox-2l``)."""
+    from warehouse.paths import safe_component
+    return safe_component(model_id)
 
 
 def density_heatmap(density: pd.DataFrame, title: str, out: Path) -> Path:
@@ -72,10 +74,11 @@ def write_figures(warehouse: Path, out_dir: Path, tensor: str = "lm_head.weight"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     models = query(warehouse, "select distinct model_id from marts.fct_msd order by 1")["model_id"]
+    t = tensor.replace("'", "''")
     for model in models:
         q = model.replace("'", "''")
         dens = query(warehouse, f"select step, bin_index, bin_lo, bin_hi, density from "
-                                f"marts.fct_weight_density where model_id = '{q}' and tensor_name = '{tensor}'")
+                                f"marts.fct_weight_density where model_id = '{q}' and tensor_name = '{t}'")
         if len(dens):
             written.append(density_heatmap(dens, f"{model}: density of {tensor} over training",
                                            out_dir / f"density_{_slug(model)}.png"))

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ingest.errors import TdwError
 from analysis.report_sections import SECTIONS, Context, Section
+from warehouse.paths import safe_component
 
 
 @dataclass
@@ -82,7 +83,7 @@ def render(section: Section, out_dir: Path, written: list[Path]) -> str:
     if section.note:
         parts.append(f'<p class="note">{html.escape(section.note)}</p>')
     for fig in section.figures:
-        path = out_dir / f"{section.key}_{fig.name}.png"
+        path = out_dir / safe_component(f"{section.key}_{fig.name}.png")
         path.write_bytes(fig.png)
         written.append(path)
         parts.append(_figure_html(fig.name, fig.png, fig.caption))

@@ -4,6 +4,8 @@
   trained once per session into a temporary folder.
 - ``built_warehouse``: that suite ingested with every registered probe on a subset of
   checkpoints, then ``dbt build`` (models and tests); the DuckDB path.
+- ``data_dir`` (autouse): pytest's temporary root as ``TDW_DATA_DIR``, so the CLI may write
+  anywhere under it and nowhere else.
 - ``make_checkpoints``: a factory writing synthetic ``step<N>/`` checkpoints (config.json
   and model.safetensors with seeded random tensors), for fast tests that need no training.
 """
@@ -42,6 +44,16 @@ def _build_once(tmp_path_factory, name: str, build) -> Path:
             build(folder)
             (folder / ".done").write_text("ok")
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory) -> Path:
+    """Everything the tests write lies under pytest's temporary root (shared by the xdist
+    workers): it is the data directory that `tdw` confines writes to (warehouse.paths),
+    for in-process CLI calls and the subprocesses that inherit the environment."""
+    root = _shared_dir(tmp_path_factory, "x").parent.resolve()
+    os.environ["TDW_DATA_DIR"] = str(root)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ingest.errors import TdwError
+from warehouse.paths import confine, confine_warehouse
 
 # the same option as warehouse/cli.py's (not imported from it: `python -m warehouse.cli` runs
 # that module as __main__, and importing it back would be circular)
@@ -41,6 +42,7 @@ def sql(query, warehouse, fmt, max_rows, timeout, working):
 def publish(warehouse):
     """Publish the serving snapshot of the marts now (`tdw build` does it after every build)."""
     from warehouse.snapshot import publish as run, sqlalchemy_uri
+    warehouse = confine_warehouse(warehouse)
     info = run(warehouse)
     click.echo(f"published {info.path}: {len(info.tables)} tables, "
                f"{sum(info.tables.values())} rows in {info.seconds:.2f} s\n"
@@ -90,7 +92,7 @@ def report(warehouse, models, out, normalise_steps, graph_steps):
             steps = [int(s) for s in graph_steps.split(",") if s.strip()]
         except ValueError:
             raise TdwError(f"--graph-steps must be comma-separated integers, got {graph_steps!r}") from None
-    result = write_report(warehouse, [m.strip() for m in models.split(",") if m.strip()], out,
+    result = write_report(warehouse, [m.strip() for m in models.split(",") if m.strip()], confine(out, "--out"),
                           normalise_steps=normalise_steps, graph_steps=steps)
     click.echo(f"{result.html} ({len(result.sections)} sections, {len(result.figures)} figures)")
 
@@ -101,7 +103,7 @@ def report(warehouse, models, out, normalise_steps, graph_steps):
 def docs(warehouse, out):
     """Generate dbt's documentation site (lineage, column descriptions) into --out."""
     from warehouse.docs import generate_docs
-    index = generate_docs(warehouse, out)
+    index = generate_docs(confine_warehouse(warehouse), confine(out, "--out"))
     click.echo(f"{index} (open it, or `python -m http.server -d {out}`)")
 
 
