@@ -2,12 +2,16 @@
 
 Runs every dbt test on the built marts (``dbt test``), then reads the manifest and
 ``marts.fct_data_quality`` (failed jobs with their recorded errors, non-finite inputs) and
-prints a readable summary. The Great Expectations suites run earlier, inside ingest, on
-each job's frames before they are committed (a failing suite fails the job, and its error
-names the expectation); their failures therefore appear here as failed jobs.
+prints a readable summary. The Great Expectations gate runs earlier, inside ingest, on
+each job's frames before they are committed (``warehouse.quality``: a failing expectation
+fails the job); its failures appear here as failed jobs, and the summary counts the failed
+expectations (``failed_expectations`` of the mart) over the jobs whose latest attempt
+failed the gate.
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 from ingest.errors import TdwError
@@ -33,10 +37,16 @@ def check(warehouse: Path) -> tuple[bool, str]:
                                   "group by kind, probe order by kind, probe").fetchall()
             rows = con.execute("select model_id, step, probe, kind, issue from marts.fct_data_quality "
                                "order by model_id, step, probe limit 20").fetchall()
+            gate = [json.loads(r[0]) for r in con.execute(
+                "select failed_expectations from marts.fct_data_quality "
+                "where failed_expectations is not null").fetchall()]
         except Exception:  # noqa: BLE001 — marts not built yet
             raise TdwError("marts.fct_data_quality is missing: run `tdw build` first") from None
     finally:
         con.close()
+    counts = Counter(e for failed in gate for e in failed)
+    lines.append(f"quality gate: {len(gate)} jobs failed it" + (
+        ": " + "; ".join(f"{e} ({n})" for e, n in counts.most_common(5)) if gate else ""))
     if not flagged:
         lines.append("flagged checkpoints: none")
     for kind, probe, n, example in flagged:

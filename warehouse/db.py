@@ -4,6 +4,9 @@ One job is (model, checkpoint, probe, parameters). Loading it deletes the slices
 cover (``TableSpec.replace_by``) and inserts the new rows, and records the job in
 ``raw.ingest_runs``, all inside one transaction: a crash or an error leaves every earlier
 job complete and no partial rows. Failed jobs are recorded in their own transaction.
+Before the transaction begins, the job's frames pass the data-quality gate
+(``warehouse.quality``): a job that fails it commits nothing and is recorded as failed
+with the failed expectations in ``failed_expectations`` (a JSON list).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ MANIFEST = TableSpec("ingest_runs", (
     ("source", "VARCHAR"), ("probe", "VARCHAR"), ("probe_version", "VARCHAR"), ("params", "VARCHAR"),
     ("params_hash", "VARCHAR"), ("content_hash", "VARCHAR"), ("code_version", "VARCHAR"),
     ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("ended_at", "TIMESTAMPTZ"),
-    ("rows", "VARCHAR"), ("error", "VARCHAR"),
+    ("rows", "VARCHAR"), ("error", "VARCHAR"), ("failed_expectations", "VARCHAR"),
 ), ("run_id",), (), "One row per ingest job attempt: what ran, on what, with what result.")
 DUCKDB_MAGIC = b"DUCK"
 
@@ -107,12 +110,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> Non
             con.execute(f"COMMENT ON TABLE raw.\"{spec.name}\" IS '{spec.description.replace(chr(39), '')}'")
 
 
-def _manifest_row(job: dict, status: str, rows: dict | None, error: str | None) -> pd.DataFrame:
+def _manifest_row(job: dict, status: str, rows: dict | None, error: str | None,
+                  failed_expectations: list[str] | None = None) -> pd.DataFrame:
     row = {c: None for c in MANIFEST.column_names}
     row.update({k: v for k, v in job.items() if k in row})
     row.update(run_id=job.get("run_id") or str(uuid.uuid4()), status=status, ended_at=datetime.now(timezone.utc),
                rows=json.dumps(rows) if rows is not None else None, error=error,
-               params=json.dumps(job.get("params", {}), sort_keys=True, default=str))
+               params=json.dumps(job.get("params", {}), sort_keys=True, default=str),
+               failed_expectations=json.dumps(failed_expectations) if failed_expectations else None)
     return pd.DataFrame([row])[MANIFEST.column_names]
 
 
@@ -126,12 +131,22 @@ def _insert(con, table: str, frame: pd.DataFrame) -> None:
 
 
 def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: dict,
-             before_commit=None) -> dict[str, int]:
-    """Replace one job's rows in every table it produced and record it, atomically."""
+             before_commit=None, probe=None, expectations=None) -> dict[str, int]:
+    """Check one job's frames (the quality gate), then replace its rows in every table it
+    produced and record it, atomically. The expectations are ``expectations`` if given, else
+    ``probe``'s, else those of the registered probe named ``job["probe"]``, else the
+    TableSpecs' own (key unique and not NULL); a failure raises ``QualityError``."""
+    from warehouse import quality
+    from warehouse.faults import corrupt_frames
     by_name = {s.name: s for s in specs}
     unknown = set(frames) - set(by_name)
     if unknown:
         raise TdwError(f"probe produced undeclared tables: {sorted(unknown)}")
+    frames = corrupt_frames(job, frames)
+    if expectations is None:
+        probe = probe or quality.registered_probe(job.get("probe"))
+        expectations = quality.declared(probe, frames, job, specs)
+    quality.validate_frames(expectations, frames, job.get("probe", ""))
     counts = {name: len(f) for name, f in frames.items()}
     con.execute("BEGIN TRANSACTION")
     try:
@@ -159,8 +174,11 @@ def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: 
     return counts
 
 
-def record_failure(con, job: dict, error: str) -> None:
-    _insert(con, MANIFEST.name, _manifest_row(job, "failed", None, error))
+def record_failure(con, job: dict, error: str | BaseException) -> None:
+    """Record a failed attempt: ``error`` is the message or the exception (a QualityError's
+    failed expectations go to ``failed_expectations``)."""
+    failed = getattr(error, "expectations", None)
+    _insert(con, MANIFEST.name, _manifest_row(job, "failed", None, str(error), failed))
 
 
 def already_done(con, job: dict) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import TdwError
-from ingest.probes.base import Probe, Progress, TableSpec
+from ingest.probes.base import Probe, Progress, TableSpec, between, finite
 from ingest.sources import Checkpoint
 from ingest.tensors import select_tensors
 
@@ -90,7 +90,10 @@ class CovarianceProbe(Probe):
             ("batch_size", "INTEGER"), ("seed", "BIGINT"), ("vocab", "BIGINT"), ("d", "BIGINT"),
             ("n_nonfinite", "BIGINT"), ("trace", "DOUBLE"), ("eigenvalues", "DOUBLE[]"),
         ), ("model_id", "step", "tensor_name", "batch_size", "seed"), ("tensor_name",),
-            "Eigenvalues (descending) of the batch covariance of W_U V, V ~ N(0, I_d) seeded."),
+            "Eigenvalues (descending) of the batch covariance of W_U V, V ~ N(0, I_d) seeded.",
+            # trace and eigenvalues are NULL when the tensor has non-finite values
+            (between("batch_size", 2), between("vocab", 1), between("d", 1), between("n_nonfinite", 0),
+             finite("trace", 0))),
     )
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import Probe, Progress, TableSpec
+from ingest.probes.base import Probe, Progress, TableSpec, between, finite, greater
 from ingest.sources import Checkpoint
 from ingest.tensors import select_tensors
 
@@ -78,7 +78,10 @@ class DisplacementProbe(Probe):
             ("disp", "DOUBLE"), ("norm", "DOUBLE"), ("norm_prev", "DOUBLE"),
             ("rel_disp", "DOUBLE"), ("msd_step", "DOUBLE"), ("max_abs", "DOUBLE"),
         ), ("model_id", "step", "tensor_name"), ("tensor_name",),
-            "Displacement of one tensor between a checkpoint and the previous ingested one."),
+            "Displacement of one tensor between a checkpoint and the previous ingested one.",
+            # sums over the elements finite in both; rel_disp/msd_step NULL when undefined
+            (greater("step", "prev_step"), between("n", 1), between("n_nonfinite", 0), finite("disp", 0),
+             between("rel_disp", 0), between("msd_step", 0), between("max_abs", 0))),
     )
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import Probe, Progress, TableSpec
+from ingest.probes.base import Probe, Progress, TableSpec, between, finite
 from ingest.sources import Checkpoint
 from ingest.tensors import DEFAULT_TENSORS, select_tensors
 
@@ -196,18 +196,23 @@ class WeightsProbe(Probe):
             ("min", "DOUBLE"), ("max", "DOUBLE"), ("l2_norm", "DOUBLE"),
             ("frac_near_zero", "DOUBLE"), ("near_zero_eps", "DOUBLE"),
             *((_q(q), "DOUBLE") for q in QUANTILES),
-        ), _KEY, ("tensor_name",), "Moments, extrema and quantiles of one tensor at one checkpoint."),
+        ), _KEY, ("tensor_name",), "Moments, extrema and quantiles of one tensor at one checkpoint.",
+            # moments are over the finite values (NULL when there are none)
+            (between("n", 1), between("n_nonfinite", 0), finite("std", 0), finite("l2_norm", 0),
+             finite("mean"), finite("min"), finite("max"), between("frac_near_zero", 0, 1))),
         TableSpec("weight_hist", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
             ("code", "INTEGER"), ("count", "BIGINT"),
         ), _KEY + ("code",), ("tensor_name",),
-            "Histogram of the tensor's values by code (the float32 value's top 20 bits)."),
+            "Histogram of the tensor's values by code (the float32 value's top 20 bits).",
+            (between("code", 0, (1 << (32 - CODE_SHIFT)) - 1), between("count", 1))),
         TableSpec("weight_sample", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
             ("n_total", "BIGINT"), ("sample_seed", "BIGINT"), ("exact", "BOOLEAN"),
             ("vals", "FLOAT[]"),
         ), _KEY, ("tensor_name",),
-            "Values at a fixed sample of indices shared by all checkpoints (all values if exact)."),
+            "Values at a fixed sample of indices shared by all checkpoints (all values if exact).",
+            (between("n_total", 1),)),
     )
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ def run_dir(tmp_path_factory):
     return root
 
 
-PARAMS = {"n_prompts": 3, "seq_len": 16, "check_quality": True}
+PARAMS = {"n_prompts": 3, "seq_len": 16}
 
 
 def _ingest(run_dir, wh, **params):
@@ -78,7 +78,7 @@ def test_prompt_sets_are_seeded_and_reproducible():
 @pytest.fixture(scope="module")
 def loaded(run_dir, tmp_path_factory):
     wh = tmp_path_factory.mktemp("graph-wh") / "wh.duckdb"
-    assert _ingest(run_dir, wh, check_quality=False).ok
+    assert _ingest(run_dir, wh).ok
     return wh
 
 

@@ -45,10 +45,30 @@ def test_reload_replaces_the_job_slice(con):
 def test_failed_load_leaves_nothing(con):
     db.load_job(con, [SPEC], {"t": frame(1, ["a"], 1.0)}, job())
     before = rows(con), con.execute("select count(*) from raw.ingest_runs").fetchone()
-    bad = frame(1, ["a", "a"], 9.0)  # violates the natural key mid-transaction
+    bad = frame(1, ["a", "a"], 9.0)  # violates the natural key mid-transaction (gate skipped)
     with pytest.raises(duckdb.Error):
-        db.load_job(con, [SPEC], {"t": bad}, job())
+        db.load_job(con, [SPEC], {"t": bad}, job(), expectations={})
     assert (rows(con), con.execute("select count(*) from raw.ingest_runs").fetchone()) == before
+
+
+def test_quality_gate_fails_the_job_before_the_transaction(con):
+    from warehouse.quality import QualityError
+    db.load_job(con, [SPEC], {"t": frame(1, ["a"], 1.0)}, job())
+    before = rows(con), con.execute("select count(*) from raw.ingest_runs").fetchall()
+    # no registered probe "x": the TableSpec's own expectations (key unique and not NULL)
+    with pytest.raises(QualityError) as err:
+        db.load_job(con, [SPEC], {"t": frame(1, ["a", "a"], 9.0)}, job())
+    assert err.value.expectations == ["t: expect_compound_key_to_be_unique(model_id, step, tensor_name)"]
+    with pytest.raises(QualityError, match=r"expect_columns_to_not_be_null\(tensor_name\)"):
+        db.load_job(con, [SPEC], {"t": frame(1, ["a", None], 9.0)}, job())
+    assert (rows(con), con.execute("select count(*) from raw.ingest_runs").fetchall()) == before
+    db.record_failure(con, job(), err.value)                # the exception: its list is kept
+    db.record_failure(con, job(2), "plain message")        # a string still works
+    got = con.execute("select step, error, failed_expectations from raw.ingest_runs where status = 'failed' "
+                      "order by step").fetchall()
+    assert got[0][1] == str(err.value) and "\n" not in got[0][1]
+    assert got[0][2] == '["t: expect_compound_key_to_be_unique(model_id, step, tensor_name)"]'
+    assert got[1][1:] == ("plain message", None)
 
 
 def test_already_done_tracks_content_version_and_params(con):

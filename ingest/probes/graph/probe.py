@@ -7,9 +7,11 @@ KL(clean || ablated) and the change of the task loss; the other edges leave them
 ``graph_prompts`` stores every prompt's token ids, measured range, seed and clean task
 loss at this checkpoint, so each edge can be recomputed from the warehouse alone.
 
-Before the frames are returned (and so before the loader commits anything) they are
-checked by the Great Expectations suite of ``quality`` (``validate_frames``): a failing
-check fails the job and loads nothing.
+The loader's quality gate (``warehouse/quality.py``) checks the frames before it commits
+anything: the TableSpecs' expectations (weight = 1 - cos in [0, 2], rel_l2 and kl finite
+and >= 0, kl NULL off the logits edges, dloss finite, n_prompts >= 1, 0 <= measure_start <
+measure_end) and, from ``expectations``, that every (src, dst) is an edge the
+architecture allows (the run records them in ``graph_edges.attrs["allowed_edges"]``).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pandas as pd
 
 from ingest import devices
 from ingest.errors import TdwError
-from ingest.probes.base import Probe, Progress, TableSpec
+from ingest.probes.base import Expect, Probe, Progress, TableSpec, between, finite, greater, not_null, pairs_in
 from ingest.probes.graph.adapters import MEASURES, Adapter, adapter_for
 from ingest.probes.graph.tasks import TASKS, PromptSet, build_prompts
 from ingest.sources import Checkpoint
@@ -49,7 +51,7 @@ class GraphProbe(Probe):
     # seq_len 32: R R with |R| = 16, inside the toy corpus's training periods (8-24)
     defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 32,
                 "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "auto", "dtype": "float32",
-                "threads": 1, "check_quality": True}
+                "threads": 1}
     tables = (
         TableSpec("graph_edges", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("task", "VARCHAR"), ("ablation", "VARCHAR"),
@@ -57,15 +59,27 @@ class GraphProbe(Probe):
             *((c, "DOUBLE") for m in MEASURES for c in (m, f"{m}_std")),
             ("n_prompts", "INTEGER"),
         ), ("model_id", "step", "task", "ablation", "src", "dst"), _SLICE,
-            "One edge of the component graph: mean and std over prompts of each measure."),
+            "One edge of the component graph: mean and std over prompts of each measure.",
+            (not_null("weight", "rel_l2", "n_prompts"), between("weight", 0.0, 2.0), finite("rel_l2", 0),
+             finite("kl", 0), finite("dloss"), between("n_prompts", 1))),
         TableSpec("graph_prompts", (
             ("model_id", "VARCHAR"), ("step", "BIGINT"), ("task", "VARCHAR"), ("ablation", "VARCHAR"),
             ("prompt_index", "INTEGER"), ("seed", "BIGINT"), ("token_ids", "INTEGER[]"),
             ("measure_start", "INTEGER"), ("measure_end", "INTEGER"), ("clean_loss", "DOUBLE"),
         ), ("model_id", "step", "task", "ablation", "prompt_index"), _SLICE,
             "The prompts a graph was measured on, the measured positions [start, end) and the "
-            "clean task loss there."),
+            "clean task loss there.",
+            (between("measure_start", 0), greater("measure_end", "measure_start"))),
     )
+
+    def expectations(self, frames: dict[str, pd.DataFrame], job: dict[str, Any] | None = None
+                     ) -> dict[str, tuple[Expect, ...]]:
+        """The TableSpecs' expectations, and every edge among those the architecture allows."""
+        out = super().expectations(frames, job)
+        edges = frames.get("graph_edges")
+        if edges is not None and "allowed_edges" in edges.attrs:
+            out["graph_edges"] += (pairs_in("src", "dst", edges.attrs["allowed_edges"]),)
+        return out
 
     def _adapter(self, checkpoint: Checkpoint) -> Adapter:
         return adapter_for(checkpoint.config())
@@ -137,7 +151,5 @@ class GraphProbe(Probe):
                   "graph_prompts": pd.concat(prompt_rows, ignore_index=True)[cols["graph_prompts"]]}
         frames["graph_edges"] = frames["graph_edges"].astype(
             {c: "Float64" for m in ("kl", "dloss") for c in (m, f"{m}_std")})
-        if params["check_quality"]:
-            from ingest.probes.graph.quality import validate_frames
-            validate_frames(frames, ad)
+        frames["graph_edges"].attrs["allowed_edges"] = tuple(tuple(e) for e in ad.graph_edges())
         return frames

@@ -2,14 +2,16 @@
 
 Every table is keyed by (model_id, step, ...) and a job owns its whole checkpoint
 (``replace_by`` empty): rerunning a checkpoint replaces all its residual rows. ``layer``
-is always the sample-point index (see ``sites``).
+is always the sample-point index (see ``sites``). The expectations checked before a job
+commits leave NULLs alone: transitions are NULL on a model's last point, a correlation is
+NULL (NaN) for a constant unit.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import TableSpec
+from ingest.probes.base import TableSpec, between
 from ingest.probes.residual.metrics import QUANTILES, Finalized, _qname
 from ingest.probes.residual.pca import Basis, trajectories
 from ingest.probes.residual.prompts import PromptSet
@@ -36,39 +38,47 @@ TABLES = (
         *((m, _D) for m in POINT_METRICS),
     ), ("model_id", "step", "layer"), (),
         "Residual-stream metrics per sample point, summarised over samples; transitions "
-        "(velocity, continuity, MI...) sit on the row of their first point."),
+        "(velocity, continuity, MI...) sit on the row of their first point.",
+        (between("n_samples", 1), between("rms_fraction", 0, 1), between("frac_above_rms", 0, 1),
+         between("participation_ratio", 0, 1), between("velocity", 0), between("norm", 0),
+         between("continuity", -1, 1), between("mutual_info", 0))),
     TableSpec("residual_unit_continuity", _ID + (
         ("layer", "INTEGER"), ("unit", "INTEGER"),
         ("continuity", _D), ("continuity_rotated", _D), ("mutual_info", _D),
     ), ("model_id", "step", "layer", "unit"), (),
         "Per unit: Pearson r between point layer and layer+1 over samples, the same in a "
-        "randomly rotated basis, and the Gaussian MI in nats."),
+        "randomly rotated basis, and the Gaussian MI in nats.",
+        (between("continuity", -1, 1), between("continuity_rotated", -1, 1), between("mutual_info", 0))),
     TableSpec("residual_unit_rotations", _ID + (
         ("unit", "INTEGER"), ("n_samples", "BIGINT"), ("n_points", "INTEGER"),
         ("rotations", _D), ("rotations_abs", _D), ("rotations_perm", _D),
         ("rotations_perm_abs", _D),
     ), ("model_id", "step", "unit"), (),
         "Per unit: mean (signed, absolute) rotation count of its phase portrait over the "
-        "points, and with the point order permuted (control)."),
+        "points, and with the point order permuted (control).",
+        (between("n_samples", 1), between("n_points", 1), between("rotations_abs", 0))),
     TableSpec("residual_pca", _ID + (
         ("basis", "VARCHAR"), ("component", "INTEGER"), ("basis_step", "BIGINT"),
         ("explained_variance", _D), ("explained_ratio", _D),
     ), ("model_id", "step", "basis", "component"), (),
         "Variance of this checkpoint's states along each component of its own PCA basis "
-        "or of the basis shared across checkpoints (fit at basis_step)."),
+        "or of the basis shared across checkpoints (fit at basis_step).",
+        (between("component", 1), between("explained_variance", 0), between("explained_ratio", 0, 1))),
     TableSpec("residual_trajectory", _ID + (
         ("basis", "VARCHAR"), ("prompt_index", "INTEGER"), ("layer", "INTEGER"),
         ("pc1", _D), ("pc2", _D), ("pc3", _D),
     ), ("model_id", "step", "basis", "prompt_index", "layer"), (),
         "Last-token trajectory coordinates on the first three components; prompt_index -1 "
-        "is the mean trajectory."),
+        "is the mean trajectory.",
+        (between("prompt_index", -1),)),
     TableSpec("residual_convergence", _ID + (
         ("layer", "INTEGER"), ("n_pairs", "INTEGER"), ("distance_mean", _D),
         ("distance_median", _D), ("ratio_mean", _D), ("ratio_median", _D),
         ("frac_contracting", _D), ("relative_ratio_mean", _D),
     ), ("model_id", "step", "layer"), (),
         "Distances between trajectories of prompt pairs at each point and their ratio from "
-        "this point to the next (< 1: converging)."),
+        "this point to the next (< 1: converging).",
+        (between("n_pairs", 0), between("distance_mean", 0), between("frac_contracting", 0, 1))),
     TableSpec("residual_attractor", _ID + (
         ("perturb_layer", "INTEGER"), ("grid_index", "INTEGER"), ("grid_pc1", _D),
         ("grid_pc2", _D), ("layer", "INTEGER"), ("n_prompts", "INTEGER"),
@@ -76,12 +86,14 @@ TABLES = (
         ("relative_ratio_mean", _D), ("pc1_mean", _D), ("pc2_mean", _D),
     ), ("model_id", "step", "perturb_layer", "grid_index", "layer"), (),
         "A state moved to a PCA-plane grid point at perturb_layer: distance to the "
-        "unperturbed trajectory at each later layer, relative to the initial displacement."),
+        "unperturbed trajectory at each later layer, relative to the initial displacement.",
+        (between("n_prompts", 1), between("distance_mean", 0))),
     TableSpec("residual_prompts", _ID + (
         ("prompt_index", "INTEGER"), ("n_tokens", "INTEGER"), ("token_ids", "INTEGER[]"),
         ("prompt_source", "VARCHAR"), ("prompt_digest", "VARCHAR"), ("perturbed", "BOOLEAN"),
     ), ("model_id", "step", "prompt_index"), (),
-        "The prompts the residual metrics were computed on (token ids)."),
+        "The prompts the residual metrics were computed on (token ids).",
+        (between("n_tokens", 1),)),
 )
 COLUMNS = {t.name: t.column_names for t in TABLES}
 

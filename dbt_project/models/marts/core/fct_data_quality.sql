@@ -1,6 +1,7 @@
 -- Every flagged checkpoint and why: jobs whose latest attempt failed (the error the
--- manifest recorded: a bad file, a failed data-quality expectation ...) and non-finite
--- inputs the probes met and kept out of the aggregates.
+-- manifest recorded: a bad file, a failed data-quality expectation ...; for a job the
+-- quality gate failed, failed_expectations lists the expectations as a JSON array) and
+-- non-finite inputs the probes met and kept out of the aggregates.
 with runs as (
     select * from {{ ref('stg_ingest_runs') }}
 ),
@@ -13,20 +14,23 @@ latest_attempt as (
         params_hash,
         arg_max(status, ended_at) as status,
         arg_max(error, ended_at) as error,
+        arg_max(failed_expectations, ended_at) as failed_expectations,
         max(ended_at) as at
     from runs
     group by model_id, step, probe, params_hash
 ),
 
 failed_jobs as (
-    select model_id, step, probe, params_hash as object, 'failed_job' as kind, error as issue
+    select model_id, step, probe, params_hash as object, 'failed_job' as kind, error as issue,
+           failed_expectations
     from latest_attempt
     where status = 'failed'
 ),
 
 nonfinite as (
     select model_id, step, probe, object, 'nonfinite_input' as kind,
-           n_nonfinite || ' of ' || n_total || ' values: ' || issue as issue
+           n_nonfinite || ' of ' || n_total || ' values: ' || issue as issue,
+           cast(null as varchar) as failed_expectations
     from {{ ref('fct_params_data_quality') }}
 ),
 

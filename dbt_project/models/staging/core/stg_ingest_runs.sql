@@ -19,7 +19,8 @@ final as (
         started_at,
         ended_at,
         rows as row_counts,
-        error
+        error,
+        failed_expectations
     from source
 )
 
