@@ -6,6 +6,13 @@ process may not hold the file read-write and read-only at once, so the caller st
 to read the warehouse afterwards. The profile is written next to the warehouse
 (``<warehouse dir>/.tdw-dbt/``) with dbt's target and log folders, so the repository
 stays clean and several warehouses can be built from the same project.
+
+A build that fails (a model or test error) or is killed part-way leaves the serving
+snapshot as it was: ``build`` publishes only after dbt succeeded, and publishing renames a
+complete file into place (``warehouse.snapshot``). For the fault-injection tests,
+``TDW_FAULT_AT=dbt:<n>`` stops the dbt child after its n-th node finished, and
+``TDW_FAULT_AT=publish:0`` stops the parent after dbt succeeded, before publishing
+(``warehouse.faults``).
 """
 from __future__ import annotations
 
@@ -17,17 +24,20 @@ from pathlib import Path
 
 from ingest.errors import TdwError
 from warehouse import db
+from warehouse.faults import fault_point
+from warehouse.paths import DBT_WORKDIR
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 ERROR_PREFIX = "TDW_DBT_ERROR: "
 
 
 def _workdir(warehouse: Path) -> Path:
-    work = warehouse.resolve().parent / ".tdw-dbt"
+    work = warehouse.resolve().parent / DBT_WORKDIR
     work.mkdir(parents=True, exist_ok=True)
+    quoted = str(warehouse.resolve()).replace("'", "''")          # a YAML single-quoted scalar
     (work / "profiles.yml").write_text(
         "tdw:\n  target: warehouse\n  outputs:\n    warehouse:\n      type: duckdb\n"
-        f"      path: '{warehouse.resolve()}'\n      schema: main\n      threads: 1\n")
+        f"      path: '{quoted}'\n      schema: main\n      threads: 1\n")
     return work
 
 
@@ -59,16 +69,37 @@ def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> No
 
 def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> None:
     """``dbt build``: every model, then its tests; on success, publish the serving snapshot."""
+    if Path(warehouse).is_file():                # a warehouse from before a manifest column was added
+        con = db.connect(Path(warehouse))
+        try:
+            db.ensure_tables(con, [])
+        finally:
+            con.close()
     run_dbt(warehouse, "build", *(["--select", select] if select else []), quiet=quiet)
+    fault_point("publish", 0)
     from warehouse.snapshot import publish
     publish(Path(warehouse))
+
+
+def _fault_callbacks() -> list:
+    """With ``TDW_FAULT_AT=dbt:<n>``, a dbt event callback that reaches the fault point
+    after the n-th node finished (else none)."""
+    if not os.environ.get("TDW_FAULT_AT", "").startswith("dbt:"):
+        return []
+    finished = [0]
+
+    def on_event(event) -> None:
+        if event.info.name == "NodeFinished":
+            finished[0] += 1
+            fault_point("dbt", finished[0])
+    return [on_event]
 
 
 def _invoke(argv: list[str]) -> str | None:
     """Run dbt in this process; the one-line failure summary, or None on success."""
     from dbt.cli.main import dbtRunner
 
-    res = dbtRunner().invoke(argv)
+    res = dbtRunner(callbacks=_fault_callbacks()).invoke(argv)
     if res.success:
         return None
     command = next(a for a in argv if not a.startswith("--"))
