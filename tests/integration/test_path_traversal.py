@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -39,7 +38,7 @@ def everything_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*"))
 
 
-ELSEWHERE = f"/tmp/elsewhere-{uuid.uuid4().hex[:8]}"
+ELSEWHERE = "/tmp/tdw-elsewhere-never-written"
 ATTEMPTS = [
     ("ingest", "run", "--probes", "weights", "--warehouse", "../../etc/x.duckdb"),
     ("ingest", "run", "--probes", "weights", "--warehouse", "../outside/w.duckdb"),
