@@ -89,7 +89,7 @@ def test_killed_build_keeps_the_previous_snapshot_serving(grown, tmp_path):
     out, err = rerun.communicate()
     assert rerun.returncode == 0, out + err
     n, build_id, digest = served(wh)
-    assert n == before[0] + added and build_id != before[1]
+    assert n == before[0] + added and build_id != before[1] and digest != before[2]
 
 
 def test_failed_dbt_tests_publish_nothing(grown):

@@ -11,6 +11,7 @@ job of the same batch commits.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_cli_reports_the_gate_and_exits_1(tmp_path):
     root = tmp_path / "run"
     write_checkpoints(root, [0, 1, 2], {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16)})
     wh = tmp_path / "w.duckdb"
-    env = {**__import__("os").environ, "TDW_FAULT_CORRUPT": "weights:weight_stats:null:tensor_name@1"}
+    env = {**os.environ, "TDW_FAULT_CORRUPT": "weights:weight_stats:null:tensor_name@1"}
     proc = subprocess.run([TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
