@@ -92,7 +92,7 @@ def commit(con, probe: Probe, outcome: Outcome) -> None:
         if outcome.status == "failed":
             db.record_failure(con, job, outcome.error)
             return
-        db.load_job(con, probe.tables, outcome.frames, job,
+        db.load_job(con, probe.tables, outcome.frames, job, probe=probe,       # quality gate first
                     before_commit=lambda: fault_point("transaction", step))
     except TdwError as e:
         outcome.status, outcome.error = "failed", str(e)
