@@ -99,6 +99,10 @@ def compare(label: str, source: list[str], n_jobs: int, work: Path, repeats: int
     for name in RUNS:
         w, j = statistics.median(wall[name]), statistics.median(jobs[name])
         print(f"   {name:16} {w:8.1f} {base / w:8.2f}x {j:13.1f} {base_jobs / j:8.2f}x {n_jobs / j:7.2f}")
+    lake = work / f"{label.split()[0].replace('/', '-')}-0-ray2workers" / "lake"
+    size = sum(f.stat().st_size for f in lake.rglob("*") if f.is_file())
+    print(f"   lake: {size / 2**20:.1f} MiB for {n_jobs} jobs ({size / 2**20 / n_jobs * 6:.2f} MiB a checkpoint, "
+          "every probe)")
     return work / f"{label.split()[0].replace('/', '-')}-0-local" / "w.duckdb"
 
 
