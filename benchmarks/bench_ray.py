@@ -83,7 +83,37 @@ RUNS = {"local": ["--executor", "local"], "ray, 1 worker": ["--executor", "ray",
         "ray, 2 workers": ["--executor", "ray", "--ray-cpus", "2"]}
 
 
-def compare(label: str, source: list[str], n_jobs: int, work: Path, repeats: int, env: dict) -> Path:
+def plot(path: Path, toy: dict, p14: dict, speedups: dict) -> None:
+    """Seconds per checkpoint per probe (log scale), and the executors' speed-ups."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    probes = sorted(p14, key=p14.get)
+    x = np.arange(len(probes))
+    a.bar(x - 0.2, [toy.get(p, np.nan) for p in probes], 0.4, label="toy neox-2l")
+    a.bar(x + 0.2, [p14[p] for p in probes], 0.4, label="Pythia-14M shape")
+    a.set_xticks(x, probes)
+    a.set_yscale("log")
+    a.set_ylabel("seconds per checkpoint (one core)")
+    a.set_title("probe cost per checkpoint")
+    a.legend()
+    labels = list(next(iter(speedups.values())))
+    x = np.arange(len(labels))
+    for i, (name, ups) in enumerate(speedups.items()):
+        b.bar(x + (i - 0.5) * 0.4, [ups[k] for k in labels], 0.4, label=name)
+    b.axhline(1.0, color="grey", lw=0.8)
+    b.set_xticks(x, labels)
+    b.set_ylabel("jobs-phase speed-up vs local")
+    b.set_title("executors")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def compare(label: str, source: list[str], n_jobs: int, work: Path, repeats: int, env: dict,
+            speedups: dict | None = None) -> Path:
     """Ingest ``source`` with each executor; print medians and speed-ups; the local warehouse."""
     wall: dict[str, list[float]] = {k: [] for k in RUNS}
     jobs: dict[str, list[float]] = {k: [] for k in RUNS}
@@ -99,6 +129,8 @@ def compare(label: str, source: list[str], n_jobs: int, work: Path, repeats: int
     for name in RUNS:
         w, j = statistics.median(wall[name]), statistics.median(jobs[name])
         print(f"   {name:16} {w:8.1f} {base / w:8.2f}x {j:13.1f} {base_jobs / j:8.2f}x {n_jobs / j:7.2f}")
+        if speedups is not None:
+            speedups.setdefault(label.split(" (")[0], {})[name] = base_jobs / j
     lake = work / f"{label.split()[0].replace('/', '-')}-0-ray2workers" / "lake"
     size = sum(f.stat().st_size for f in lake.rglob("*") if f.is_file())
     print(f"   lake: {size / 2**20:.1f} MiB for {n_jobs} jobs ({size / 2**20 / n_jobs * 6:.2f} MiB a checkpoint, "
@@ -120,10 +152,11 @@ def main() -> None:
     print(f"toy suite (256 steps, 13 checkpoints a model) trained in {t:.0f} s")
     write_14m(work / "p14m", args.checkpoints_14m)
 
+    speedups: dict[str, dict[str, float]] = {}
     toy_wh = compare("toy/neox-2l (13 checkpoints x 6 probes)",
-                     ["toy/neox-2l", "--toy-root", str(work / "toy")], 13 * 6, work, args.repeats, env)
+                     ["toy/neox-2l", "--toy-root", str(work / "toy")], 13 * 6, work, args.repeats, env, speedups)
     p14_wh = compare(f"Pythia-14M shape ({args.checkpoints_14m} checkpoints x 6 probes)",
-                     [str(work / "p14m")], args.checkpoints_14m * 6, work, args.repeats, env)
+                     [str(work / "p14m")], args.checkpoints_14m * 6, work, args.repeats, env, speedups)
     toy, p14 = per_probe_seconds(toy_wh), per_probe_seconds(p14_wh)
     print(f"\n2. seconds per checkpoint per probe (median job, local executor, "
           f"{os.cpu_count()} CPUs, float32)")
@@ -132,6 +165,9 @@ def main() -> None:
         print(f"   {probe:14} {toy.get(probe, float('nan')):12.2f} {p14[probe]:17.2f}")
     per_ckpt_14m = sum(p14.values())
     print(f"   {'all probes':14} {sum(toy.values()):12.2f} {per_ckpt_14m:17.2f}")
+
+    plot(work / "bench_ray.png", toy, p14, speedups)
+    print(f"\nfigure: {work / 'bench_ray.png'}")
 
     print("\n3. whole Pythia suite, 154 checkpoints a model, every probe: CPU-core hours, "
           "extrapolated linearly in parameters from the 14M figures")
