@@ -42,6 +42,11 @@ def torch_dtype(name: str):
     return getattr(torch, name)
 
 
+def device_of(module):
+    """The device of a model (plain or nnsight-wrapped): where its inputs must go."""
+    return next(module.parameters()).device
+
+
 def load(checkpoint, params: dict):
     """The checkpoint's model on the job's device, in the job's dtype (shared per checkpoint)."""
     return checkpoint.load_model(dtype=torch_dtype(str(params.get("dtype", "float32"))),

@@ -181,11 +181,20 @@ def record_failure(con, job: dict, error: str | BaseException) -> None:
     _insert(con, MANIFEST.name, _manifest_row(job, "failed", None, str(error), failed))
 
 
+def done_hashes(con, model_id: str, versions: dict[tuple, str]) -> dict[tuple, str]:
+    """For each (step, probe, params hash) in ``versions`` (mapped to the probe version it
+    would run with): the content hash its latest successful run saw, when that run used
+    the same probe version. A job whose checkpoint still has that hash would change nothing."""
+    rows = con.execute(   # fetchall: DuckDB 2 refuses new statements while a result is unfinished
+        "SELECT step, probe, params_hash, probe_version, content_hash FROM raw.ingest_runs "
+        "WHERE model_id=? AND status='success' "
+        "QUALIFY row_number() OVER (PARTITION BY step, probe, params_hash ORDER BY ended_at DESC) = 1",
+        [model_id]).fetchall()
+    return {(s, p, h): c for s, p, h, v, c in rows if versions.get((s, p, h)) == v}
+
+
 def already_done(con, job: dict) -> bool:
     """True when the latest successful run of this probe with these parameters on this
     checkpoint saw the same content and probe version: rerunning it would change nothing."""
-    rows = con.execute(   # fetchall: DuckDB 2 refuses new statements while a result is unfinished
-        "SELECT probe_version, content_hash FROM raw.ingest_runs WHERE model_id=? AND step=? AND probe=? "
-        "AND params_hash=? AND status='success' ORDER BY ended_at DESC LIMIT 1",
-        [job["model_id"], job["step"], job["probe"], job["params_hash"]]).fetchall()
-    return bool(rows) and rows[0] == (job["probe_version"], job["content_hash"])
+    key = (job["step"], job["probe"], job["params_hash"])
+    return done_hashes(con, job["model_id"], {key: job["probe_version"]}).get(key) == job["content_hash"]

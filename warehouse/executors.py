@@ -20,7 +20,8 @@ import duckdb
 
 from ingest.errors import TdwError
 from ingest.probes import Probe
-from warehouse import jobs, lake
+from ingest.probes.base import params_hash
+from warehouse import db, jobs, lake
 
 FORWARDED_ENV = ("TDW_FAULT_AT", "TDW_FAULT_FILE", "TDW_FAULT_ONCE", "HF_HUB_OFFLINE", "TDW_DATA_DIR")
 
@@ -47,6 +48,14 @@ def _open(plan: Plan):
                        allow_pickle=plan.allow_pickle)
 
 
+def _done(plan: Plan, con) -> dict[tuple, str]:
+    """Content hashes the warehouse already holds per (step, probe, params hash) ({} with --force)."""
+    if plan.force:
+        return {}
+    versions = {(s, p.name, params_hash(plan.params[p.name])): p.version for s in plan.steps for p in plan.probes}
+    return db.done_hashes(con, plan.model_id, versions)
+
+
 def _write_lake(lake_root: Path, out: jobs.Outcome) -> jobs.Outcome:
     if out.status == "skipped":
         return out
@@ -59,9 +68,7 @@ def _write_lake(lake_root: Path, out: jobs.Outcome) -> jobs.Outcome:
 def run_local(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcome], None],
               on_start: Callable[[str], None]) -> None:
     src = _open(plan)
-    planned = [jobs.job_record(plan.model_id, plan.kind, s, p, plan.params[p.name])
-               for s in plan.steps for p in plan.probes]
-    done = {} if plan.force else jobs.done_hashes(con, plan.model_id, planned)
+    done = _done(plan, con)
     by_probe = {p.name: p for p in plan.probes}
     for step in plan.steps:
         opened: list = []
@@ -153,7 +160,7 @@ def run_ray(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcome]
     by_probe = {p.name: p for p in plan.probes}
     planned = [jobs.job_record(plan.model_id, plan.kind, s, p, plan.params[p.name])
                for s in plan.steps for p in plan.probes]
-    done = {} if plan.force else jobs.done_hashes(con, plan.model_id, planned)
+    done = _done(plan, con)
     task = ray.remote(_remote_job)
     plan_ref = ray.put(plan)
     ctx_refs = {name: ray.put(c) for name, c in contexts.items()}

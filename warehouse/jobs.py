@@ -73,18 +73,6 @@ def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dic
         return Outcome(job, "failed", error=str(e))
 
 
-def done_hashes(con, model_id: str, jobs: list[dict]) -> dict[tuple, str]:
-    """For each (step, probe, params hash): the content hash of its latest successful run,
-    when that run used the same probe version (otherwise the job must run again)."""
-    rows = con.execute(
-        "SELECT step, probe, params_hash, probe_version, content_hash FROM raw.ingest_runs "
-        "WHERE model_id=? AND status='success' "
-        "QUALIFY row_number() OVER (PARTITION BY step, probe, params_hash ORDER BY ended_at DESC) = 1",
-        [model_id]).fetchall()
-    versions = {(j["step"], j["probe"], j["params_hash"]): j["probe_version"] for j in jobs}
-    return {(s, p, h): c for s, p, h, v, c in rows if versions.get((s, p, h)) == v}
-
-
 def commit(con, probe: Probe, outcome: Outcome) -> None:
     """Load a computed job into the warehouse (or record its failure); one transaction."""
     job, step = outcome.job, outcome.job["step"]

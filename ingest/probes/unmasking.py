@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ingest.devices import device_of
+
 
 @dataclass
 class Completion:
@@ -39,17 +41,13 @@ class Completion:
     logprobs: np.ndarray          # [t_s - k] log p(generated token | everything before), float64
 
 
-def _device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def forward_nll(model, items: list[np.ndarray], batch_size: int | str = 16) -> list[tuple[float, int]]:
     """Per item: (sum of NLL of tokens 2..T given their prefix, T - 1), batched with right padding.
     The batch size adapts to memory (``ingest.batching``): ``auto`` starts from free memory,
     and a batch that runs out of memory is split."""
     from ingest.batching import adaptive_map, forward_bytes, initial
-    dev = _device_of(model)
+    dev = device_of(model)
     order = sorted(range(len(items)), key=lambda i: -items[i].size)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(items)
     cfg = model.config
@@ -90,7 +88,7 @@ def _pick(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def unmask_naive(model, items: list[np.ndarray]) -> list[Completion]:
     """Reference: one prefix at a time, the whole sequence recomputed for every new token."""
-    dev = _device_of(model)
+    dev = device_of(model)
     out = []
     for i, x in enumerate(items):
         for k in range(1, x.size):
@@ -122,7 +120,7 @@ def _groups(items: list[np.ndarray], max_rows: int) -> list[list[int]]:
 def _unmask_group(model, items: list[np.ndarray], ids: list[int]) -> list[Completion]:
     from transformers import StaticCache
 
-    dev = _device_of(model)
+    dev = device_of(model)
     width = max(items[i].size for i in ids) - 1                                # prefill width P
     pre = torch.zeros((len(ids), width), dtype=torch.long)                     # [items, P]
     pre_mask = torch.zeros((len(ids), width), dtype=torch.long)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ingest.devices import device_of
 from ingest.errors import TdwError
 
 
@@ -91,11 +92,6 @@ def layout_of(config: dict) -> Layout:
             points.append(SamplePoint(len(points), b, "pre_mlp"))
     points.append(SamplePoint(len(points), n, "final"))
     return Layout(mt, ARCHS[mt], n, d, int(config["vocab_size"]), ctx, parallel, tuple(points))
-
-
-def device_of(module) -> torch.device:
-    """The device of a model (plain or nnsight-wrapped): where its inputs must go."""
-    return next(module.parameters()).device
 
 
 def traced_base(model):
