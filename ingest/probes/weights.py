@@ -36,10 +36,12 @@ from ingest.probes.base import Probe, Progress, TableSpec, between, finite
 from ingest.sources import Checkpoint
 from ingest.tensors import DEFAULT_TENSORS, select_tensors
 
-CHUNK = 1 << 16                 # values per chunk: temporaries stay ~16x smaller than a 14M unembedding
+CHUNK = 1 << 15                 # values per chunk: its float32 temporaries stay in a core's L2 cache
+BLOCK = 1 << 21                 # values per histogram block: one bincount over 8 MB of int32 indices
 CODE_SHIFT = 12                 # float32 bits dropped: codes keep sign, exponent, 11 mantissa bits
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _KEY = ("model_id", "step", "tensor_name")
+_NEG = -(1 << (31 - CODE_SHIFT))  # signed index of the first negative code (-0.0)
 
 
 def _q(q: float) -> str:
@@ -47,9 +49,7 @@ def _q(q: float) -> str:
 
 
 def monotone_keys(c: np.ndarray) -> np.ndarray:
-    """Codes re-keyed so that key order is value order (negative keys: negative values).
-    A tensor's keys then span a narrow contiguous range, so counting them needs a small
-    array rather than all 2^20 codes."""
+    """Codes re-keyed so that key order is value order (negative keys: negative values)."""
     b = c.view(np.int32)
     return (b ^ ((b >> 31) & 0x7FFFFFFF)) >> CODE_SHIFT
 
@@ -58,33 +58,6 @@ def keys_to_codes(keys: np.ndarray) -> np.ndarray:
     """Inverse of the re-keying: the float32 value's top 20 bits (sign, exponent, mantissa)."""
     keys = keys.astype(np.int64)
     return np.where(keys >= 0, keys, (1 << (31 - CODE_SHIFT)) + (-1 - keys))
-
-
-class KeyCounter:
-    """Counts of monotone keys over a range grown as chunks arrive (memory ~ the range)."""
-
-    def __init__(self):
-        self.lo, self.counts = 0, np.zeros(0, dtype=np.int64)
-
-    def add(self, keys: np.ndarray) -> None:
-        if keys.size == 0:
-            return
-        lo, hi = int(keys.min()), int(keys.max())
-        part = np.bincount(keys - lo, minlength=hi - lo + 1)
-        if self.counts.size == 0:
-            self.lo, self.counts = lo, part
-            return
-        new_lo, new_hi = min(lo, self.lo), max(hi, self.lo + self.counts.size - 1)
-        if (new_lo, new_hi) != (self.lo, self.lo + self.counts.size - 1):
-            grown = np.zeros(new_hi - new_lo + 1, dtype=np.int64)
-            grown[self.lo - new_lo:self.lo - new_lo + self.counts.size] = self.counts
-            self.lo, self.counts = new_lo, grown
-        self.counts[lo - self.lo:lo - self.lo + part.size] += part
-
-    def codes_and_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """Non-empty buckets: (codes, counts)."""
-        nz = np.flatnonzero(self.counts)
-        return keys_to_codes(nz + self.lo), self.counts[nz]
 
 
 def code_bounds(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +69,75 @@ def code_bounds(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def _index(v: float) -> int:
+    """The signed histogram index of one float32 value: its bits shifted arithmetically, so
+    positive codes keep their value and negative ones map to [_NEG, 0)."""
+    return int(np.array([v], dtype=np.float32).view(np.int32)[0] >> CODE_SHIFT)
+
+
+def _eps_bits(eps: float) -> int:
+    """T with |w| < eps <=> (bits(w) & 0x7FFFFFFF) < T for every finite float32 w."""
+    e = np.float32(eps)
+    if float(e) < eps:                                 # eps not a float32: the next one up
+        e = np.nextafter(e, np.float32(np.inf))
+    return int(np.array([abs(e)], dtype=np.float32).view(np.int32)[0]) if eps > 0 else 0
+
+
+def _moments(flat: np.ndarray, eps: float, vmin: float, vmax: float
+             ) -> tuple[np.ndarray, float, float, float, float, int]:
+    """One pass over finite float32 values in cache-sized chunks: per chunk a float64 sum,
+    float32 deviations from the chunk's own mean with pairwise float32 power sums (merged
+    below in float64), the near-zero count from the magnitude bits, and each value's
+    histogram index (its bits shifted, ``CODE_SHIFT`` dropped) counted by ``bincount``
+    one block at a time. Returns (counts over [lo, hi], lo, n, M2, M3, M4, near, mean)."""
+    import torch
+    n = flat.size
+    lo = _index(vmin) if vmin > 0 else _NEG
+    hi = _index(vmax) if vmax > 0 else (0 if vmax == 0 else _index(vmin))
+    size = hi - lo + 1
+    counts = torch.zeros(size, dtype=torch.int64)
+    block = np.empty(min(n, BLOCK), dtype=np.int32)   # [block] histogram indices - lo
+    tblock = torch.from_numpy(block)
+    d, d2 = np.empty(CHUNK, np.float32), np.empty(CHUNK, np.float32)
+    t, below = np.empty(CHUNK, np.int32), np.empty(CHUNK, bool)
+    thresh = np.int32(min(_eps_bits(eps), 0x7FFFFFFF))
+    n_chunks = -(-n // CHUNK)
+    sums = np.empty((n_chunks, 6))                     # n, sum, shift K, P2, P3, P4 per chunk
+    near, r = 0, 0
+    for i in range(0, n, BLOCK):
+        blk = flat[i:i + BLOCK]
+        for j in range(0, blk.size, CHUNK):
+            c = blk[j:j + CHUNK]
+            m = c.size
+            b = c.view(np.int32)
+            s1 = float(np.add.reduce(c, dtype=np.float64))
+            k = np.float32(s1 / m)
+            dd, dd2, tt, bb = d[:m], d2[:m], t[:m], below[:m]
+            np.subtract(c, k, out=dd)
+            np.multiply(dd, dd, out=dd2)
+            p2 = float(np.add.reduce(dd2))
+            dd *= dd2
+            p3 = float(np.add.reduce(dd))
+            dd2 *= dd2
+            sums[r] = (m, s1, float(k), p2, p3, float(np.add.reduce(dd2)))
+            r += 1
+            np.bitwise_and(b, 0x7FFFFFFF, out=tt)
+            np.less(tt, thresh, out=bb)
+            near += int(np.count_nonzero(bb))
+            np.right_shift(b, CODE_SHIFT, out=tt)
+            np.subtract(tt, lo, out=block[j:j + m])
+        counts += torch.bincount(tblock[:blk.size], minlength=size)
+    # merge: sum over chunks of (x - mu)^p with x - mu = (x - K_c) + (K_c - mu)
+    nc, s1, kc, p2, p3, p4 = sums.T
+    mean = float(s1.sum()) / n
+    p1 = s1 - nc * kc                                  # sum of (x - K_c), from the float64 sums
+    dl = kc - mean
+    m2 = float(np.sum(p2 + 2 * dl * p1 + nc * dl ** 2))
+    m3 = float(np.sum(p3 + 3 * dl * p2 + 3 * dl ** 2 * p1 + nc * dl ** 3))
+    m4 = float(np.sum(p4 + 4 * dl * p3 + 6 * dl ** 2 * p2 + 4 * dl ** 3 * p1 + nc * dl ** 4))
+    return counts.numpy(), lo, m2, m3, m4, near, mean
+
+
 def tensor_statistics(w: np.ndarray, near_zero_eps: float
                       ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
     """Moments, extrema and quantiles of one tensor, plus its fine histogram as the
@@ -104,43 +146,22 @@ def tensor_statistics(w: np.ndarray, near_zero_eps: float
     if flat.dtype != np.float32:
         flat = flat.astype(np.float32)
     n_all = flat.size
-    counter = KeyCounter()
-    total, n, vmin, vmax, n_bad = 0.0, 0, np.inf, -np.inf, 0
-    chunks = [flat[i:i + CHUNK] for i in range(0, n_all, CHUNK)]
-    clean = []
-    for c in chunks:                                   # pass 1: sums, extrema, histogram
-        if not np.isfinite(c).all():
-            good = c[np.isfinite(c)]
-            n_bad += c.size - good.size
-            c = good
-        clean.append(c)
-        if c.size == 0:
-            continue
-        total += float(np.add.reduce(c, dtype=np.float64))
-        n += c.size
-        vmin, vmax = min(vmin, float(c.min())), max(vmax, float(c.max()))
-        counter.add(monotone_keys(c))
+    vmin, vmax = (float(flat.min()), float(flat.max())) if n_all else (np.nan, np.nan)
+    n_bad = 0
+    if not (np.isfinite(vmin) and np.isfinite(vmax)):   # NaN propagates through min/max
+        flat = flat[np.isfinite(flat)]                  # rare: a copy of the finite values
+        n_bad = n_all - flat.size
+        vmin, vmax = (float(flat.min()), float(flat.max())) if flat.size else (np.nan, np.nan)
+    n = flat.size
     stats: dict[str, float] = {"n": n_all, "n_nonfinite": n_bad}
     if n == 0:
         nan = float("nan")
         stats.update(mean=nan, std=nan, skewness=nan, kurtosis=nan, min=nan, max=nan,
                      l2_norm=nan, frac_near_zero=nan, **{_q(q): nan for q in QUANTILES})
-        return stats, counter.codes_and_counts()
-    mean = total / n
-    s2 = s3 = s4 = 0.0
-    near = 0
-    mean32 = np.float32(mean)
-    for c in clean:                                    # pass 2: central moments
-        if c.size == 0:
-            continue
-        d = c - mean32                                 # float32 products, float64 sums
-        d2 = d * d
-        s2 += float(np.add.reduce(d2, dtype=np.float64))
-        d *= d2
-        s3 += float(np.add.reduce(d, dtype=np.float64))
-        d2 *= d2
-        s4 += float(np.add.reduce(d2, dtype=np.float64))
-        near += int(np.count_nonzero(np.abs(c) < near_zero_eps))
+        return stats, (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    counts, lo, s2, s3, s4, near, mean = _moments(flat, near_zero_eps, vmin, vmax)
+    nz = np.flatnonzero(counts)
+    hist = ((nz + lo) & ((1 << (32 - CODE_SHIFT)) - 1), counts[nz])
     var = s2 / n
     std = var ** 0.5
     stats.update(
@@ -150,7 +171,6 @@ def tensor_statistics(w: np.ndarray, near_zero_eps: float
         min=vmin, max=vmax, l2_norm=(s2 + n * mean * mean) ** 0.5,
         frac_near_zero=near / n,
     )
-    hist = counter.codes_and_counts()
     stats.update(histogram_quantiles(*hist, QUANTILES))
     return stats, hist
 
@@ -244,8 +264,21 @@ class WeightsProbe(Probe):
                                 "vals": vals.astype(np.float32)})
             del w
         cols = {t.name: t.column_names for t in self.tables}
+        samples = pd.DataFrame(sample_rows)
+        samples["vals"] = float_lists([r["vals"] for r in sample_rows])
         return {
             "weight_stats": pd.DataFrame(stats_rows)[cols["weight_stats"]],
             "weight_hist": pd.concat(hist_frames, ignore_index=True)[cols["weight_hist"]],
-            "weight_sample": pd.DataFrame(sample_rows)[cols["weight_sample"]],
+            "weight_sample": samples[cols["weight_sample"]],
         }
+
+
+def float_lists(rows: list[np.ndarray]) -> pd.Series:
+    """float32 arrays as one Arrow-backed ``FLOAT[]`` column: DuckDB and Parquet take its
+    buffers as they are, where a column of array objects is converted value by value."""
+    import pyarrow as pa
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([r.size for r in rows], out=offsets[1:])
+    flat = np.concatenate(rows).astype(np.float32, copy=False) if rows else np.zeros(0, np.float32)
+    arr = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(pa.list_(pa.float32()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr))
