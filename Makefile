@@ -26,7 +26,7 @@ test: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
 bench: install
-	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/bench_*.py; do echo "== $$b (load average before: $$(cut -d" " -f1-3 /proc/loadavg))"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf data .venv

@@ -132,7 +132,7 @@ def _moments(flat: np.ndarray, eps: float, vmin: float, vmax: float
     mean = float(s1.sum()) / n
     p1 = s1 - nc * kc                                  # sum of (x - K_c), from the float64 sums
     dl = kc - mean
-    m2 = float(np.sum(p2 + 2 * dl * p1 + nc * dl ** 2))
+    m2 = max(0.0, float(np.sum(p2 + 2 * dl * p1 + nc * dl ** 2)))   # rounding can dip below 0
     m3 = float(np.sum(p3 + 3 * dl * p2 + 3 * dl ** 2 * p1 + nc * dl ** 3))
     m4 = float(np.sum(p4 + 4 * dl * p3 + 6 * dl ** 2 * p2 + 4 * dl ** 3 * p1 + nc * dl ** 4))
     return counts.numpy(), lo, m2, m3, m4, near, mean
