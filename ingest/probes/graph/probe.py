@@ -22,7 +22,8 @@ import pandas as pd
 
 from ingest import devices
 from ingest.errors import TdwError
-from ingest.probes.base import Expect, Probe, Progress, TableSpec, between, finite, greater, not_null, pairs_in
+from ingest.probes.base import Probe, Progress
+from ingest.schema import Expect, TableSpec, between, finite, greater, not_null, pairs_in
 from ingest.probes.graph.adapters import MEASURES, Adapter, adapter_for
 from ingest.probes.graph.tasks import TASKS, PromptSet, build_prompts
 from ingest.sources import Checkpoint

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import TableSpec, between
+from ingest.schema import TableSpec, between
 from ingest.probes.residual.metrics import QUANTILES, Finalized, _qname
 from ingest.probes.residual.pca import Basis, trajectories
 from ingest.probes.residual.prompts import PromptSet
