@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ingest import devices
 from ingest.errors import TdwError
 from ingest.probes import Probe, all_tables, get_probes
-from ingest.schema import params_hash
+from ingest.probes.base import params_hash
 from ingest.sources import checkpoints, open_source
 from warehouse import db, executors, jobs, lake as lake_mod
 

@@ -7,7 +7,7 @@ the first time they are needed and reused for every later job, so a job pays onl
 its batches and the expectations themselves. DESIGN.md: GX 1.x's SQL datasource fails on
 DuckDB, so frames are validated as pandas frames, with analytics off.
 
-A table's declarations (``Expect``, ``ingest.schema``) become few GX expectations,
+A table's declarations (``Expect``, ``ingest.probes.base``) become few GX expectations,
 since GX spends 1-2 ms of bookkeeping per metric an expectation needs, whatever the
 frame's size (a built-in map expectation needs about six: 5-6 ms; a job of three tables
 with a dozen checks each cost 70 ms that way):

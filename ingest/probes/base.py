@@ -6,7 +6,8 @@ warehouse creates the declared tables, and replaces one job's rows atomically.
 
 The table declarations (``TableSpec``, ``Expect`` and its constructors) and
 ``params_hash`` live in ``ingest.schema``, which imports nothing heavy, so the warehouse
-reads them without loading torch.
+reads them without loading torch. They are re-exported here so that modules
+written against this interface keep importing them from it.
 """
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ from typing import Any, Callable, ClassVar
 import pandas as pd
 
 from ingest.errors import TdwError
-from ingest.schema import Expect, TableSpec
+from ingest.schema import (FINITE, Expect, TableSpec, between, finite, greater, not_null, pairs_in,
+                           params_hash, unique)
 from ingest.sources import Checkpoint
 
 Progress = Callable[[str], None]
+
+__all__ = ["FINITE", "Expect", "Probe", "Progress", "TableSpec", "between", "finite", "greater",
+           "not_null", "pairs_in", "params_hash", "unique"]
+
 
 class Probe(ABC):
     name: ClassVar[str]

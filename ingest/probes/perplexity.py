@@ -38,8 +38,7 @@ import pandas as pd
 from ingest import devices
 from ingest.errors import TdwError
 from ingest.evalsets import EvalSet, eval_set_for
-from ingest.probes.base import Probe, Progress
-from ingest.schema import TableSpec, between, finite
+from ingest.probes.base import Probe, Progress, TableSpec, between, finite
 from ingest.probes.unmasking import forward_nll, unmask_cached
 from ingest.sources import Checkpoint
 
