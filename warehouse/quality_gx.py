@@ -52,7 +52,7 @@ from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider  # noqa: E402
 from great_expectations.validator.v1_validator import Validator  # noqa: E402
 
-from ingest.probes.base import Expect  # noqa: E402
+from ingest.schema import Expect  # noqa: E402
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
