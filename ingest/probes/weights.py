@@ -37,6 +37,7 @@ The MSD sample goes out as an Arrow list column, which DuckDB and Parquet take a
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -201,17 +202,27 @@ def histogram_quantiles(codes: np.ndarray, counts: np.ndarray, qs) -> dict[str, 
     return out
 
 
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    """``np.unique(x)`` by sorting (numpy's hash-based unique is ~10x slower here)."""
+    x = np.sort(x)
+    return x[np.concatenate([[True], x[1:] != x[:-1]])] if x.size else x
+
+
+@lru_cache(maxsize=16)
 def sample_indices(n_total: int, size: int, tensor_name: str, seed: int) -> np.ndarray | None:
-    """Sorted sample of indices shared by every checkpoint (None: take all of them)."""
+    """Sorted sample of indices shared by every checkpoint (None: take all of them); drawn
+    once per process (read-only: every job of the model indexes with the same array)."""
     if n_total <= size:
         return None
     digest = hashlib.sha256(f"{tensor_name}:{seed}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     # uniform without replacement in O(size) memory (Generator.choice permutes all n_total)
-    picked = np.unique(rng.integers(0, n_total, size=size + size // 8 + 16))
+    picked = _sorted_unique(rng.integers(0, n_total, size=size + size // 8 + 16))
     while picked.size < size:
-        picked = np.unique(np.concatenate([picked, rng.integers(0, n_total, size=size)]))
-    return np.sort(rng.permutation(picked)[:size])
+        picked = _sorted_unique(np.concatenate([picked, rng.integers(0, n_total, size=size)]))
+    out = np.sort(rng.permutation(picked)[:size])
+    out.flags.writeable = False
+    return out
 
 
 class WeightsProbe(Probe):
