@@ -3,8 +3,9 @@
 The baseline is what a user would write: ``model(input_ids, attention_mask, labels=...)``
 over the same items in the same batches (padding labelled -100), the loss times the number
 of scored tokens summed. The probe's ``forward_nll`` runs the decoder body, then applies
-the unembedding to the scored positions only, a chunk at a time (log-sum-exp and the
-target's logit per position), so the [batch, pos, vocab] float32 logits are never formed.
+the unembedding to the scored positions only, in cache-sized blocks of positions x
+vocabulary rows (a running log-sum-exp and the target's logit per position), so the
+[batch, pos, vocab] float32 logits are never formed.
 Both run in one process, alternating, on a GPT-NeoX with Pythia-14M's shape (6 layers,
 d_model 128, 4 heads, vocab 50304, seeded random weights) and seeded random items.
 Prints the median tokens per second of each over ``--repeats`` runs (at least 5), the
@@ -85,7 +86,7 @@ def main() -> None:
     print(f"Pythia-14M-shaped GPT-NeoX, {a.items} items x {a.length} tokens, batch {a.batch}, "
           f"torch threads {torch.get_num_threads()}, median of {len(t_probe)} runs")
     print(f"plain model(..., labels=...) loop : {plain:7.3f} s  {n_tok / plain:9.0f} tokens/s")
-    print(f"forward_nll (chunked unembedding) : {probe:7.3f} s  {n_tok / probe:9.0f} tokens/s")
+    print(f"forward_nll (blocked unembedding) : {probe:7.3f} s  {n_tok / probe:9.0f} tokens/s")
     print(f"ratio (probe tokens/s over plain): {plain / probe:.2f}x (goal >= 1.0x); "
           f"max relative difference of the NLL sums: {diff:.1e}")
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -11,8 +11,9 @@ Per checkpoint and evaluation set (``ingest.evalsets``), two methods, one row ea
 
 The forward NLL is computed from the final hidden states of the scored positions only
 (tokens 1..T-1 of each item, no padding): the unembedding, which dominates a small model
-with a large vocabulary, is applied a chunk of positions at a time, and the loss needs only
-each position's log-sum-exp and its target's logit, so the [batch, pos, vocab] logits of
+with a large vocabulary, is applied in blocks of positions x vocabulary rows small enough
+for the cache, and the loss needs only each position's log-sum-exp (accumulated over the
+vocabulary blocks) and its target's logit, so the [batch, pos, vocab] logits of
 ``model(...).logits`` are never formed (models whose logits are transformed after the
 unembedding, such as soft-capped ones, use their own logits).
 
@@ -50,7 +51,8 @@ from ingest.probes.unmasking import unmask_cached
 from ingest.sources import Checkpoint
 
 METHODS = ("forward", "causal_unmasking")
-LOGIT_CHUNK = 1 << 22           # float32 logits held at once by the chunked loss (16 MB)
+LOGIT_CHUNK = 1 << 18           # float32 logits held at once by the blocked loss (1 MB)
+VOCAB_BLOCK = 1024              # unembedding rows per block (512 KB at d_model 128)
 # config fields that change logits after the unembedding: with any set, use the model's own logits
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_mult")
 _K = ("model_id", "step", "dataset", "method")
@@ -93,16 +95,33 @@ def _body_and_head(model):
 
 
 def _token_nll(hidden, head, targets):
-    """NLL of each target given its final hidden state: per chunk of positions the logits
-    (float32, never more than ``LOGIT_CHUNK`` of them at once), their log-sum-exp and the
-    target's logit. hidden [rows, d_model], targets [rows] -> [rows] float32."""
+    """NLL of each target given its final hidden state, blocked for the cache: for a block
+    of positions, the logits of one block of ``VOCAB_BLOCK`` vocabulary rows at a time
+    (``LOGIT_CHUNK`` float32 values at most, with the block of the unembedding they need
+    staying in cache), folded into a running log-sum-exp (running max, rescaled sum); the
+    target's logit is the dot product of its hidden state and unembedding row.
+    hidden [rows, d_model], targets [rows] -> [rows]."""
     import torch
-    rows = max(1, LOGIT_CHUNK // head.out_features)
+    weight, bias = head.weight, head.bias                                # [vocab, d_model], [vocab]
+    vocab = weight.shape[0]
     wide = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    vb = min(vocab, VOCAB_BLOCK)
+    rows = max(1, LOGIT_CHUNK // vb)
+    target = (hidden * weight[targets]).to(wide).sum(-1)                  # [rows]
+    if bias is not None:
+        target = target + bias[targets].to(wide)
     out = torch.empty(targets.shape, dtype=wide, device=hidden.device)
     for i in range(0, targets.numel(), rows):
-        logits = head(hidden[i:i + rows]).to(wide)                         # [chunk, vocab]
-        out[i:i + rows] = torch.logsumexp(logits, dim=-1) - logits.gather(1, targets[i:i + rows, None])[:, 0]
+        h = hidden[i:i + rows]                                           # [chunk, d_model]
+        top = torch.full((h.shape[0],), -torch.inf, dtype=wide, device=h.device)
+        total = torch.zeros((h.shape[0],), dtype=wide, device=h.device)
+        for v in range(0, vocab, vb):
+            z = torch.nn.functional.linear(h, weight[v:v + vb],
+                                           None if bias is None else bias[v:v + vb]).to(wide)  # [chunk, vb]
+            new = torch.maximum(top, z.amax(dim=1))
+            total = total * torch.exp(top - new) + torch.exp(z - new[:, None]).sum(dim=1)
+            top = new
+        out[i:i + rows] = top + torch.log(total) - target[i:i + rows]
     return out
 
 

@@ -147,7 +147,8 @@ def test_chunked_loss_and_the_logits_fallback_match_hf(monkeypatch):
     rng = np.random.default_rng(1)
     items = [rng.integers(0, 256, size=n) for n in (9, 23, 4, 16)]
     refs = [hf_reference(model, [x]) for x in items]
-    monkeypatch.setattr(ppl, "LOGIT_CHUNK", 3 * 256)                 # 3 positions per chunk
+    monkeypatch.setattr(ppl, "VOCAB_BLOCK", 100)                     # 3 vocabulary blocks, one partial
+    monkeypatch.setattr(ppl, "LOGIT_CHUNK", 300)                     # 3 positions per chunk
     chunked = forward_nll(model, items, batch_size=4)
     monkeypatch.setattr(ppl, "_body_and_head", lambda m: None)
     fallback = forward_nll(model, items, batch_size=3)
