@@ -32,7 +32,6 @@ chunk's own mean with their squares, cubes and fourth powers summed pairwise in 
 count read off the magnitude bits, and each value's histogram index, its bits shifted
 right arithmetically (the code for a positive value; code - 2^20 for a negative one, so a
 tensor's indices span one small range), counted by ``bincount`` per block of 2 M values.
-The MSD sample goes out as an Arrow list column, which DuckDB and Parquet take as is.
 """
 from __future__ import annotations
 
@@ -287,20 +286,9 @@ class WeightsProbe(Probe):
             del w
         cols = {t.name: t.column_names for t in self.tables}
         samples = pd.DataFrame(sample_rows)
-        samples["vals"] = float_lists([r["vals"] for r in sample_rows])
         return {
             "weight_stats": pd.DataFrame(stats_rows)[cols["weight_stats"]],
             "weight_hist": pd.concat(hist_frames, ignore_index=True)[cols["weight_hist"]],
             "weight_sample": samples[cols["weight_sample"]],
         }
 
-
-def float_lists(rows: list[np.ndarray]) -> pd.Series:
-    """float32 arrays as one Arrow-backed ``FLOAT[]`` column: DuckDB and Parquet take its
-    buffers as they are, where a column of array objects is converted value by value."""
-    import pyarrow as pa
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum([r.size for r in rows], out=offsets[1:])
-    flat = np.concatenate(rows).astype(np.float32, copy=False) if rows else np.zeros(0, np.float32)
-    arr = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(pa.list_(pa.float32()))
-    return pd.Series(pd.arrays.ArrowExtensionArray(arr))
