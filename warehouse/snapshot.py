@@ -148,13 +148,14 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
 
 
 def connect(warehouse: Path, working: bool = False) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the snapshot (or, when none was published or ``working``,
-    to the working file)."""
+    """A read-only, locked-down connection (``warehouse.sqlguard``) to the snapshot (or, when
+    none was published or ``working``, to the working file)."""
+    from warehouse import sqlguard
     if working or not snapshot_path(warehouse).exists():
         from warehouse import db  # imports the probes (torch): only for the working file
-        return db.connect(Path(warehouse), read_only=True)
+        return sqlguard.lock_down(db.connect(Path(warehouse), read_only=True))
     try:
-        return duckdb.connect(str(snapshot_path(warehouse)), read_only=True)
-    except duckdb.Error as e:
+        return sqlguard.open_read_only(snapshot_path(warehouse))
+    except TdwError as e:
         raise TdwError(f"cannot open the serving snapshot {snapshot_path(warehouse)}: "
-                       f"{str(e).splitlines()[0]}") from None
+                       f"{str(e).split(': ', 1)[-1]}") from None
