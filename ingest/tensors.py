@@ -122,8 +122,8 @@ def _check_safetensors(path: Path) -> tuple[dict, int]:
         raise _bad(path, f"{len(tensors)} tensors, more than {MAX_TENSORS}")
     spans = []
     for k, v in tensors:
-        if not isinstance(v, dict) or set(v) - {"dtype", "shape", "data_offsets"}:
-            raise _bad(path, f"tensor {k!r}: entry must have dtype, shape and data_offsets only")
+        if not isinstance(v, dict):       # other fields are ignored, as the library ignores them
+            raise _bad(path, f"tensor {k!r}: entry must be an object with dtype, shape and data_offsets")
         dtype, shape, offsets = v.get("dtype"), v.get("shape"), v.get("data_offsets")
         if dtype not in DTYPE_BITS:
             raise _bad(path, f"tensor {k!r}: unknown dtype {dtype!r}")
