@@ -160,5 +160,6 @@ def complete_jobs(lake: Path, model_id: str | None = None) -> list[Path]:
     """Every complete job directory (optionally of one model), in (probe, model, step) order."""
     lake = Path(lake)
     model = f"model={quote(model_id, safe='')}" if model_id else "model=*"
-    found = [p.parent for p in lake.glob(f"*/{model}/step=*/params=*/{JOB_FILE}")]
+    found = [p.parent for p in lake.glob(f"*/{model}/step=*/params=*/{JOB_FILE}")
+             if p.parent.parent.name[5:].isascii() and p.parent.parent.name[5:].isdigit()]
     return sorted(found, key=lambda p: (p.parts[-4], p.parts[-3], int(p.parts[-2][5:]), p.parts[-1]))

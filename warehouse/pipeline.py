@@ -91,7 +91,8 @@ def _recover(con, lake: Path, model_id: str, steps: list[int], probes: list[Prob
             path = lake_mod.job_dir(lake, p.name, model_id, step, h)
             if not (path / lake_mod.JOB_FILE).exists() or lake_mod.job_version(path) != p.version:
                 continue
-            if jobs.load_lake_job(con, path, by_probe) is not None:
+            out = jobs.load_lake_job(con, path, by_probe)
+            if out is not None and out.status == "done":
                 n += 1
     return n
 
