@@ -173,7 +173,10 @@ class SnapshotConnection(Connection):
             target = self.path
         try:
             st = os.stat(target)
-            con = sqlguard.open_read_only(target)
+            try:
+                con = sqlguard.open_read_only(target)
+            except TdwError as e:   # name the snapshot, not the private link
+                raise TdwError(str(e).replace(str(target), str(self.path))) from None
         finally:
             if target == link:
                 link.unlink(missing_ok=True)
