@@ -138,6 +138,9 @@ def _check_safetensors(path: Path) -> tuple[dict, int]:
             raise _bad(path, f"tensor {k!r}: {offsets[1] - offsets[0]} bytes do not hold shape "
                              f"{shape} of {dtype}")
         spans.append((offsets[0], offsets[1], k))
+    need = max((stop for _, stop, _ in spans), default=0)
+    if 8 + n + need > size:
+        raise TdwError(f"{path}: truncated checkpoint ({size} bytes, header needs {8 + n + need})")
     end = 0
     for begin, stop, k in sorted(spans):
         if begin != end:
