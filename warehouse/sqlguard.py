@@ -86,12 +86,12 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Disable external access and lock the configuration of ``con``'s database (idempotent:
     a database already locked down in this process is checked, not reconfigured)."""
     try:
-        locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
+        locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
         if not locked:
             for name, value in LOCKDOWN:
                 con.execute(f"SET {name} = {value}")
             con.execute("SET lock_configuration = true")
-        external = con.execute("SELECT current_setting('enable_external_access')").fetchone()[0]
+        external = con.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0]
     except duckdb.Error as e:
         con.close()
         raise TdwError(f"cannot make the connection read-only: {str(e).splitlines()[0]}") from None
