@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.errors import TdwError
+from warehouse import db
 
 SERVED_SCHEMAS = ("marts",)
 SUFFIX = ".serving.duckdb"
@@ -96,8 +97,6 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
     """Copy the marts of ``warehouse`` into a new file and rename it atomically over ``out``
     (default :func:`snapshot_path`). The working file is opened read-only: call this when no
     writer holds it (right after a build)."""
-    from warehouse import db  # imports the probes (torch): only where needed
-
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
     db.check_file(warehouse)
@@ -153,7 +152,6 @@ def _alive(pid: int) -> bool:
 
 
 def _publish(warehouse: Path, out: Path, tmp: Path, build_id: str, t0: float) -> SnapshotInfo:
-    from warehouse import db
     # 1. hold the write lock (no writer can start mid-copy), fold the WAL into the file,
     #    and copy its bytes: far faster than re-encoding every mart row by row
     src = db.connect(warehouse)
@@ -193,7 +191,6 @@ def connect(warehouse: Path, working: bool = False) -> duckdb.DuckDBPyConnection
     none was published or ``working``, to the working file)."""
     from warehouse import sqlguard
     if working or not snapshot_path(warehouse).exists():
-        from warehouse import db  # imports the probes (torch): only for the working file
         return sqlguard.lock_down(db.connect(Path(warehouse), read_only=True))
     try:
         return sqlguard.open_read_only(snapshot_path(warehouse))
