@@ -111,7 +111,7 @@ def main() -> None:
     print(f"\nreport for 3 models in-process: median {statistics.median(runs):.1f} s over 3, "
           f"{len(r.figures)} figures, peak RSS of this process {peak:.0f} MiB")
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "warehouse.cli", "report", "--models", ",".join(REPORT_MODELS),
+    subprocess.run([sys.executable, "-m", "tdw", "report", "--models", ",".join(REPORT_MODELS),
                     "--warehouse", str(wh), "--out", str(tmp / "cli" / "report.html")], check=True)
     print(f"`tdw report` CLI for 3 models (with interpreter start and imports): "
           f"{time.perf_counter() - t:.1f} s (target < 30 s)")

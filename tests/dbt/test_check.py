@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from tests.conftest import write_checkpoints
-from warehouse.cli import main
+from tdw.cli import main
 from warehouse.dbt import build
 from warehouse.pipeline import ingest
 

@@ -36,7 +36,7 @@ def data(tmp_path, monkeypatch) -> Path:
 
 
 def tdw(*args: str, data: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "warehouse.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tdw", *args], capture_output=True, text=True,
                           timeout=timeout, env={**ENV, "TDW_DATA_DIR": str(data)}, cwd=data)
 
 

@@ -276,7 +276,7 @@ def test_param_values_are_refused_or_typed_within_range(name, value):
     """Every ``--param`` text is either refused in one line or becomes a value of its
     default's type, finite and inside its documented range."""
     import math
-    from warehouse.cli import _parse_params
+    from tdw.cli import _parse_params
     from warehouse.params import MAX_COUNT, MAX_SEED, UPPER
     CASES["--param values"] += 1
     try:

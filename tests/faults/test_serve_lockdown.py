@@ -27,7 +27,7 @@ def server(tmp_path_factory):
     con = duckdb.connect(str(snapshot_path(wh)))
     con.execute("CREATE SCHEMA marts; CREATE TABLE marts.fct_msd AS SELECT range AS step FROM range(100)")
     con.close()
-    proc = subprocess.Popen([sys.executable, "-m", "warehouse.cli", "serve", "--port", "0", "--timeout", "5",
+    proc = subprocess.Popen([sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "5",
                              "--idle-timeout", "2", "--warehouse", str(wh)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()

@@ -62,7 +62,7 @@ def _fill(q: str, wh: Path) -> str:
 def test_tdw_sql_refuses_and_writes_nothing(warehouse, q):
     before = {p: _digest(p) for p in (warehouse, snapshot_path(warehouse))}
     for working in ([], ["--working"]):
-        out = subprocess.run([sys.executable, "-m", "warehouse.cli", "sql", _fill(q, warehouse),
+        out = subprocess.run([sys.executable, "-m", "tdw", "sql", _fill(q, warehouse),
                               "--warehouse", str(warehouse), *working],
                              capture_output=True, text=True, timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert out.returncode == 1, out.stdout + out.stderr
@@ -107,6 +107,6 @@ def test_timeouts_must_be_finite_and_positive(t):
 
 
 def test_sql_timeout_nan_is_refused(warehouse):
-    out = subprocess.run([sys.executable, "-m", "warehouse.cli", "sql", "select 1", "--timeout", "nan",
+    out = subprocess.run([sys.executable, "-m", "tdw", "sql", "select 1", "--timeout", "nan",
                           "--warehouse", str(warehouse)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "timeout" in out.stderr and "Traceback" not in out.stderr

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from warehouse.cli import main
+from tdw.cli import main
 from warehouse.pipeline import ingest
 
 TABLES = ("weight_stats", "weight_hist", "weight_sample")

@@ -23,7 +23,7 @@ MSD_SQL = "select model_id, tensor_name, step, msd from marts.fct_msd order by 1
 
 @pytest.fixture(scope="module")
 def server(built_warehouse):
-    proc = subprocess.Popen([sys.executable, "-m", "warehouse.cli", "serve", "--port", "0", "--timeout", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "2",
                              "--warehouse", str(built_warehouse)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # printed once the socket listens

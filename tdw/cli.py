@@ -211,7 +211,7 @@ def demo(data_dir, retrain, probes, full):
 
     --data-dir must lie inside $TDW_DATA_DIR when that is set; otherwise it becomes the
     data directory for the run."""
-    from warehouse.demo import run_demo
+    from tdw.demo import run_demo
     if os.environ.get(DATA_DIR_ENV):
         data_dir = confine(data_dir, "--data-dir")
     else:
@@ -220,7 +220,7 @@ def demo(data_dir, retrain, probes, full):
     sys.exit(run_demo(data_dir, retrain, probes, full))
 
 
-from warehouse.cli_serving import register  # noqa: E402  (sql, publish, serve, report, docs)
+from tdw.cli_serving import register  # noqa: E402  (sql, publish, serve, report, docs)
 register(main)
 
 if __name__ == "__main__":
