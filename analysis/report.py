@@ -23,7 +23,8 @@ import duckdb
 import pandas as pd
 
 from ingest.errors import TdwError
-from analysis.report_sections import SECTIONS, Context, Section
+from analysis.report_sections import Context, Section
+from analysis.report_sections.registry import SECTIONS
 from warehouse.paths import safe_component
 
 

@@ -1,8 +1,8 @@
 """The `tdw` command line: each command parses its options and calls one library function.
 
 Errors a user can cause print one line (``error: ...``) and exit 1; nothing else leaks a
-traceback unless TDW_DEBUG=1. Every path a command writes is confined to the data
-directory (``warehouse.paths``: ``$TDW_DATA_DIR``, default ``./data``).
+traceback unless TDW_DEBUG=1 (``tdw.errors``). Every path a command writes is confined
+to the data directory (``warehouse.paths``: ``$TDW_DATA_DIR``, default ``./data``).
 """
 from __future__ import annotations
 
@@ -12,59 +12,10 @@ from pathlib import Path
 
 import click
 
-from ingest.errors import TdwError
+from tdw.cli_serving import register
+from tdw.errors import Cli, TdwError
+from tdw.options import WAREHOUSE_OPT
 from warehouse.paths import DATA_DIR_ENV, confine, confine_warehouse
-
-WAREHOUSE_OPT = click.option(
-    "--warehouse", "warehouse", type=click.Path(path_type=Path), envvar="TDW_WAREHOUSE",
-    default=Path("data/warehouse.duckdb"), show_default=True,
-    help="DuckDB file (or set TDW_WAREHOUSE).")
-
-
-class Cli(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except TdwError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted: jobs already loaded are kept; rerun to finish the rest", err=True)
-            sys.exit(130)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
-            raise
-        except Exception as e:
-            if os.environ.get("TDW_DEBUG") or not _environmental(e):
-                raise
-            # the disk, the file system or a damaged file, not a bug in tdw: one line, exit 1
-            click.echo(f"error: {_one_line(e)}", err=True)
-            sys.exit(1)
-
-    def main(self, *args, **kwargs):
-        try:
-            return super().main(*args, **kwargs)
-        except Exception as e:  # a bug, not bad input: still one line unless debugging
-            if os.environ.get("TDW_DEBUG"):
-                raise
-            click.echo(f"internal error: {_one_line(e)} (set TDW_DEBUG=1 for the traceback)", err=True)
-            sys.exit(2)
-
-
-def _environmental(e: Exception) -> bool:
-    """Errors of the environment (disk full, permissions, a damaged or foreign DuckDB file),
-    which a user fixes, as opposed to bugs in tdw."""
-    import duckdb
-    if isinstance(e, duckdb.InternalException):
-        return False
-    return isinstance(e, (OSError, duckdb.Error))
-
-
-def _one_line(e: BaseException) -> str:
-    import re
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", str(e)).strip()
-    if isinstance(e, OSError) and e.strerror:
-        text = f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
-    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -220,8 +171,7 @@ def demo(data_dir, retrain, probes, full):
     sys.exit(run_demo(data_dir, retrain, probes, full))
 
 
-from tdw.cli_serving import register  # noqa: E402  (sql, publish, serve, report, docs)
-register(main)
+register(main)     # sql, publish, serve, report, docs
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """The serving commands of `tdw`: sql (on the snapshot), publish, serve, report, docs.
 
-Attached to the group of ``warehouse/cli.py`` by :func:`register`; ``sql`` replaces the
+Attached to the group of ``tdw/cli.py`` by :func:`register`; ``sql`` replaces the
 group's first version with one that has ``--timeout`` and ``--working``.
 """
 from __future__ import annotations
@@ -10,15 +10,9 @@ from pathlib import Path
 
 import click
 
-from ingest.errors import TdwError
+from tdw.errors import TdwError
+from tdw.options import WAREHOUSE_OPT
 from warehouse.paths import confine, confine_warehouse
-
-# the same option as warehouse/cli.py's (not imported from it: `python -m warehouse.cli` runs
-# that module as __main__, and importing it back would be circular)
-WAREHOUSE_OPT = click.option(
-    "--warehouse", "warehouse", type=click.Path(path_type=Path), envvar="TDW_WAREHOUSE",
-    default=Path("data/warehouse.duckdb"), show_default=True,
-    help="DuckDB file (or set TDW_WAREHOUSE).")
 
 
 @click.command()

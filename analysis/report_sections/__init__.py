@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Callable
 
 import duckdb
 import matplotlib
@@ -100,12 +99,3 @@ def png(fig) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-from analysis.report_sections.weights import weights_section  # noqa: E402
-from analysis.report_sections.params import params_section, phases_section  # noqa: E402
-from analysis.report_sections.graph import graph_section  # noqa: E402
-from analysis.report_sections.residual import residual_section  # noqa: E402
-
-SECTIONS: list[Callable[[Context], Section | None]] = [
-    weights_section, params_section, graph_section, residual_section, phases_section]

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from ingest.errors import TdwError
 from ingest.probes.base import Probe
-from ingest.schema import TableSpec
+from ingest.probes.graph.probe import GraphProbe
+from ingest.probes.params_registry import PARAM_PROBES  # perplexity, covariance, displacement
+from ingest.probes.residual import ResidualProbe
 from ingest.probes.weights import WeightsProbe
+from ingest.schema import TableSpec
 
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe,)}
-from ingest.probes.params_registry import PARAM_PROBES  # noqa: E402  (perplexity, covariance, displacement)
-PROBES.update({p.name: p for p in PARAM_PROBES})
-from ingest.probes.graph.probe import GraphProbe  # noqa: E402
-PROBES[GraphProbe.name] = GraphProbe
-from ingest.probes.residual import ResidualProbe  # noqa: E402
-PROBES[ResidualProbe.name] = ResidualProbe
+# in this order: `tdw ingest` runs the probes (and lists them) as registered here
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe, *PARAM_PROBES, GraphProbe, ResidualProbe)}
 
 
 def get_probes(names: str | None) -> list[Probe]:
