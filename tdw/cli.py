@@ -81,22 +81,21 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
               help="Where probes that run the model run (auto: CUDA when there is a GPU).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
               help="Model dtype for probes that run the model (default float32; others change the measures).")
-def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle, resume, wait,
-           executor, lake, ray_address, ray_cpus, device, dtype):
+def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ...], **options):
     """Run probes on SOURCE's checkpoints and load the results.
 
     SOURCE is a toy-suite model (toy/neox-2l), a local directory of step<N>/ checkpoints,
     or a Hugging Face repo id (EleutherAI/pythia-14m).
     """
+    from warehouse.pipeline import IngestRequest
     from warehouse.pipeline import ingest as run
-    warehouse = confine_warehouse(warehouse)
-    lake = confine(lake, "--lake") if lake is not None else None
-    if resume and force:
+    options["warehouse"] = confine_warehouse(options["warehouse"])
+    if options["lake"] is not None:
+        options["lake"] = confine(options["lake"], "--lake")
+    if resume and options["force"]:
         raise TdwError("--resume and --force contradict each other")
-    result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
-                 force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle, wait=wait,
-                 executor=executor, lake=lake, ray_address=ray_address, ray_cpus=ray_cpus, device=device,
-                 dtype=dtype)
+    # every other option is a field of the request, by the same name
+    result = run(IngestRequest(source, params=_parse_params(params, tensors), **options))
     click.echo(result.summary())
     if not result.ok:
         sys.exit(1)

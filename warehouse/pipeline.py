@@ -97,56 +97,81 @@ def _recover(con, lake: Path, model_id: str, steps: list[int], probes: list[Prob
     return n
 
 
-def ingest(source: str, revisions: str = "all", probes: str | None = None,
-           warehouse: Path = Path("data/warehouse.duckdb"), toy_root: Path | None = None,
-           force: bool = False, params: dict[str, dict] | None = None, allow_pickle: bool = False,
-           progress: bool = True, wait: float = 0.0, executor: str = "local",
-           lake: Path | None = None, ray_address: str | None = None, ray_cpus: int | None = None,
-           device: str = "auto", dtype: str | None = None) -> IngestResult:
-    if executor not in EXECUTORS:
-        raise TdwError(f"unknown executor {executor!r}; use one of: {', '.join(EXECUTORS)}")
-    src = open_source(source, toy_root=toy_root, allow_pickle=allow_pickle)
-    steps = checkpoints(src, revisions)
-    chosen = get_probes(probes)
-    overrides = check_params(params or {}, PROBES)
+@dataclass
+class IngestRequest:
+    """What ``tdw ingest`` was asked to do, as the CLI parsed it (one field per option).
+
+    The command builds one and hands it down; :func:`ingest` checks it and resolves it into
+    the ``executors.Plan`` the workers run (model id, steps, probes, their parameters)."""
+    source: str
+    revisions: str = "all"
+    probes: str | None = None
+    warehouse: Path = Path("data/warehouse.duckdb")
+    toy_root: Path | None = None
+    force: bool = False
+    params: dict[str, dict] | None = None         # probe -> name -> value, typed by check_params
+    allow_pickle: bool = False
+    progress: bool = True
+    wait: float = 0.0
+    executor: str = "local"
+    lake: Path | None = None
+    ray_address: str | None = None
+    ray_cpus: int | None = None
+    device: str = "auto"
+    dtype: str | None = None
+
+
+def ingest(source: str | IngestRequest, **options) -> IngestResult:
+    """Run one ingest: ``ingest(request)``, or ``ingest(source, **fields)`` with the fields of
+    :class:`IngestRequest` (a shorthand for scripts and tests)."""
+    req = source if isinstance(source, IngestRequest) else IngestRequest(source, **options)
+    if isinstance(source, IngestRequest) and options:
+        raise TypeError("ingest(request) takes no further options")
+    if req.executor not in EXECUTORS:
+        raise TdwError(f"unknown executor {req.executor!r}; use one of: {', '.join(EXECUTORS)}")
+    src = open_source(req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle)
+    steps = checkpoints(src, req.revisions)
+    chosen = get_probes(req.probes)
+    overrides = check_params(req.params or {}, PROBES)
     params_by = {p.name: p.params(**overrides.get(p.name, {})) for p in chosen}
-    db.check_file(Path(warehouse))
-    if executor == "ray":
-        executors.check_ray_address(ray_address)
-        lake = Path(lake) if lake else Path(warehouse).parent / "lake"
+    db.check_file(Path(req.warehouse))
+    lake = req.lake
+    if req.executor == "ray":
+        executors.check_ray_address(req.ray_address)
+        lake = Path(lake) if lake else Path(req.warehouse).parent / "lake"
     if lake is not None:
         lake = lake_mod.check_writable(Path(lake))
     started_ray = False
     try:
-        if executor == "ray":
-            started_ray = executors.ray_connect(ray_address, ray_cpus)
-            have_gpu = executors.ray_gpus() > 0 if device != "cpu" else False
+        if req.executor == "ray":
+            started_ray = executors.ray_connect(req.ray_address, req.ray_cpus)
+            have_gpu = executors.ray_gpus() > 0 if req.device != "cpu" else False
         else:
             have_gpu = None
-        resolved = devices.resolve_device(device, have_gpu)
-        devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, dtype)
+        resolved = devices.resolve_device(req.device, have_gpu)
+        devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, req.dtype)
         _validate(src, steps, chosen, params_by)
-        return _run(src, steps, chosen, params_by, Path(warehouse), toy_root, force, allow_pickle,
-                    progress, wait, executor, lake, source, resolved)
+        plan = executors.Plan(req.source, str(req.toy_root) if req.toy_root else None, req.allow_pickle,
+                              src.model_id, src.kind, steps, chosen, params_by, req.force, lake, resolved)
+        return _run(req, plan, src)
     finally:
         if started_ray:
             import ray
             ray.shutdown()
 
 
-def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle, progress, wait,
-         executor, lake, source, device) -> IngestResult:
-    con = db.connect(warehouse, wait=wait)
-    result = IngestResult(src.model_id, steps)
+def _run(req: IngestRequest, plan: executors.Plan, src) -> IngestResult:
+    """Run a resolved plan's jobs on the requested executor into the warehouse file."""
+    warehouse = Path(req.warehouse)
+    con = db.connect(warehouse, wait=req.wait)
+    result = IngestResult(plan.model_id, plan.steps)
     try:
         db.ensure_tables(con, all_tables())
-        if lake is not None:
-            result.recovered = _recover(con, lake, src.model_id, steps, chosen, params_by)
-        contexts = {p.name: p.context(src, steps, params_by[p.name]) for p in chosen}
-        plan = executors.Plan(source, str(toy_root) if toy_root else None, allow_pickle, src.model_id,
-                              src.kind, steps, chosen, params_by, force, lake, device)
-        bar = tqdm(total=len(steps) * len(chosen), desc=f"ingest {src.model_id}", unit="job",
-                   disable=not progress)
+        if plan.lake is not None:
+            result.recovered = _recover(con, plan.lake, plan.model_id, plan.steps, plan.probes, plan.params)
+        contexts = {p.name: p.context(src, plan.steps, plan.params[p.name]) for p in plan.probes}
+        bar = tqdm(total=len(plan.steps) * len(plan.probes), desc=f"ingest {plan.model_id}", unit="job",
+                   disable=not req.progress)
 
         def on_outcome(out: jobs.Outcome) -> None:
             result.add(out)
@@ -158,7 +183,7 @@ def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle
             at[0] = label
             bar.set_postfix_str(label)
 
-        run = executors.run_ray if executor == "ray" else executors.run_local
+        run = executors.run_ray if req.executor == "ray" else executors.run_local
         try:
             run(plan, con, contexts, on_outcome, on_start)
         except (duckdb.Error, OSError) as e:  # the file or the disk failed (full, I/O): stop the batch
