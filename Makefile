@@ -1,7 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install, train the toy suite, ingest, build the marts, plot
 #   make test   create .venv, install with test extras, run the whole test suite
-#   make lint   the linters (sqlfluff on the dbt models)
+#   make test-fast  the tests that neither train nor build (-m "not slow"; tests/conftest.py marks them)
+#   make lint   the linters: ruff (lint and format check, pyproject.toml) and sqlfluff on the dbt models
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +27,15 @@ demo: install
 test: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
-# sqlfluff on the dbt models (configured in .sqlfluff: DuckDB dialect, jinja templater)
+# everything but what trains the toy suite or builds the marts (under 2 minutes)
+test-fast: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup -m "not slow" --durations=10
+
+# ruff (configured in pyproject.toml) and sqlfluff on the dbt models (.sqlfluff: DuckDB
+# dialect, jinja templater)
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt_project/models
 
 bench: install

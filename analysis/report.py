@@ -61,7 +61,8 @@ def check_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
     if not models:
         raise TdwError("--models is empty: name at least one model")
     try:
-        present = [r[0] for r in con.execute("select distinct model_id from marts.dim_checkpoint order by 1").fetchall()]
+        present = [r[0] for r in
+                   con.execute("select distinct model_id from marts.dim_checkpoint order by 1").fetchall()]
     except duckdb.Error:
         raise TdwError("the warehouse has no marts yet: run `tdw build` first") from None
     missing = [m for m in models if m not in present]

@@ -74,7 +74,8 @@ def serve(warehouse, host, port, allow_remote, user, password, timeout, idle_tim
 
 @click.command()
 @WAREHOUSE_OPT
-@click.option("--models", required=True, help="Comma-separated model ids (see `tdw sql 'select * from marts.dim_checkpoint'`).")
+@click.option("--models", required=True,
+              help="Comma-separated model ids (see `tdw sql 'select * from marts.dim_checkpoint'`).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/report/report.html"), show_default=True)
 @click.option("--normalise-steps", is_flag=True, help="Plot steps as a fraction of each model's training length.")
 @click.option("--graph-steps", default=None,

@@ -6,6 +6,7 @@ because every package raises it (a bad revision spec in ``ingest``, a refused st
 with an error — one line and exit 1 for bad input or the environment, exit 130 on Ctrl-C,
 ``internal error`` and exit 2 for a bug — is decided once, here, by the command group.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,8 @@ class Cli(click.Group):
 def _environmental(e: Exception) -> bool:
     """Errors of the environment (disk full, permissions, a damaged or foreign DuckDB file),
     which a user fixes, as opposed to bugs in tdw."""
-    import duckdb     # lazily: `tdw --help` need not load it
+    import duckdb  # lazily: `tdw --help` need not load it
+
     if isinstance(e, duckdb.InternalException):
         return False
     return isinstance(e, (OSError, duckdb.Error))

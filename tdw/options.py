@@ -1,4 +1,5 @@
 """Options shared by several commands of `tdw`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,11 @@ from pathlib import Path
 import click
 
 WAREHOUSE_OPT = click.option(
-    "--warehouse", "warehouse", type=click.Path(path_type=Path), envvar="TDW_WAREHOUSE",
-    default=Path("data/warehouse.duckdb"), show_default=True,
-    help="DuckDB file (or set TDW_WAREHOUSE).")
+    "--warehouse",
+    "warehouse",
+    type=click.Path(path_type=Path),
+    envvar="TDW_WAREHOUSE",
+    default=Path("data/warehouse.duckdb"),
+    show_default=True,
+    help="DuckDB file (or set TDW_WAREHOUSE).",
+)

@@ -8,6 +8,11 @@
   anywhere under it and nowhere else.
 - ``make_checkpoints``: a factory writing synthetic ``step<N>/`` checkpoints (config.json
   and model.safetensors with seeded random tensors), for fast tests that need no training.
+
+The fast tier (``make test-fast``: ``-m "not slow"``) leaves out every test that trains or
+builds: :func:`pytest_collection_modifyitems` marks ``slow`` each test that uses the toy suite
+or the built warehouse (directly or through another fixture) and each test of a module that
+trains or runs ``dbt build`` itself, so a new test of that kind needs no marker of its own.
 """
 from __future__ import annotations
 
@@ -24,6 +29,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 TOY_MODELS = ("toy/neox-2l", "toy/neox-3l")
+
+SLOW_FIXTURES = {"toy_suite", "built_warehouse"}
+# what a test module does that takes minutes: train the toy suite or build the marts with dbt
+SLOW_SOURCE = ("train_suite(", "from warehouse.dbt import build")
+
+
+def pytest_collection_modifyitems(config, items):
+    heavy: dict[Path, bool] = {}
+    for item in items:
+        path = Path(str(item.fspath))
+        if path not in heavy:
+            heavy[path] = any(s in path.read_text() for s in SLOW_SOURCE)
+        if heavy[path] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _shared_dir(tmp_path_factory, name: str) -> Path:

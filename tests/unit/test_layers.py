@@ -4,8 +4,10 @@ Every module's imports are read with ``ast`` — function-level and ``TYPE_CHECK
 included, since a lazy import is still a dependency — and any edge from a lower package to
 a higher one fails. dbt's Python models are run by the warehouse, so what they import
 (directly or through the project modules they import) must import nothing of ``warehouse``
-or ``tdw``: they call pure functions. No module imports below its first definition (the bottom-of-file imports that dodged cycles).
+or ``tdw``: they call pure functions. No module imports below its first definition (the
+bottom-of-file imports that dodged cycles).
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = ["ingest", "warehouse", "analysis", "tdw"]       # each may import only those before it
+ORDER = ["ingest", "warehouse", "analysis", "tdw"]  # each may import only those before it
 RANK = {name: i for i, name in enumerate(ORDER)}
 
 
@@ -42,7 +44,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             else:
                 name = node.module or ""
             out.append((node.lineno, name))
-            out += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]   # `from pkg import mod`
+            out += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]  # `from pkg import mod`
     return out
 
 
@@ -60,8 +62,11 @@ def test_every_package_is_found():
 @pytest.mark.parametrize("path", LAYERED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_flow_one_way(path: Path):
     own = RANK[path.relative_to(ROOT).parts[0]]
-    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}" for line, name in _imports(path)
-           if RANK.get(name.split(".")[0], -1) > own]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for line, name in _imports(path)
+        if RANK.get(name.split(".")[0], -1) > own
+    ]
     assert not bad, "\n".join(bad)
 
 
