@@ -70,16 +70,24 @@ def wrap(model: torch.nn.Module):
     return model if hasattr(model, "_module") else NNsight(model)
 
 
-def _trace(nn_model: Any, ad: Adapter, ids: torch.Tensor, *, start: int, resid_in: torch.Tensor | None,
-           embed_value: torch.Tensor | None, head_edits: list[tuple[slice, int, torch.Tensor | None]],
-           mlp_edit: tuple[slice, torch.Tensor | None] | None, last: int, final: bool,
-           save_layer_in: bool = False) -> dict[str, Any]:
-    """One run: layers < start skipped (returning ``resid_in``), edits at layer ``start``.
-
+@dataclass
+class _Edits:
+    """What one traced run changes: layers < ``start`` skipped (returning ``resid_in``);
     ``head_edits`` rows get head h's pre-projection slice replaced (None: zeros) at layer
-    ``start``; ``mlp_edit`` rows get the MLP output replaced; ``embed_value`` replaces
-    the token embedding of every row. Saves z and MLP outputs of layers start..last.
-    """
+    ``start``; ``mlp_edit`` rows get the MLP output replaced; ``embed_value`` replaces the
+    token embedding of every row. The default changes nothing (the clean run)."""
+    start: int = 0
+    resid_in: torch.Tensor | None = None                                        # [rows, T, d]
+    embed_value: torch.Tensor | None = None
+    head_edits: list[tuple[slice, int, torch.Tensor | None]] = field(default_factory=list)
+    mlp_edit: tuple[slice, torch.Tensor | None] | None = None
+
+
+def _trace(nn_model: Any, ad: Adapter, ids: torch.Tensor, edits: _Edits, *, last: int, final: bool,
+           save_layer_in: bool = False) -> dict[str, Any]:
+    """One run with ``edits``; saves z and MLP outputs of layers start..last."""
+    start, resid_in, embed_value = edits.start, edits.resid_in, edits.embed_value
+    head_edits, mlp_edit = edits.head_edits, edits.mlp_edit
     dh = ad.d_head
     out: dict[str, Any] = {"z": {}, "mlp": {}, "layer_in": {}}
     with nn_model.trace(ids, use_cache=False) as tracer:
@@ -111,8 +119,7 @@ def _trace(nn_model: Any, ad: Adapter, ids: torch.Tensor, *, start: int, resid_i
 
 
 def _clean_run(nn_model: Any, ad: Adapter, ids: torch.Tensor, final: bool) -> _Clean:
-    r = _trace(nn_model, ad, ids, start=0, resid_in=None, embed_value=None, head_edits=[],
-               mlp_edit=None, last=ad.n_layers - 1, final=final, save_layer_in=True)
+    r = _trace(nn_model, ad, ids, _Edits(), last=ad.n_layers - 1, final=final, save_layer_in=True)
     return _Clean([r["layer_in"][j] for j in range(ad.n_layers + 1)],
                   [r["z"][j] for j in range(ad.n_layers)], [r["mlp"][j] for j in range(ad.n_layers)],
                   r["embed"], r.get("final"))
@@ -229,8 +236,7 @@ def _run_group(nn_model: Any, ad: Adapter, ids: torch.Tensor, layer: int, k: int
     rows = [slice(i * n, (i + 1) * n) for i in range(k)]
     if layer < 0:
         value = means["embed"] if means else torch.zeros(())
-        return 0, _trace(nn_model, ad, ids, start=0, resid_in=None, embed_value=value, head_edits=[],
-                         mlp_edit=None, last=last, final=final)
+        return 0, _trace(nn_model, ad, ids, _Edits(embed_value=value), last=last, final=final)
     z_mean = means["z"][layer].view(H, dh) if means else None         # [H, dh]
     m_mean = means["mlp"][layer] if means else None                     # [d]
     if ad.parallel:
@@ -241,12 +247,12 @@ def _run_group(nn_model: Any, ad: Adapter, ids: torch.Tensor, layer: int, k: int
             repl = torch.zeros(()) if z_mean is None else z_mean[h]
             resid[rows[h]] += (repl - z[:, :, h]) @ w_o[h]
         resid[rows[H]] += (0.0 if m_mean is None else m_mean) - clean.mlp[layer]
-        return layer + 1, _trace(nn_model, ad, ids.repeat(k, 1), start=layer + 1, resid_in=resid,
-                                 embed_value=None, head_edits=[], mlp_edit=None, last=last, final=final)
-    return layer, _trace(nn_model, ad, ids.repeat(k, 1), start=layer,
-                         resid_in=clean.layer_in[layer].repeat(k, 1, 1), embed_value=None,
-                         head_edits=[(rows[h], h, None if z_mean is None else z_mean[h]) for h in range(H)],
-                         mlp_edit=(rows[H], m_mean), last=last, final=final)
+        return layer + 1, _trace(nn_model, ad, ids.repeat(k, 1), _Edits(start=layer + 1, resid_in=resid),
+                                 last=last, final=final)
+    edits = _Edits(start=layer, resid_in=clean.layer_in[layer].repeat(k, 1, 1),
+                   head_edits=[(rows[h], h, None if z_mean is None else z_mean[h]) for h in range(H)],
+                   mlp_edit=(rows[H], m_mean))
+    return layer, _trace(nn_model, ad, ids.repeat(k, 1), edits, last=last, final=final)
 
 
 def _groups(ad: Adapter) -> list[tuple[int, list[str]]]:
