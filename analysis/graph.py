@@ -36,7 +36,7 @@ Inputs are edge lists (src, dst, weight) of one checkpoint's graph, weight = 1 -
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -46,43 +46,45 @@ KATZ_ALPHA, KATZ_BETA, PAGERANK_DAMP = 0.1, 1.0, 0.85
 PHASE_NAMES = ("exploration", "consolidation", "refinement")
 
 
-def _index(src: Sequence[str], dst: Sequence[str]) -> list[str]:
-    nodes: dict[str, None] = {}
-    for u, v in zip(src, dst):
-        nodes.setdefault(u)
-        nodes.setdefault(v)
-    return list(nodes)
+def _factorize(src: Sequence[str], dst: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(nodes, src codes, dst codes); nodes in order of first appearance along (src[0],
+    dst[0], src[1], dst[1], ...). One hashing pass over the names."""
+    import pandas as pd
+    if len(src) == 0:
+        return [], np.zeros(0, np.int64), np.zeros(0, np.int64)
+    names = np.column_stack([np.asarray(src, dtype=object), np.asarray(dst, dtype=object)]).ravel()
+    codes, uniques = pd.factorize(names)
+    return list(uniques), codes[0::2].astype(np.int64), codes[1::2].astype(np.int64)
 
 
-def _nk_graph(n: int, edges: Iterable[tuple[int, int, float]]):
+def _nk_graph(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray):
+    """A directed weighted NetworKit graph from edge arrays (built in C++, not edge by edge)."""
     import networkit as nk
-    g = nk.Graph(n, weighted=True, directed=True)
-    for u, v, w in edges:
-        g.addEdge(u, v, float(w))
-    return g
+    if u.size == 0:
+        return nk.Graph(n, weighted=True, directed=True)
+    return nk.GraphFromCoo((np.asarray(w, dtype=np.float64), (u.astype(np.uint64), v.astype(np.uint64))),
+                           n, weighted=True, directed=True)
 
 
 def centralities(src: Sequence[str], dst: Sequence[str], weight: Sequence[float]) -> dict[str, dict[str, float]]:
     """{node: {in_strength, out_strength, betweenness, closeness, pagerank, katz}}."""
     import networkit as nk
-    nodes = _index(src, dst)
-    ix = {v: i for i, v in enumerate(nodes)}
+    nodes, u, v = _factorize(src, dst)
     n = len(nodes)
     w = np.asarray(weight, dtype=np.float64)
-    e = [(ix[u], ix[v], wi) for u, v, wi in zip(src, dst, w)]
-    g = _nk_graph(n, e)
-    lengths = _nk_graph(n, [(u, v, 1.0 / wi) for u, v, wi in e if wi > MIN_WEIGHT])
+    g = _nk_graph(n, u, v, w)
+    strong = w > MIN_WEIGHT
+    lengths = _nk_graph(n, u[strong], v[strong], 1.0 / w[strong])
     btw = nk.centrality.Betweenness(lengths, normalized=False).run().scores()
     scale = 1.0 / ((n - 1) * (n - 2)) if n > 2 else 1.0
     clo = nk.centrality.Closeness(lengths, False, nk.centrality.ClosenessVariant.GENERALIZED).run().scores()
     pr = nk.centrality.PageRank(g, damp=PAGERANK_DAMP, tol=1e-12).run().scores()
-    adj = np.zeros((n, n))
-    for u, v, wi in e:
-        adj[u, v] += wi
+    adj = np.zeros((n, n))                                                  # [n, n] summed weights
+    np.add.at(adj, (u, v), w)
     katz = np.linalg.solve(np.eye(n) - KATZ_ALPHA * adj.T, KATZ_BETA * np.ones(n))
-    return {v: {"in_strength": g.weightedDegreeIn(i), "out_strength": g.weightedDegree(i),
-                "betweenness": btw[i] * scale, "closeness": clo[i], "pagerank": pr[i],
-                "katz": float(katz[i])} for v, i in ix.items()}
+    return {name: {"in_strength": g.weightedDegreeIn(i), "out_strength": g.weightedDegree(i),
+                   "betweenness": btw[i] * scale, "closeness": clo[i], "pagerank": pr[i],
+                   "katz": float(katz[i])} for i, name in enumerate(nodes)}
 
 
 # --- the edge-weight distribution ------------------------------------------------------------
@@ -309,24 +311,45 @@ def change_point_phases(steps: Sequence[int], series: np.ndarray, max_phases: in
 def strongest_paths(src: Sequence[str], dst: Sequence[str], weight: Sequence[float], k: int = 5,
                     source: str = "embed", target: str = "logits") -> list[tuple[list[str], float]]:
     """The k strongest source -> target paths of a DAG, strength = product of weights,
-    without the direct source -> target edge; [(nodes, strength)] strongest first."""
+    without the direct source -> target edge; [(nodes, strength)] strongest first.
+
+    Exact k-best dynamic programming in topological order: each node keeps its k shortest
+    lengths (sum of -log w) from the source with a back-pointer (predecessor, its rank), the
+    candidates of a node being its in-edges x its predecessors' k lengths (vectorised per
+    node): O(E k) with O(n k) state, rather than a path tuple per candidate."""
     import networkit as nk
-    nodes = _index(src, dst)
+    nodes, u, v = _factorize(src, dst)
     if source not in nodes or target not in nodes:
         return []
-    ix = {v: i for i, v in enumerate(nodes)}
-    e = [(ix[u], ix[v], float(w)) for u, v, w in zip(src, dst, weight)
-         if w > MIN_WEIGHT and not (u == source and v == target)]
-    g = _nk_graph(len(nodes), e)
-    order = nk.graphtools.topologicalSort(g)
-    # best[v]: up to k (length, path) from source to v, length = sum of -log w
-    best: dict[int, list[tuple[float, tuple[int, ...]]]] = {ix[source]: [(0.0, (ix[source],))]}
-    for u in order:
-        if u not in best:
+    n = len(nodes)
+    s, t = nodes.index(source), nodes.index(target)
+    w = np.asarray(weight, dtype=np.float64)
+    keep = (w > MIN_WEIGHT) & ~((u == s) & (v == t))
+    u, v, w = u[keep], v[keep], w[keep]
+    order = nk.graphtools.topologicalSort(_nk_graph(n, u, v, w))
+    by_dst = np.argsort(v, kind="stable")                                   # in-edges of each node
+    ptr = np.searchsorted(v[by_dst], np.arange(n + 1))
+    length = np.full((n, k), np.inf)                                        # [n, k] best lengths
+    back = np.full((n, k, 2), -1, dtype=np.int64)                           # [n, k] (pred, its rank)
+    length[s, 0] = 0.0
+    for x in order:
+        if x == s:
             continue
-        best[u] = sorted(best[u])[:k]
-        for v in g.iterNeighbors(u):
-            step = -math.log(g.weight(u, v))
-            best.setdefault(v, []).extend((ln + step, p + (v,)) for ln, p in best[u])
-    paths = sorted(best.get(ix[target], []))[:k]
-    return [([nodes[i] for i in p], math.exp(-ln)) for ln, p in paths]
+        e = by_dst[ptr[x]:ptr[x + 1]]
+        if e.size == 0:
+            continue
+        cand = (length[u[e]] + (-np.log(w[e]))[:, None]).ravel()              # [indeg * k]
+        best = np.argsort(cand, kind="stable")[:k]
+        best = best[np.isfinite(cand[best])]
+        length[x, :best.size] = cand[best]
+        back[x, :best.size, 0], back[x, :best.size, 1] = u[e][best // k], best % k
+    out = []
+    for r in range(k):
+        if not np.isfinite(length[t, r]):
+            break
+        path, node, rank = [t], t, r
+        while node != s:
+            node, rank = back[node, rank]
+            path.append(int(node))
+        out.append(([nodes[i] for i in reversed(path)], math.exp(-length[t, r])))
+    return out
