@@ -192,9 +192,12 @@ def plot(df: pd.DataFrame, mart_names: list[str], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     out.mkdir(parents=True, exist_ok=True)
+    df = df.sort_values(["edges", "size"])
+    df.to_csv(out / "graph_scale.csv", index=False)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    same_shape = df.groupby("edges")[mart_names + ["total"]].median()     # 31m/70m, 410m/1.4b, 2.8b/6.9b
     for m in mart_names + ["total"]:
-        ax.plot(df["edges"], df[m], marker="o", label=m)
+        ax.plot(same_shape.index, same_shape[m], marker="o", label=m)
     if "xmin_old" in df:
         old = df.dropna(subset=["xmin_old"])
         ax.plot(old["edges"], old["xmin_old"], marker="x", ls="--", color="k", label="old O(E^2) x_min scan")
@@ -203,8 +206,9 @@ def plot(df: pd.DataFrame, mart_names: list[str], out: Path) -> None:
     ax.plot(e, ref, ls=":", color="grey", label="E log E (through the largest total)")
     ax.set(xscale="log", yscale="log", xlabel="edges per graph (E)", ylabel="seconds per graph (median)",
            title="Graph marts on Pythia-shaped graphs, 14M to 12B")
-    for _, r in df.iterrows():
-        ax.annotate(r["size"], (r["edges"], r["total"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for e_, names in df.groupby("edges", sort=False)["size"]:
+        ax.annotate("/".join(names), (e_, same_shape.loc[e_, "total"]), fontsize=7,
+                    xytext=(-10, 6), textcoords="offset points")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = out / "graph_scale.png"
