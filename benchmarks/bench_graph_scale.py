@@ -44,7 +44,7 @@ from analysis import graph_frames as gf  # noqa: E402
 SIZES = {"14m": (6, 4), "31m": (6, 8), "70m": (6, 8), "160m": (12, 12), "410m": (24, 16),
          "1b": (16, 8), "1.4b": (24, 16), "2.8b": (32, 32), "6.9b": (32, 32), "12b": (36, 40)}
 CHECKPOINTS = 154
-MARTS = ["int_graph_centrality", "int_graph_weight_distribution", "fct_candidate_circuits", "fct_role_stability"]
+MARTS = ["int_graph_centrality", "int_graph_weight_distribution", "int_graph_circuits", "fct_role_stability"]
 KEY = {"model_id": "bench", "step": 0, "task": "induction", "ablation": "zero"}
 
 
@@ -115,7 +115,7 @@ def marts(edges: pd.DataFrame) -> dict:
     return {
         "int_graph_centrality": lambda: gf.centrality_frame(edges),
         "int_graph_weight_distribution": lambda: gf.distribution_frame(edges, bins=20),
-        "fct_candidate_circuits": lambda: gf.circuits_frame(edges, k=5),
+        "int_graph_circuits": lambda: gf.circuits_frame(edges, k=5),
         "fct_role_stability": lambda: gf.stability_frame(pd.concat([prev, cent]), k=5),
     }
 
