@@ -69,10 +69,22 @@ def graphs(edges: Edges) -> Iterator[tuple[tuple, pd.DataFrame]]:
         yield key, pd.concat(parts, ignore_index=True)
 
 
+class HashedBatches:
+    """Record batches of edges that carry ``edges_hash`` (``changed_graph_batches``): the
+    outputs made of them have the column even when no graph changed, so an empty increment
+    has the table's columns."""
+
+    def __init__(self, batches: Iterable) -> None:
+        self._batches = batches
+
+    def __iter__(self) -> Iterator:
+        return iter(self._batches)
+
+
 def per_graph(edges: Edges, fn: Callable[[pd.DataFrame], list[dict]], cols: dict[str, str]) -> pd.DataFrame:
     """The rows ``fn`` makes of each graph, prefixed by the graph key (and followed by the
     graph's ``edges_hash`` where the input has one); typed as ``cols``."""
-    rows, hashed = [], False
+    rows, hashed = [], isinstance(edges, HashedBatches)
     for key, g in graphs(edges):
         tag = dict(zip(GRAPH, key))
         if HASH in g.columns:
@@ -83,12 +95,17 @@ def per_graph(edges: Edges, fn: Callable[[pd.DataFrame], list[dict]], cols: dict
     return pd.DataFrame(rows, columns=list(cols)).astype(cols) if rows else _empty(cols)
 
 
-def changed_graph_batches(con, edges, this: str | None, batch_rows: int = BATCH_ROWS) -> Iterator:
+def changed_graph_batches(con, edges, this: str | None, batch_rows: int = BATCH_ROWS) -> HashedBatches:
     """Arrow record batches of the edges (with ``edges_hash``) of every graph of ``edges``
     (a DuckDB relation) that ``this`` (the model's existing table; None: a full build) does
     not hold with the same hash, ordered by GRAPH. Stored rows of changed or vanished graphs
     are deleted from ``this`` first (inside dbt's transaction; all of them if ``this`` predates
-    the ``edges_hash`` column, which dbt then appends: ``on_schema_change="append_new_columns"``)."""
+    the ``edges_hash`` column, which dbt then appends: ``on_schema_change="append_new_columns"``).
+    Lazy: nothing runs until the batches are iterated."""
+    return HashedBatches(_changed(con, edges, this, batch_rows))
+
+
+def _changed(con, edges, this: str | None, batch_rows: int) -> Iterator:
     src = edges.sql_query()
     keys = ", ".join(GRAPH)
     hashes = f"select {keys}, bit_xor(hash(src, dst, weight)) as {HASH} from ({src}) group by {keys}"

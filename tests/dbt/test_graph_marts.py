@@ -192,6 +192,11 @@ def test_incremental_build_recomputes_only_changed_graphs_and_equals_a_full_refr
                   [pr, node])
     incremental = {name: _table(c, name) for name in INCREMENTAL}
     c.close()
+    run_dbt(wh, "run", *select)                                                     # nothing changed
+    c = duckdb.connect(str(wh), read_only=True)
+    for name in INCREMENTAL:
+        pd.testing.assert_frame_equal(incremental[name], _table(c, name))
+    c.close()
     run_dbt(wh, "run", *select, "--full-refresh")
     c = duckdb.connect(str(wh), read_only=True)
     for name in INCREMENTAL:

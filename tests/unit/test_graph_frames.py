@@ -179,12 +179,13 @@ def test_incremental_build_equals_full_refresh(frame_fn, key):
     def build(this):
         batches = list(gf.changed_graph_batches(con, con.table("edges"), this, batch_rows=5))
         read.append({tuple(k) for k, _ in gf.graphs(batches)})
-        return frame_fn(iter(batches))
+        return frame_fn(gf.HashedBatches(batches))
 
     _store(con, "t", build(None))
     assert read[-1] == set(KEYS)
-    _append(con, "t", build("t"))                       # nothing changed: nothing read
-    assert read[-1] == set()
+    nothing = build("t")                                # nothing changed: nothing read
+    assert read[-1] == set() and nothing.empty and nothing[gf.HASH].dtype == "uint64"
+    assert list(nothing.columns) == list(con.sql("select * from t limit 0").columns)
     # change one graph's weights, drop a second graph, add a third
     con.execute("update edges set weight = weight * 0.5 where model_id = 'm/a' and step = 10 and ablation = 'zero'")
     con.execute("delete from edges where model_id = 'm/b'")
