@@ -50,10 +50,11 @@ KEY = {"model_id": "bench", "step": 0, "task": "induction", "ablation": "zero"}
 
 def pythia_graph(layers: int, heads: int, seed: int = 0) -> pd.DataFrame:
     """One graph's edges (the frame a graph model sees: key columns, src, dst, weight)."""
-    from ingest.probes.graph.adapters import _neox
-    cfg = SimpleNamespace(num_hidden_layers=layers, num_attention_heads=heads, hidden_size=64 * heads,
-                          max_position_embeddings=2048, vocab_size=50304, use_parallel_residual=True)
-    edges = _neox(cfg).graph_edges()
+    from ingest.probes.graph.adapters import adapter_for
+    cfg = SimpleNamespace(model_type="gpt_neox", num_hidden_layers=layers, num_attention_heads=heads,
+                          hidden_size=64 * heads, head_dim=None, max_position_embeddings=2048,
+                          vocab_size=50304, use_parallel_residual=True)
+    edges = adapter_for(cfg).graph_edges()
     rng = np.random.default_rng(seed)
     n = len(edges)
     w = rng.lognormal(-4.5, 1.2, n)

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.architectures import EMBEDDING_TENSORS
 from ingest.errors import TdwError
 from ingest.revisions import revision_of, select, step_of
 from ingest.tensors import TensorFile
@@ -94,8 +95,7 @@ class Checkpoint:
         cfg = self.config()
         names = self.tensors().names()
         vocab, width = cfg.get("vocab_size"), cfg.get("hidden_size", cfg.get("n_embd"))
-        for name in ("lm_head.weight", "gpt_neox.embed_in.weight", "transformer.wte.weight",
-                     "model.embed_tokens.weight"):
+        for name in EMBEDDING_TENSORS:
             if name in names and vocab and width:
                 shape = self.tensors().shape(name)
                 if len(shape) != 2 or shape[1] != width or shape[0] < vocab:

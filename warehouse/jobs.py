@@ -19,7 +19,7 @@ import pandas as pd
 
 from ingest.errors import TdwError
 from ingest.probes import Probe
-from ingest.probes.base import params_hash
+from ingest.schema import params_hash
 from warehouse import db, lake
 from warehouse.faults import fault_point
 

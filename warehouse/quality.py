@@ -15,12 +15,15 @@ Great Expectations is imported on the first non-empty job, not at import time.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
 from ingest.errors import TdwError
-from ingest.probes.base import Expect, Probe, TableSpec
+from ingest.schema import Expect, TableSpec
+
+if TYPE_CHECKING:
+    from ingest.probes.base import Probe
 
 
 class QualityError(TdwError):

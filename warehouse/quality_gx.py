@@ -45,7 +45,7 @@ from great_expectations.expectations.expectation import BatchExpectation  # noqa
 from great_expectations.expectations.metrics.metric_provider import metric_value  # noqa: E402
 from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider  # noqa: E402
 
-from ingest.probes.base import Expect  # noqa: E402
+from ingest.schema import Expect  # noqa: E402
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 

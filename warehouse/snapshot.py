@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.errors import TdwError
+from warehouse import db
 
 SERVED_SCHEMAS = ("marts",)
 SUFFIX = ".serving.duckdb"
@@ -96,8 +97,6 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
     """Copy the marts of ``warehouse`` into a new file and rename it atomically over ``out``
     (default :func:`snapshot_path`). The working file is opened read-only: call this when no
     writer holds it (right after a build)."""
-    from warehouse import db  # imports the probes (torch): only where needed
-
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
     db.check_file(warehouse)
@@ -151,7 +150,6 @@ def connect(warehouse: Path, working: bool = False) -> duckdb.DuckDBPyConnection
     """A read-only connection to the snapshot (or, when none was published or ``working``,
     to the working file)."""
     if working or not snapshot_path(warehouse).exists():
-        from warehouse import db  # imports the probes (torch): only for the working file
         return db.connect(Path(warehouse), read_only=True)
     try:
         return duckdb.connect(str(snapshot_path(warehouse)), read_only=True)

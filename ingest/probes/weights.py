@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import Probe, Progress, TableSpec, between, finite
+from ingest.probes.base import Probe, Progress
+from ingest.schema import TableSpec, between, finite
 from ingest.sources import Checkpoint
 from ingest.tensors import DEFAULT_TENSORS, select_tensors
 

@@ -133,7 +133,7 @@ def test_emergence_matches_pandas_rules(con):
 
 
 def test_phase_signals_cover_training_without_overlap(con):
-    ph = df(con, "select * from intermediate.int_residual_phase_signals")
+    ph = df(con, "select * from intermediate.int_residual_phases")
     assert list(ph.columns) == ["model_id", "signal", "phase", "start_step", "end_step"]
     assert ph["signal"].str.startswith("residual_").all()
     span = df(con, "select model_id, min(step) lo, max(step) hi from marts.fct_residual_signals "

@@ -15,28 +15,55 @@ nodes as (
 ),
 
 prompts as (
-    select model_id, step, task, ablation, avg(clean_loss) as clean_loss
+    select
+        model_id,
+        step,
+        task,
+        ablation,
+        avg(clean_loss) as clean_loss
     from {{ ref('stg_graph_prompts') }}
     group by all
 ),
 
 distribution as (
-    select model_id, step, task, ablation, gini, tail_index
+    select
+        model_id,
+        step,
+        task,
+        ablation,
+        gini,
+        tail_index
     from {{ ref('int_graph_weight_distribution') }}
 ),
 
 edge_kinds as (
-    select e.*, s.node_kind as src_kind, d.node_kind as dst_kind
+    select
+        e.*,
+        s.node_kind as src_kind,
+        d.node_kind as dst_kind
     from edges as e
-    inner join nodes as s on s.model_id = e.model_id and s.step = e.step and s.task = e.task
-        and s.ablation = e.ablation and s.node = e.src
-    inner join nodes as d on d.model_id = e.model_id and d.step = e.step and d.task = e.task
-        and d.ablation = e.ablation and d.node = e.dst
+    inner join nodes as s
+        on
+            e.model_id = s.model_id
+            and e.step = s.step
+            and e.task = s.task
+            and e.ablation = s.ablation
+            and e.src = s.node
+    inner join nodes as d
+        on
+            e.model_id = d.model_id
+            and e.step = d.step
+            and e.task = d.task
+            and e.ablation = d.ablation
+            and e.dst = d.node
 ),
 
 per_graph as (
     select
-        model_id, step, task, ablation,
+        model_id,
+        step,
+        task,
+        ablation,
         count(*) as n_edges,
         sum(weight) as total_weight,
         avg(weight) as mean_weight,

@@ -6,14 +6,30 @@ with edges as (
 ),
 
 names as (
-    select model_id, step, task, ablation, src as node from edges
+    select
+        model_id,
+        step,
+        task,
+        ablation,
+        src as node
+    from edges
     union
-    select model_id, step, task, ablation, dst as node from edges
+    select
+        model_id,
+        step,
+        task,
+        ablation,
+        dst as node
+    from edges
 ),
 
 parsed as (
     select
-        model_id, step, task, ablation, node,
+        model_id,
+        step,
+        task,
+        ablation,
+        node,
         case
             when node = 'embed' then 'embed'
             when node = 'logits' then 'logits'
@@ -27,7 +43,12 @@ parsed as (
 
 final as (
     select
-        model_id, step, task, ablation, node, node_kind,
+        model_id,
+        step,
+        task,
+        ablation,
+        node,
+        node_kind,
         case
             when node_kind = 'embed' then -1
             when node_kind = 'logits' then max(layer) over (partition by model_id, step, task, ablation) + 1

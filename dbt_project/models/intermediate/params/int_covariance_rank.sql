@@ -10,8 +10,8 @@ with eigs as (
 ),
 
 tolerances as (
-    select round(cast(i as double) / 10, 1) as tolerance
-    from range(1, 11) as t(i)
+    select round(cast(t.i as double) / 10, 1) as tolerance
+    from range(1, 11) as t (i)
 ),
 
 final as (
@@ -22,8 +22,10 @@ final as (
         e.batch_size,
         e.seed,
         t.tolerance,
-        len(list_filter(e.eigenvalues, lambda x: x > t.tolerance)) as rank,
-        len(list_filter(e.eigenvalues, lambda x: x > t.tolerance * list_max(e.eigenvalues))) as rank_relative
+        -- x is the lambda's parameter, not a column (sqlfluff reads it as one)
+        len(list_filter(e.eigenvalues, lambda x: x > t.tolerance)) as rank,  -- noqa: RF02
+        len(list_filter(e.eigenvalues, lambda x: x > t.tolerance * list_max(e.eigenvalues)))  -- noqa: RF02
+            as rank_relative
     from eigs as e
     cross join tolerances as t
 )

@@ -10,13 +10,21 @@ with ranks as (
 ),
 
 largest_batch as (
-    select model_id, tensor_name, max(batch_size) as batch_size
+    select
+        model_id,
+        tensor_name,
+        max(batch_size) as batch_size
     from ranks
     group by model_id, tensor_name
 ),
 
 mean_rank as (
-    select r.model_id, r.tensor_name, r.batch_size, r.step, avg(r.rank) as mean_rank
+    select
+        r.model_id,
+        r.tensor_name,
+        r.batch_size,
+        r.step,
+        avg(r.rank) as mean_rank
     from ranks as r
     inner join largest_batch using (model_id, tensor_name, batch_size)
     group by r.model_id, r.tensor_name, r.batch_size, r.step
@@ -34,8 +42,10 @@ final as (
         model_id,
         tensor_name,
         any_value(batch_size) as batch_size,
-        case when min(rank_diff) <= -{{ var('covariance_min_drop', 1.0) }}
-             then arg_min(step, rank_diff) end as rank_drop_step,
+        case
+            when min(rank_diff) <= -{{ var('covariance_min_drop', 1.0) }}
+                then arg_min(step, rank_diff)
+        end as rank_drop_step,
         min(rank_diff) as rank_drop,
         arg_min(mean_rank, step) as first_mean_rank,
         arg_max(mean_rank, step) as last_mean_rank

@@ -5,14 +5,21 @@
 -- consecutive checkpoints with the largest fall of log-perplexity. Both NULL when
 -- perplexity never falls below its first value.
 with ppl as (
-    select model_id, dataset, method, step, ln(perplexity) as log_ppl
+    select
+        model_id,
+        dataset,
+        method,
+        step,
+        ln(perplexity) as log_ppl
     from {{ ref('stg_perplexity') }}
     where perplexity is not null and isfinite(perplexity)
 ),
 
 bounds as (
     select
-        model_id, dataset, method,
+        model_id,
+        dataset,
+        method,
         arg_min(log_ppl, step) as first_log_ppl,
         min(log_ppl) as min_log_ppl,
         arg_min(step, log_ppl) as min_step,
@@ -29,17 +36,24 @@ diffs as (
 ),
 
 half as (
-    select d.model_id, d.dataset, d.method, min(d.step) as half_drop_step
+    select
+        d.model_id,
+        d.dataset,
+        d.method,
+        min(d.step) as half_drop_step
     from diffs as d
     inner join bounds as b using (model_id, dataset, method)
-    where b.first_log_ppl > b.min_log_ppl
-      and d.log_ppl <= (b.first_log_ppl + b.min_log_ppl) / 2
+    where
+        b.first_log_ppl > b.min_log_ppl
+        and d.log_ppl <= (b.first_log_ppl + b.min_log_ppl) / 2
     group by d.model_id, d.dataset, d.method
 ),
 
 steepest as (
     select
-        model_id, dataset, method,
+        model_id,
+        dataset,
+        method,
         case when min(log_ppl_diff) < 0 then arg_min(step, log_ppl_diff) end as steepest_drop_step,
         min(log_ppl_diff) as steepest_log_ppl_diff
     from diffs

@@ -39,7 +39,10 @@ judged as (
 ),
 
 last_failure as (
-    select model_id, signal, max(case when not holds then step end) as last_fail_step
+    select
+        model_id,
+        signal,
+        max(case when not holds then step end) as last_fail_step
     from judged
     group by model_id, signal
 ),

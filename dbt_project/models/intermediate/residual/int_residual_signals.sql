@@ -34,7 +34,10 @@ pca as (
 ),
 
 depth as (
-    select model_id, step, max(layer) as n_transitions
+    select
+        model_id,
+        step,
+        max(layer) as n_transitions
     from points
     group by model_id, step
 ),
@@ -59,38 +62,54 @@ from_points as (
         avg(case when is_lower then continuity end) as lower_continuity,
         avg(continuity - continuity_rotated) as continuity_gap,
         avg(case when is_lower then pair_relative_ratio end) as lower_contraction,
-        max(case when is_last then participation_ratio end)
-            - max(case when is_first then participation_ratio end) as density_growth,
-        max(case when is_last_transition then velocity end)
-            / nullif(max(case when is_first then velocity end), 0) as velocity_growth,
+        (
+            max(case when is_last then participation_ratio end)
+            - max(case when is_first then participation_ratio end)
+        ) as density_growth,
+        (
+            max(case when is_last_transition then velocity end)
+            / nullif(max(case when is_first then velocity end), 0)
+        ) as velocity_growth,
         avg(mutual_info) as mutual_info
     from per_point
     group by model_id, step
 ),
 
 lowest_perturbation as (
-    select model_id, step, min(perturb_layer) as perturb_layer
+    select
+        model_id,
+        step,
+        min(perturb_layer) as perturb_layer
     from attractor
     group by model_id, step
 ),
 
 from_attractor as (
-    select a.model_id, a.step, avg(a.relative_return_ratio) as attractor_return
+    select
+        a.model_id,
+        a.step,
+        avg(a.relative_return_ratio) as attractor_return
     from attractor as a
-    inner join lowest_perturbation as l using (model_id, step, perturb_layer)
+    inner join lowest_perturbation using (model_id, step, perturb_layer)
     inner join depth as d using (model_id, step)
     where a.layer = d.n_transitions
     group by a.model_id, a.step
 ),
 
 from_rotations as (
-    select model_id, step, avg(rotations_abs) - avg(rotations_perm_abs) as rotation_excess
+    select
+        model_id,
+        step,
+        avg(rotations_abs) - avg(rotations_perm_abs) as rotation_excess
     from rotations
     group by model_id, step
 ),
 
 from_pca as (
-    select model_id, step, sum(explained_ratio) as shared_basis_variance
+    select
+        model_id,
+        step,
+        sum(explained_ratio) as shared_basis_variance
     from pca
     where basis = 'shared'
     group by model_id, step
@@ -111,12 +130,17 @@ wide as (
 long as (
     unpivot wide
     on lower_continuity, continuity_gap, lower_contraction, attractor_return, density_growth,
-       velocity_growth, mutual_info, rotation_excess, shared_basis_variance
+    velocity_growth, mutual_info, rotation_excess, shared_basis_variance
     into name signal value value
 ),
 
 thresholds as (
-    select * from (values
+    select
+        t.signal,
+        t.threshold,
+        t.direction
+    from (
+        values
         ('lower_continuity', null, null),
         ('continuity_gap', 0.0, 'above'),
         ('lower_contraction', 1.0, 'below'),

@@ -8,7 +8,15 @@ with circuits as (
 
 final as (
     select
-        model_id, step, task, ablation, path_rank, path, n_components, strength, min_edge_weight
+        model_id,
+        step,
+        task,
+        ablation,
+        path_rank,
+        path,
+        n_components,
+        strength,
+        min_edge_weight
     from circuits
 )
 

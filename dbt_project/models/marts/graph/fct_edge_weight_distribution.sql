@@ -8,19 +8,35 @@ with distribution as (
 
 final as (
     select
-        model_id, step, task, ablation,
+        model_id,
+        step,
+        task,
+        ablation,
         cast(n_edges as integer) as n_edges,
-        mean as mean_weight, max as max_weight, q05, q25, q50, q75, q95,
+        mean as mean_weight,
+        max as max_weight,
+        q05,
+        q25,
+        q50,
+        q75,
+        q95,
         gini,
-        xmin, cast(n_tail as integer) as n_tail, tail_index,
-        lognormal_mu, lognormal_sigma, loglik_ratio, vuong_z, vuong_p,
+        xmin,
+        cast(n_tail as integer) as n_tail,
+        tail_index,
+        lognormal_mu,
+        lognormal_sigma,
+        loglik_ratio,
+        vuong_z,
+        vuong_p,
         case
             when vuong_p is null or isnan(vuong_p) then null
             when vuong_p >= 0.1 then 'undecided'
             when loglik_ratio > 0 then 'power_law'
             else 'lognormal'
         end as tail_preferred,
-        hist_edges, hist_counts
+        hist_edges,
+        hist_counts
     from distribution
 )
 

@@ -10,16 +10,40 @@ nodes as (
 
 final as (
     select
-        e.model_id, e.step, e.task, e.ablation, e.src, e.dst,
-        s.node_kind as src_kind, s.layer as src_layer,
-        d.node_kind as dst_kind, d.layer as dst_layer,
-        e.weight, e.weight_std, e.rel_l2, e.rel_l2_std, e.kl, e.kl_std, e.dloss, e.dloss_std,
+        e.model_id,
+        e.step,
+        e.task,
+        e.ablation,
+        e.src,
+        e.dst,
+        s.node_kind as src_kind,
+        s.layer as src_layer,
+        d.node_kind as dst_kind,
+        d.layer as dst_layer,
+        e.weight,
+        e.weight_std,
+        e.rel_l2,
+        e.rel_l2_std,
+        e.kl,
+        e.kl_std,
+        e.dloss,
+        e.dloss_std,
         e.n_prompts
     from edges as e
-    inner join nodes as s on s.model_id = e.model_id and s.step = e.step and s.task = e.task
-        and s.ablation = e.ablation and s.node = e.src
-    inner join nodes as d on d.model_id = e.model_id and d.step = e.step and d.task = e.task
-        and d.ablation = e.ablation and d.node = e.dst
+    inner join nodes as s
+        on
+            e.model_id = s.model_id
+            and e.step = s.step
+            and e.task = s.task
+            and e.ablation = s.ablation
+            and e.src = s.node
+    inner join nodes as d
+        on
+            e.model_id = d.model_id
+            and e.step = d.step
+            and e.task = d.task
+            and e.ablation = d.ablation
+            and e.dst = d.node
 )
 
 -- stored in (model, task, ablation, step) order: DuckDB's zone maps then let a query for a

@@ -11,9 +11,20 @@ nodes as (
 
 final as (
     select
-        c.model_id, c.step, c.task, c.ablation, c.node,
-        n.node_kind, n.layer, n.head,
-        c.in_strength, c.out_strength, c.betweenness, c.closeness, c.pagerank, c.katz,
+        c.model_id,
+        c.step,
+        c.task,
+        c.ablation,
+        c.node,
+        n.node_kind,
+        n.layer,
+        n.head,
+        c.in_strength,
+        c.out_strength,
+        c.betweenness,
+        c.closeness,
+        c.pagerank,
+        c.katz,
         rank() over (partition by c.model_id, c.step, c.task, c.ablation order by c.out_strength desc)
             as spreader_rank,
         rank() over (partition by c.model_id, c.step, c.task, c.ablation order by c.in_strength desc)

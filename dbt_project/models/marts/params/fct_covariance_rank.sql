@@ -11,7 +11,11 @@ with ranks as (
 
 over_seeds as (
     select
-        model_id, step, tensor_name, batch_size, tolerance,
+        model_id,
+        step,
+        tensor_name,
+        batch_size,
+        tolerance,
         avg(rank) as rank,
         min(rank) as rank_min,
         max(rank) as rank_max,

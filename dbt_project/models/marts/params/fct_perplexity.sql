@@ -14,7 +14,10 @@ items as (
 
 per_item as (
     select
-        model_id, step, dataset, method,
+        model_id,
+        step,
+        dataset,
+        method,
         avg(exp(least(nll_sum / n_tokens, 700))) as mean_item_perplexity
     from items
     where isfinite(nll_sum) and n_tokens > 0
@@ -32,7 +35,8 @@ final as (
         p.mean_nll,
         i.mean_item_perplexity,
         p.perplexity - lag(p.perplexity) over (
-            partition by p.model_id, p.dataset, p.method order by p.step) as perplexity_diff,
+            partition by p.model_id, p.dataset, p.method order by p.step
+        ) as perplexity_diff,
         p.eval_hash,
         p.n_items,
         p.n_tokens,

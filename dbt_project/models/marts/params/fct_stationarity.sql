@@ -8,14 +8,21 @@
 -- to the run's own peak makes the rule free of the learning rate and the tensor's scale.
 -- Rows with NULL rates (a zero previous norm) are left out.
 with rates as (
-    select model_id, tensor_name, layer, param_kind, step, rel_disp_per_step as rate
+    select
+        model_id,
+        tensor_name,
+        layer,
+        param_kind,
+        step,
+        rel_disp_per_step as rate
     from {{ ref('fct_displacement') }}
     where rel_disp_per_step is not null and isfinite(rel_disp_per_step)
 ),
 
 peaks as (
     select
-        model_id, tensor_name,
+        model_id,
+        tensor_name,
         max(rate) as peak_rate,
         arg_max(step, rate) as peak_rate_step,
         max(rate) * {{ var('stationarity_fraction', 0.2) }} as threshold,
@@ -27,7 +34,10 @@ peaks as (
 ),
 
 last_above as (
-    select r.model_id, r.tensor_name, max(r.step) as last_above_step
+    select
+        r.model_id,
+        r.tensor_name,
+        max(r.step) as last_above_step
     from rates as r
     inner join peaks as p using (model_id, tensor_name)
     where r.rate > p.threshold
@@ -35,7 +45,10 @@ last_above as (
 ),
 
 first_below as (
-    select r.model_id, r.tensor_name, min(r.step) as stationary_step
+    select
+        r.model_id,
+        r.tensor_name,
+        min(r.step) as stationary_step
     from rates as r
     left join last_above as l using (model_id, tensor_name)
     where r.step > coalesce(l.last_above_step, -1)
@@ -58,8 +71,10 @@ final as (
         p.first_step,
         p.last_step,
         p.n_checkpoints,
-        case when f.stationary_step is not null and p.last_step > 0
-             then 1.0 - f.stationary_step / p.last_step end as fraction_of_training_saved
+        case
+            when f.stationary_step is not null and p.last_step > 0
+                then 1.0 - f.stationary_step / p.last_step
+        end as fraction_of_training_saved
     from peaks as p
     inner join rates as r using (model_id, tensor_name)
     left join last_above as l using (model_id, tensor_name)

@@ -24,8 +24,10 @@ per_layer as (
         avg(return_ratio) as return_ratio,
         median(return_ratio) as return_ratio_median,
         avg(relative_return_ratio) as relative_return_ratio,
-        avg(case when relative_return_ratio is not null
-                 then (relative_return_ratio < 1)::int end) as frac_pulled_back
+        avg(case
+            when relative_return_ratio is not null
+                then (relative_return_ratio < 1)::int
+        end) as frac_pulled_back
     from attractor
     group by model_id, step, perturb_layer, layer
 ),

@@ -12,7 +12,10 @@ pairs as (
 ),
 
 depth as (
-    select model_id, step, max(layer) as last_layer
+    select
+        model_id,
+        step,
+        max(layer) as last_layer
     from points
     group by model_id, step
 ),

@@ -12,7 +12,13 @@ pca as (
 ),
 
 points as (
-    select model_id, step, layer, block, site from {{ ref('stg_residual_points') }}
+    select
+        model_id,
+        step,
+        layer,
+        block,
+        site
+    from {{ ref('stg_residual_points') }}
 ),
 
 variance as (

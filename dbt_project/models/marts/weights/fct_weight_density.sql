@@ -3,11 +3,17 @@ with hist as (
 ),
 
 edges as (
-    select * from {{ ref('int_weight_range') }}
+    select * from {{ ref('int_weight_bin_edges') }}
 ),
 
 tensors as (
-    select model_id, tensor_name, step, layer, param_kind from {{ ref('stg_weight_stats') }}
+    select
+        model_id,
+        tensor_name,
+        step,
+        layer,
+        param_kind
+    from {{ ref('stg_weight_stats') }}
 ),
 
 binned as (
@@ -24,7 +30,12 @@ binned as (
 ),
 
 counts as (
-    select model_id, tensor_name, step, bin_index, sum(count) as count
+    select
+        model_id,
+        tensor_name,
+        step,
+        bin_index,
+        sum(count) as count
     from binned
     group by all
 ),
@@ -55,10 +66,10 @@ final as (
         g.range_lo + (g.bin_index + 1) * g.bin_width as bin_hi,
         coalesce(c.count, 0) as count,
         coalesce(c.count, 0)
-            / (nullif(sum(coalesce(c.count, 0)) over (partition by g.model_id, g.tensor_name, g.step), 0)
-               * g.bin_width) as density
+        / (nullif(sum(coalesce(c.count, 0)) over per_step, 0) * g.bin_width) as density
     from grid as g
     left join counts as c using (model_id, tensor_name, step, bin_index)
+    window per_step as (partition by g.model_id, g.tensor_name, g.step)
 )
 
 select * from final

@@ -21,10 +21,14 @@ decoded as (
 magnitudes as (
     select
         *,
-        case when exponent = 0 then (mantissa / 2048.0) * pow(2.0, -126)
-             else (1 + mantissa / 2048.0) * pow(2.0, exponent - 127) end as magnitude_lo,
-        case when exponent = 0 then pow(2.0, -137)
-             else pow(2.0, exponent - 138) end as ulp
+        case
+            when exponent = 0 then (mantissa / 2048.0) * pow(2.0, -126)
+            else (1 + mantissa / 2048.0) * pow(2.0, exponent - 127)
+        end as magnitude_lo,
+        case
+            when exponent = 0 then pow(2.0, -137)
+            else pow(2.0, exponent - 138)
+        end as ulp
     from decoded
     where exponent < 255  -- inf and nan never reach the histogram; guard anyway
 ),

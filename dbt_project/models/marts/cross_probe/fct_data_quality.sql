@@ -14,23 +14,33 @@ latest_attempt as (
         params_hash,
         arg_max(status, ended_at) as status,
         arg_max(error, ended_at) as error,
-        arg_max(failed_expectations, ended_at) as failed_expectations,
-        max(ended_at) as at
+        arg_max(failed_expectations, ended_at) as failed_expectations
     from runs
     group by model_id, step, probe, params_hash
 ),
 
 failed_jobs as (
-    select model_id, step, probe, params_hash as object, 'failed_job' as kind, error as issue,
-           failed_expectations
+    select
+        model_id,
+        step,
+        probe,
+        params_hash as object,
+        'failed_job' as kind,
+        error as issue,
+        failed_expectations
     from latest_attempt
     where status = 'failed'
 ),
 
 nonfinite as (
-    select model_id, step, probe, object, 'nonfinite_input' as kind,
-           n_nonfinite || ' of ' || n_total || ' values: ' || issue as issue,
-           cast(null as varchar) as failed_expectations
+    select
+        model_id,
+        step,
+        probe,
+        object,
+        'nonfinite_input' as kind,
+        n_nonfinite || ' of ' || n_total || ' values: ' || issue as issue,
+        cast(null as varchar) as failed_expectations
     from {{ ref('fct_params_data_quality') }}
 ),
 

@@ -12,7 +12,10 @@ signals as (
 ),
 
 before_end as (
-    select e.model_id, e.signal, max(s.step) as end_step
+    select
+        e.model_id,
+        e.signal,
+        max(s.step) as end_step
     from emergence as e
     inner join signals as s using (model_id, signal)
     where e.emergence_step is null or s.step < e.emergence_step
@@ -20,12 +23,21 @@ before_end as (
 ),
 
 phases as (
-    select e.model_id, e.signal, 'before_emergence' as phase, e.first_step as start_step,
-           b.end_step
+    select
+        e.model_id,
+        e.signal,
+        'before_emergence' as phase,
+        e.first_step as start_step,
+        b.end_step
     from emergence as e
     inner join before_end as b using (model_id, signal)
     union all
-    select model_id, signal, 'after_emergence', emergence_step, last_step
+    select
+        model_id,
+        signal,
+        'after_emergence' as phase,
+        emergence_step as start_step,
+        last_step as end_step
     from emergence
     where emergence_step is not null
 ),

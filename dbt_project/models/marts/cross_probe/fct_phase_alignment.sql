@@ -12,18 +12,45 @@
 -- most forward checkpoints (then the first by name); dataset names it. msd_fall_ratio
 -- (MSD at the last checkpoint / its peak) tells a real peak (< 1) from a run whose MSD is
 -- still rising at its last checkpoint (1: no bifurcation observed yet).
-with bif as (
+with bifurcation as (
+    select * from {{ ref('fct_bifurcation') }}
+),
+
+tensor_kinds as (
     select
-        model_id, tensor_name, peak_step, fall_ratio,
+        model_id,
+        tensor_name,
+        peak_step,
+        fall_ratio,
+        {{ tensor_kind('tensor_name') }} as kind
+    from bifurcation
+),
+
+bif as (
+    select
+        model_id,
+        tensor_name,
+        peak_step,
+        fall_ratio,
         row_number() over (
             partition by model_id
-            order by case {{ tensor_kind('tensor_name') }} when 'unembedding' then 0
-                          when 'embedding' then 1 else 2 end, tensor_name) as pick
-    from {{ ref('fct_bifurcation') }}
+            order by
+                case kind
+                    when 'unembedding' then 0
+                    when 'embedding' then 1
+                    else 2
+                end,
+                tensor_name
+        ) as pick
+    from tensor_kinds
 ),
 
 tensor as (
-    select model_id, tensor_name, peak_step as msd_peak_step, fall_ratio as msd_fall_ratio
+    select
+        model_id,
+        tensor_name,
+        peak_step as msd_peak_step,
+        fall_ratio as msd_fall_ratio
     from bif
     where pick = 1
 ),
@@ -32,14 +59,20 @@ drops as (
     select * from {{ ref('int_perplexity_drop') }}
 ),
 
+forward_sets as (
+    select
+        model_id,
+        dataset,
+        row_number() over (partition by model_id order by n_checkpoints desc, dataset asc) as pick
+    from drops
+    where method = 'forward'
+),
+
 dataset as (
-    select model_id, dataset
-    from (
-        select model_id, dataset,
-               row_number() over (partition by model_id order by n_checkpoints desc, dataset) as pick
-        from drops
-        where method = 'forward'
-    )
+    select
+        model_id,
+        dataset
+    from forward_sets
     where pick = 1
 ),
 
@@ -55,12 +88,18 @@ ppl as (
 ),
 
 cov as (
-    select model_id, tensor_name, rank_drop_step as covariance_drop_step
+    select
+        model_id,
+        tensor_name,
+        rank_drop_step as covariance_drop_step
     from {{ ref('int_covariance_rank_drop') }}
 ),
 
 stat as (
-    select model_id, tensor_name, stationary_step as stationarity_step
+    select
+        model_id,
+        tensor_name,
+        stationary_step as stationarity_step
     from {{ ref('fct_stationarity') }}
 ),
 
@@ -88,13 +127,23 @@ final as (
         unmasking_drop_step - msd_peak_step as unmasking_minus_msd,
         covariance_drop_step - msd_peak_step as covariance_minus_msd,
         stationarity_step - msd_peak_step as stationarity_minus_msd,
-        greatest(msd_peak_step, perplexity_drop_step, unmasking_drop_step,
-                 covariance_drop_step, stationarity_step)
-            - least(msd_peak_step, perplexity_drop_step, unmasking_drop_step,
-                    covariance_drop_step, stationarity_step) as spread_steps,
-        (msd_peak_step is not null)::int + (perplexity_drop_step is not null)::int
-            + (unmasking_drop_step is not null)::int + (covariance_drop_step is not null)::int
-            + (stationarity_step is not null)::int as n_signals
+        (
+            greatest(
+                msd_peak_step, perplexity_drop_step, unmasking_drop_step,
+                covariance_drop_step, stationarity_step
+            )
+            - least(
+                msd_peak_step, perplexity_drop_step, unmasking_drop_step,
+                covariance_drop_step, stationarity_step
+            )
+        ) as spread_steps,
+        (
+            (msd_peak_step is not null)::int
+            + (perplexity_drop_step is not null)::int
+            + (unmasking_drop_step is not null)::int
+            + (covariance_drop_step is not null)::int
+            + (stationarity_step is not null)::int
+        ) as n_signals
     from lined_up
 )
 

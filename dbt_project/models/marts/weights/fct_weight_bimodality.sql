@@ -11,7 +11,7 @@ with stats as (
     where isfinite(skewness) and isfinite(kurtosis) and n - n_nonfinite > 3
 ),
 
-final as (
+moments as (
     select
         model_id,
         tensor_name,
@@ -20,12 +20,24 @@ final as (
         step,
         n - n_nonfinite as n_finite,
         skewness,
-        kurtosis,
-        (skewness * skewness + 1) / (kurtosis + 3.0 * pow(n - n_nonfinite - 1, 2)
-            / ((n - n_nonfinite - 2) * (n - n_nonfinite - 3))) as bimodality_coefficient,
-        (skewness * skewness + 1) / (kurtosis + 3.0 * pow(n - n_nonfinite - 1, 2)
-            / ((n - n_nonfinite - 2) * (n - n_nonfinite - 3))) > 5.0 / 9 as is_bimodal
+        kurtosis
     from stats
+),
+
+coefficients as (
+    select
+        *,
+        (skewness * skewness + 1)
+        / (kurtosis + 3.0 * pow(n_finite - 1, 2) / ((n_finite - 2) * (n_finite - 3)))
+            as bimodality_coefficient
+    from moments
+),
+
+final as (
+    select
+        *,
+        bimodality_coefficient > 5.0 / 9 as is_bimodal
+    from coefficients
 )
 
 select * from final
