@@ -1,0 +1,167 @@
+"""PostgreSQL type oids and value encoding for Arrow results and bind parameters.
+
+Results are encoded a column at a time (Arrow casts to text, then one join per row), which
+is what makes large results fast; the row loop only glues pre-encoded fields together.
+Text parameters whose type the client left unspecified (oid 0) are passed to DuckDB as
+strings, never guessed (a value such as ``'5'`` stays the string ``'5'``); typed ones and
+the binary format of the common types are decoded to the matching Python values.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BOOL, BYTEA, INT8, INT2, INT4, TEXT, OID, JSON = 16, 17, 20, 21, 23, 25, 26, 114
+FLOAT4, FLOAT8, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 700, 701, 1043, 1082, 1083, 1114, 1184, 1186
+NUMERIC, UUID, NAME, CHAR = 1700, 2950, 19, 18
+
+# oid -> (name, typlen, category, array oid); names are PostgreSQL's canonical ones
+PG_TYPES: dict[int, tuple[str, int, str, int]] = {
+    BOOL: ("bool", 1, "B", 1000), BYTEA: ("bytea", -1, "U", 1001), CHAR: ("char", 1, "S", 1002),
+    NAME: ("name", 64, "S", 1003), INT8: ("int8", 8, "N", 1016), INT2: ("int2", 2, "N", 1005),
+    INT4: ("int4", 4, "N", 1007), TEXT: ("text", -1, "S", 1009), OID: ("oid", 4, "N", 1028),
+    JSON: ("json", -1, "U", 199), FLOAT4: ("float4", 4, "N", 1021), FLOAT8: ("float8", 8, "N", 1022),
+    VARCHAR: ("varchar", -1, "S", 1015), DATE: ("date", 4, "D", 1182), TIME: ("time", 8, "D", 1183),
+    TIMESTAMP: ("timestamp", 8, "D", 1115), TIMESTAMPTZ: ("timestamptz", 8, "D", 1185),
+    INTERVAL: ("interval", 16, "T", 1187), NUMERIC: ("numeric", -1, "N", 1231), UUID: ("uuid", 16, "U", 2951),
+}
+# format_type()'s spelling, as psql and SQLAlchemy expect it
+FORMAT_NAMES = {BOOL: "boolean", INT8: "bigint", INT2: "smallint", INT4: "integer", FLOAT4: "real",
+                FLOAT8: "double precision", VARCHAR: "character varying", TIMESTAMP: "timestamp without time zone",
+                TIMESTAMPTZ: "timestamp with time zone", TIME: "time without time zone", CHAR: '"char"'}
+DUCKDB_TO_OID = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "UTINYINT": INT2, "INTEGER": INT4,
+                 "USMALLINT": INT4, "BIGINT": INT8, "UINTEGER": INT8, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
+                 "UHUGEINT": NUMERIC, "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": VARCHAR, "BLOB": BYTEA,
+                 "DATE": DATE, "TIME": TIME, "TIMESTAMP": TIMESTAMP, "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ,
+                 "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
+                 "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSON}
+
+
+def duckdb_oid(type_name: str) -> int:
+    """The PostgreSQL oid of a DuckDB column type (``DECIMAL(18,3)`` is numeric; lists,
+    structs, maps and enums are text, which is how they are sent)."""
+    base = type_name.split("(")[0].strip().upper()
+    return DUCKDB_TO_OID.get(base, NUMERIC if base == "DECIMAL" else TEXT)
+
+
+def arrow_oid(t: pa.DataType) -> int:
+    if pa.types.is_boolean(t):
+        return BOOL
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
+        return INT2
+    if pa.types.is_int32(t) or pa.types.is_uint16(t):
+        return INT4
+    if pa.types.is_int64(t) or pa.types.is_uint32(t):
+        return INT8
+    if pa.types.is_uint64(t) or pa.types.is_decimal(t):
+        return NUMERIC
+    if pa.types.is_float32(t):
+        return FLOAT4
+    if pa.types.is_floating(t):
+        return FLOAT8
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return BYTEA
+    if pa.types.is_date(t):
+        return DATE
+    if pa.types.is_timestamp(t):
+        return TIMESTAMPTZ if t.tz else TIMESTAMP
+    if pa.types.is_time(t):
+        return TIME
+    return TEXT
+
+
+def _text_values(col: pa.ChunkedArray, oid: int) -> list:
+    """One column as a list of text-format values (str or None)."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if oid == BOOL:
+        return [None if v is None else ("t" if v else "f") for v in col.to_pylist()]
+    if oid == BYTEA:
+        return [None if v is None else "\\x" + v.hex() for v in col.to_pylist()]
+    if oid in (FLOAT4, FLOAT8):
+        special = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+        return [special.get(v, v) if v is not None else None for v in pc.cast(col, pa.string()).to_pylist()]
+    if oid == TIMESTAMPTZ:
+        return [None if v is None else v.isoformat(sep=" ") for v in col.to_pylist()]
+    if pa.types.is_nested(t) or pa.types.is_null(t) or pa.types.is_duration(t) or pa.types.is_interval(t):
+        return [None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str))
+                for v in col.to_pylist()]
+    try:
+        return pc.cast(col, pa.string()).to_pylist()
+    except pa.ArrowException:
+        return [None if v is None else str(v) for v in col.to_pylist()]
+
+
+_NULL = b"\xff\xff\xff\xff"
+_I32 = struct.Struct("!i").pack
+
+
+def encode_columns(table: pa.Table, oids: list[int], binary: list[bool]) -> list[list[bytes]]:
+    """Each column as a list of wire fields (length prefix and bytes, or the NULL marker)."""
+    out = []
+    for col, oid, b in zip(table.columns, oids, binary):
+        if b and oid in _BINARY:
+            pack = _BINARY[oid]
+            out.append([_NULL if v is None else _I32(len(x := pack(v))) + x for v in col.to_pylist()])
+        else:
+            out.append([_NULL if v is None else _I32(len(x := v.encode())) + x for v in _text_values(col, oid)])
+    return out
+
+
+def text_columns(table: pa.Table, oids: list[int]) -> list[list]:
+    return [_text_values(col, oid) for col, oid in zip(table.columns, oids)]
+
+
+_EPOCH_D = dt.date(2000, 1, 1)
+_EPOCH_T = dt.datetime(2000, 1, 1)
+_BINARY = {
+    BOOL: lambda v: b"\x01" if v else b"\x00", INT2: struct.Struct("!h").pack, INT4: struct.Struct("!i").pack,
+    INT8: struct.Struct("!q").pack, FLOAT4: struct.Struct("!f").pack, FLOAT8: struct.Struct("!d").pack,
+    TEXT: lambda v: str(v).encode(), VARCHAR: lambda v: str(v).encode(), BYTEA: bytes,
+    DATE: lambda v: struct.pack("!i", (v - _EPOCH_D).days),
+    TIMESTAMP: lambda v: struct.pack("!q", (v - _EPOCH_T) // dt.timedelta(microseconds=1)),
+}
+BINARY_OIDS = set(_BINARY)
+
+
+def decode_param(data: bytes | None, oid: int, binary: bool):
+    """A bind parameter as the Python value DuckDB should bind."""
+    if data is None:
+        return None
+    if binary:
+        if oid == BOOL:
+            return data != b"\x00"
+        if oid in (INT2, INT4, INT8, OID):
+            return int.from_bytes(data, "big", signed=True)
+        if oid == FLOAT4:
+            return struct.unpack("!f", data)[0]
+        if oid == FLOAT8:
+            return struct.unpack("!d", data)[0]
+        if oid == DATE:
+            return _EPOCH_D + dt.timedelta(days=struct.unpack("!i", data)[0])
+        if oid in (TIMESTAMP, TIMESTAMPTZ):
+            return _EPOCH_T + dt.timedelta(microseconds=struct.unpack("!q", data)[0])
+        if oid == BYTEA:
+            return bytes(data)
+        return data.decode()
+    s = data.decode()
+    if oid == BOOL:
+        return s.lower() in ("t", "true", "1", "yes", "on", "y")
+    if oid in (INT2, INT4, INT8, OID):
+        return int(s)
+    if oid in (FLOAT4, FLOAT8):
+        return float(s)
+    if oid == NUMERIC:
+        return Decimal(s)
+    if oid == DATE:
+        return dt.date.fromisoformat(s)
+    if oid == TIMESTAMP:
+        return dt.datetime.fromisoformat(s)
+    return s
