@@ -25,10 +25,10 @@ import threading
 from typing import Callable
 
 from warehouse.pgwire.session import PgError, Result, Session, pg_error
-from warehouse.pgwire.types import BINARY_OIDS, TEXT, decode_param, encode_columns, text_columns
+from warehouse.pgwire.types import BINARY_OIDS, TEXT, decode_param, encode_rows, text_columns
 
 _I16, _I32 = struct.Struct("!h"), struct.Struct("!i")
-BATCH = 8192
+BATCH = 65536
 
 
 def msg(kind: bytes, body: bytes = b"") -> bytes:
@@ -289,18 +289,8 @@ class Handler(socketserver.BaseRequestHandler):
         if result.copy is not None:
             self.send_copy(result)
             return table.num_rows
-        n = table.num_columns
-        head = b"D"
         for start in range(offset, end, BATCH):
-            part = table.slice(start, min(BATCH, end - start))
-            cols = encode_columns(part, result.oids, binary)
-            ncol = _I16.pack(n)
-            pack = _I32.pack
-            rows = []
-            for fields in zip(*cols):
-                data = b"".join(fields)
-                rows.append(head + pack(len(data) + 6) + ncol + data)
-            self.send(b"".join(rows))
+            self.send(encode_rows(table.slice(start, min(BATCH, end - start)), result.oids, binary))
         if end < table.num_rows:
             self.send(msg(b"s"))
         else:
