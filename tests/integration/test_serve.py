@@ -109,7 +109,7 @@ def test_nulls_nested_and_decimal_values(server):
         row = con.execute("select null as a, 1.5::decimal(5, 2) as d, [1.5, 2.0] as l, "
                           "{'k': 1} as s, 'text' as t").fetchone()
     assert row[0] is None and str(row[1]) == "1.50" and row[4] == "text"
-    assert row[2].replace(" ", "") in ('["1.5","2.0"]', "[1.5,2.0]") and '"k"' in row[3]
+    assert [float(x) for x in row[2]] == [1.5, 2.0] and row[3].replace(" ", "") == "{\"k\":1}"
 
 
 def test_a_new_snapshot_is_picked_up_by_new_sessions(server, tmp_path):

@@ -29,12 +29,13 @@ EMPTY = {  # catalog tables clients join against that have no rows here: name ->
     "pg_policy": "oid BIGINT, polrelid BIGINT, polname VARCHAR, polpermissive BOOLEAN, polroles BIGINT[], polqual VARCHAR, polwithcheck VARCHAR, polcmd VARCHAR",
     "pg_statistic_ext": "oid BIGINT, stxrelid BIGINT, stxname VARCHAR, stxnamespace BIGINT, stxkind VARCHAR[], stxstattarget INTEGER, stxkeys SMALLINT[]",
     "pg_publication": "oid BIGINT, pubname VARCHAR, puballtables BOOLEAN, pubinsert BOOLEAN, pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN, pubviaroot BOOLEAN",
-    "pg_publication_rel": "oid BIGINT, prpubid BIGINT, prrelid BIGINT",
+    "pg_publication_rel": "oid BIGINT, prpubid BIGINT, prrelid BIGINT, prqual VARCHAR, prattrs SMALLINT[]",
     "pg_publication_namespace": "oid BIGINT, pnpubid BIGINT, pnnspid BIGINT",
     "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR",
     "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT, ftoptions VARCHAR[]",
     "pg_enum": "oid BIGINT, enumtypid BIGINT, enumsortorder DOUBLE, enumlabel VARCHAR",
-    "pg_sequence": "seqrelid BIGINT",
+    "pg_sequence": "seqrelid BIGINT, seqtypid BIGINT, seqstart BIGINT, seqincrement BIGINT, seqmax BIGINT, "
+                   "seqmin BIGINT, seqcache BIGINT, seqcycle BOOLEAN",
     "pg_depend": "classid BIGINT, objid BIGINT, objsubid INTEGER, refclassid BIGINT, refobjid BIGINT, refobjsubid INTEGER, deptype VARCHAR",
     "pg_rewrite": "oid BIGINT, rulename VARCHAR, ev_class BIGINT, ev_type VARCHAR",
     "pg_extension": "oid BIGINT, extname VARCHAR, extnamespace BIGINT, extversion VARCHAR",
@@ -54,6 +55,7 @@ MACROS = {
     "current_setting": "(x, missing := false) AS (SELECT setting FROM tdw_pg_settings WHERE name = lower(x))",
     "pg_table_is_visible": "(x) AS true",
     "pg_type_is_visible": "(x) AS true",
+    "pg_collation_is_visible": "(x) AS true",
     "pg_function_is_visible": "(x) AS true",
     "has_schema_privilege": "(a, b, c := NULL) AS true",
     "has_table_privilege": "(a, b, c := NULL) AS true",
@@ -74,9 +76,19 @@ MACROS = {
     "array_upper": "(a, d) AS len(a)",
     "array_lower": "(a, d) AS 1",
     "pg_expandarray": "(a) AS unnest(list_transform(range(1, len(a) + 1), lambda i: {'x': a[i], 'n': i}))",
-    "regclass": "(x) AS coalesce((SELECT oid FROM tdw_pg_class c WHERE c.relname = x OR c.qualname = x "
-                "ORDER BY c.qualname = x DESC LIMIT 1), -1)",
+    "regclass": "(x) AS CASE regexp_replace(x, '^pg_catalog[.]', '') "
+                + " ".join(f"WHEN '{k}' THEN {v}" for k, v in SYSTEM_CLASSES.items())
+                + " ELSE coalesce((SELECT oid FROM tdw_pg_class c WHERE c.relname = x OR c.qualname = x "
+                "ORDER BY c.qualname = x DESC LIMIT 1), -1) END",
     "pg_is_in_recovery": "() AS false",
+    "to_regtype": "(x) AS (SELECT oid FROM tdw_pg_type WHERE typname = x OR fmt = x LIMIT 1)",
+    "to_regclass": "(x) AS (SELECT oid FROM tdw_pg_class c WHERE c.relname = x OR c.qualname = x "
+                   "ORDER BY c.qualname = x DESC LIMIT 1)",
+    "regclass_name": "(x) AS coalesce((SELECT qualname FROM tdw_pg_class WHERE oid = x), x::VARCHAR)",
+    **{f: "(x, y := NULL, z := NULL) AS NULL::VARCHAR" for f in (
+        "pg_get_statisticsobjdef_columns", "pg_get_statisticsobjdef", "pg_get_triggerdef", "pg_get_ruledef",
+        "pg_get_partkeydef", "pg_get_partition_constraintdef", "pg_get_function_arguments",
+        "pg_get_function_result", "pg_get_serial_sequence")},
     "txid_current": "() AS 1",
     "inet_server_addr": "() AS '127.0.0.1'",
     "inet_server_port": "() AS 5433",
@@ -127,7 +139,7 @@ class Catalog:
         self.tables: dict[str, pa.Table] = {}
         t = self.tables
         t["pg_namespace"] = pa.table({"oid": list(ns.values()), "nspname": list(ns), "nspowner": [10] * len(ns),
-                                      "nspacl": pa.nulls(len(ns), pa.string())})
+                                      "nspacl": pa.nulls(len(ns), pa.list_(pa.string()))})
         ncols = {}
         for s, tb, *_ in cols:
             ncols[(s, tb)] = ncols.get((s, tb), 0) + 1
@@ -142,15 +154,19 @@ class Catalog:
             "viewdef": [v for *_, v in rels] + [None] * len(cons),
         })
         n = t["pg_class"].num_rows
+        indexed = {(s, tb) for s, tb, *_ in cons}
+        t["pg_class"] = t["pg_class"].append_column(
+            "relhasindex", pa.array([(s, tb) in indexed for s, tb, *_ in rels] + [False] * len(cons)))
         for name, v in (("relowner", 10), ("relam", 0), ("reltablespace", 0), ("reltuples", -1.0), ("relpages", 0),
-                        ("relhasindex", False), ("relisshared", False), ("relpersistence", "p"), ("relchecks", 0),
+                        ("relisshared", False), ("relpersistence", "p"), ("relchecks", 0),
                         ("relhasrules", False), ("relhastriggers", False), ("relhassubclass", False),
                         ("relrowsecurity", False), ("relforcerowsecurity", False), ("relispartition", False),
                         ("reltoastrelid", 0), ("reltype", 0), ("reloftype", 0), ("relreplident", "d"),
                         ("relispopulated", True), ("relfilenode", 0), ("relallvisible", 0)):
             t["pg_class"] = t["pg_class"].append_column(name, pa.array([v] * n))
-        for name in ("reloptions", "relacl", "relpartbound"):
-            t["pg_class"] = t["pg_class"].append_column(name, pa.nulls(n, pa.string()))
+        for name in ("reloptions", "relacl"):
+            t["pg_class"] = t["pg_class"].append_column(name, pa.nulls(n, pa.list_(pa.string())))
+        t["pg_class"] = t["pg_class"].append_column("relpartbound", pa.nulls(n, pa.string()))
         pk_cols = {(s, tb, c) for s, tb, ct, _, names in cons if ct == "PRIMARY KEY" for c in names}
         oids = [duckdb_oid(c[4]) for c in cols]
         t["pg_attribute"] = pa.table({
@@ -162,8 +178,9 @@ class Catalog:
             "attgenerated": [""] * len(cols), "attcollation": [100 if o in (25, 1043) else 0 for o in oids],
             "attndims": [0] * len(cols), "attstattarget": [-1] * len(cols), "attislocal": [True] * len(cols),
             "attinhcount": [0] * len(cols), "attstorage": ["p"] * len(cols), "attalign": ["d"] * len(cols),
-            "atthasmissing": [False] * len(cols), "attacl": pa.nulls(len(cols), pa.string()),
-            "attoptions": pa.nulls(len(cols), pa.string()), "attfdwoptions": pa.nulls(len(cols), pa.string()),
+            "atthasmissing": [False] * len(cols), "attacl": pa.nulls(len(cols), pa.list_(pa.string())),
+            "attoptions": pa.nulls(len(cols), pa.list_(pa.string())),
+            "attfdwoptions": pa.nulls(len(cols), pa.list_(pa.string())),
             "attcompression": [""] * len(cols)})
         t["pg_type"] = pa.table(_type_rows())
         idx = [(1000 + i, rel_oid[(s, tb)], ct, [k + 1 for k in keys], names, s, tb) for i, (s, tb, ct, keys, names)
@@ -196,7 +213,7 @@ class Catalog:
             "confkey": pa.nulls(len(idx), pa.list_(pa.int16())), "conbin": pa.nulls(len(idx), pa.string()),
             "condef": [f"{'PRIMARY KEY' if x[2] == 'PRIMARY KEY' else 'UNIQUE'} ({', '.join(x[4])})" for x in idx]})
         desc = [(rel_oid[(s, n)], 0, c) for s, n, _, c, _ in rels if c] + \
-               [(rel_oid[(c[0], c[1])], c[3] + 1, c[6]) for c in cols if c[6]]
+               [(rel_oid[(c[0], c[1])], c[3], c[6]) for c in cols if c[6]]
         t["pg_description"] = pa.table({"objoid": [d[0] for d in desc], "classoid": [1259] * len(desc),
                                         "objsubid": [d[1] for d in desc], "description": [d[2] for d in desc]})
         t["pg_collation"] = pa.table({"oid": [100, 950], "collname": ["default", "C"], "collnamespace": [PG_CATALOG] * 2,
@@ -224,8 +241,9 @@ class Catalog:
         """Register the catalog and its functions on one session's cursor."""
         from warehouse.pgwire.session import VERSION
         self.tables["pg_database"] = pa.table({"oid": [16384], "datname": [database], "datdba": [10], "encoding": [6],
-                                               "datcollate": ["C"], "datctype": ["C"], "datistemplate": [False],
-                                               "datallowconn": [True], "datconnlimit": [-1], "datacl": pa.nulls(1, pa.string()),
+                                               "datcollate": ["C"], "datctype": ["C"], "daticulocale": pa.nulls(1, pa.string()),
+                                               "daticurules": pa.nulls(1, pa.string()), "datlocprovider": ["c"], "datistemplate": [False],
+                                               "datallowconn": [True], "datconnlimit": [-1], "datacl": pa.nulls(1, pa.list_(pa.string())),
                                                "dattablespace": [1663]})
         for name, table in self.tables.items():
             if name != "pg_settings":
@@ -253,6 +271,20 @@ class Catalog:
             if out and re.match(r"\s*::\s*(pg_catalog\.)?regclass\b", part):
                 out[-1] = f"tdw_regclass({out[-1]})"
                 part = re.sub(r"^\s*::\s*(pg_catalog\.)?regclass\b", "", part)
+            if len(out) > 1 and re.search(r"CAST\s*\(\s*$", out[-2], re.I) \
+                    and re.match(r"\s*AS\s+(pg_catalog\.)?regclass\s*\)", part, re.I):
+                out[-2] = re.sub(r"CAST\s*\(\s*$", "", out[-2], flags=re.I)
+                out[-1] = f"tdw_regclass({out[-1]})"
+                part = re.sub(r"^\s*AS\s+(pg_catalog\.)?regclass\s*\)", "", part, flags=re.I)
+            part = re.sub(r"CAST\s*\(\s*(\$\d+)\s+AS\s+(?:pg_catalog\.)?regclass\s*\)", r"tdw_regclass(\1::VARCHAR)",
+                          part, flags=re.I)
+            part = re.sub(r"([\w.]+)\s*::\s*(?:pg_catalog\.)?regtype\s*::\s*(?:pg_catalog\.)?text\b",
+                          r"tdw_format_type(\1, NULL)", part, flags=re.I)
+            part = re.sub(r"([\w.]+)\s*::\s*(?:pg_catalog\.)?regclass\s*::\s*(?:pg_catalog\.)?text\b",
+                          r"tdw_regclass_name(\1)", part, flags=re.I)
+            part = re.sub(r"\bAS\s+(?:pg_catalog\.)?(regclass|regtype|regnamespace|regproc|oid)\s*\)", "AS BIGINT)",
+                          part, flags=re.I)
+            part = re.sub(r"\bjson_build_object\s*\(", "json_object(", part, flags=re.I)
             part = re.sub(r"OPERATOR\s*\(\s*pg_catalog\.([^)\s]+)\s*\)", r"\1", part, flags=re.I)
             part = re.sub(r"\bCOLLATE\s+(pg_catalog\.)?\"?(default|C)\"?", "", part, flags=re.I)
             part = re.sub(r"::\s*(pg_catalog\.)?(regclass|regtype|regnamespace|regproc|regprocedure|oid)\b(\[\])?",

@@ -46,11 +46,20 @@ DUCKDB_TO_OID = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "UTINYINT":
 def duckdb_oid(type_name: str) -> int:
     """The PostgreSQL oid of a DuckDB column type (``DECIMAL(18,3)`` is numeric; lists,
     structs, maps and enums are text, which is how they are sent)."""
+    if type_name.endswith("[]") and "[" not in type_name[:-2]:
+        elem = duckdb_oid(type_name[:-2])
+        return PG_TYPES[elem][3] if elem in PG_TYPES else TEXT
     base = type_name.split("(")[0].strip().upper()
     return DUCKDB_TO_OID.get(base, NUMERIC if base == "DECIMAL" else TEXT)
 
 
+ARRAY_OF = {v[3]: k for k, v in PG_TYPES.items()}
+
+
 def arrow_oid(t: pa.DataType) -> int:
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        elem = arrow_oid(t.value_type)
+        return PG_TYPES[elem][3] if elem in PG_TYPES and not pa.types.is_nested(t.value_type) else TEXT
     if pa.types.is_boolean(t):
         return BOOL
     if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
@@ -94,6 +103,10 @@ def text_array(col: pa.ChunkedArray | pa.Array, oid: int) -> pa.Array:
         return s
     if oid == TIMESTAMP and t.unit == "ns":
         col = col.cast(pa.timestamp("us"))
+    if oid in ARRAY_OF:
+        elem = ARRAY_OF[oid]
+        return pa.array([None if v is None else "{" + ",".join(_array_item(x, elem) for x in v) + "}"
+                         for v in col.to_pylist()], pa.string())
     if oid == TIMESTAMPTZ or oid == BYTEA or pa.types.is_nested(t) or pa.types.is_null(t) \
             or pa.types.is_duration(t) or pa.types.is_interval(t):
         return pa.array([_text_python(v, oid) for v in col.to_pylist()], pa.string())
@@ -101,6 +114,21 @@ def text_array(col: pa.ChunkedArray | pa.Array, oid: int) -> pa.Array:
         return pc.cast(col, pa.string())
     except pa.ArrowException:
         return pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
+
+
+def _array_item(v, elem: int) -> str:
+    """One element of a PostgreSQL array literal (strings always quoted)."""
+    if v is None:
+        return "NULL"
+    if elem == BOOL:
+        return "t" if v else "f"
+    if elem in (TEXT, VARCHAR, NAME, CHAR, JSON, UUID, DATE, TIMESTAMP, TIMESTAMPTZ, TIME, INTERVAL):
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float) and v != v:
+        return "NaN"
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    return str(v)
 
 
 def _text_python(v, oid: int) -> str | None:
@@ -132,7 +160,7 @@ def _encode_small(table: pa.Table, oids: list[int], binary: list[bool]) -> bytes
     for col, oid, b in zip(table.columns, oids, binary):
         if b and oid in _BINARY:
             vals = [None if v is None else _BINARY[oid](v) for v in col.to_pylist()]
-        elif oid in (INT2, INT4, INT8, TEXT, VARCHAR) and not pa.types.is_dictionary(col.type):
+        elif pa.types.is_integer(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             vals = [None if v is None else str(v).encode() for v in col.to_pylist()]
         else:
             vals = [None if v is None else v.encode() for v in text_array(col, oid).to_pylist()]
