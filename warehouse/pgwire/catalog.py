@@ -13,8 +13,10 @@ statement that mentions the catalog is rewritten (outside string literals) to us
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb
+import yaml
 import pyarrow as pa
 
 from warehouse.pgwire.types import FORMAT_NAMES, PG_TYPES, duckdb_oid
@@ -52,7 +54,7 @@ MACROS = {
     "current_user": "() AS '{user}'",
     "session_user": "() AS '{user}'",
     "version": "() AS '{version}'",
-    "current_setting": "(x, missing := false) AS (SELECT setting FROM tdw_pg_settings WHERE name = lower(x))",
+    "current_setting": "(x, missing := false) AS (SELECT m_s.setting FROM tdw_pg_settings m_s WHERE m_s.name = lower(x))",
     "pg_table_is_visible": "(x) AS true",
     "pg_type_is_visible": "(x) AS true",
     "pg_collation_is_visible": "(x) AS true",
@@ -61,30 +63,30 @@ MACROS = {
     "has_table_privilege": "(a, b, c := NULL) AS true",
     "has_database_privilege": "(a, b, c := NULL) AS true",
     "pg_get_expr": "(x, y, z := NULL) AS NULL::VARCHAR",
-    "pg_get_indexdef": "(x, y := 0, z := false) AS (SELECT indexdef FROM tdw_pg_index WHERE indexrelid = x)",
-    "pg_get_constraintdef": "(x, y := false) AS (SELECT condef FROM tdw_pg_constraint WHERE oid = x)",
-    "pg_get_viewdef": "(x, y := false) AS (SELECT viewdef FROM tdw_pg_class WHERE oid = x)",
+    "pg_get_indexdef": "(x, y := 0, z := false) AS (SELECT m_i.indexdef FROM tdw_pg_index m_i WHERE m_i.indexrelid = x)",
+    "pg_get_constraintdef": "(x, y := false) AS (SELECT m_c.condef FROM tdw_pg_constraint m_c WHERE m_c.oid = x)",
+    "pg_get_viewdef": "(x, y := false) AS (SELECT m_v.viewdef FROM tdw_pg_class m_v WHERE m_v.oid = x)",
     "pg_encoding_to_char": "(x) AS 'UTF8'",
     "pg_total_relation_size": "(x) AS 0",
     "pg_relation_size": "(x) AS 0",
     "pg_relation_is_publishable": "(x) AS false",
     "pg_tablespace_location": "(x) AS ''",
-    "obj_description": "(x, c := NULL) AS (SELECT description FROM tdw_pg_description WHERE objoid = x AND objsubid = 0)",
-    "col_description": "(x, n) AS (SELECT description FROM tdw_pg_description WHERE objoid = x AND objsubid = n)",
+    "obj_description": "(x, c := NULL) AS (SELECT m_d.description FROM tdw_pg_description m_d WHERE m_d.objoid = x AND m_d.objsubid = 0)",
+    "col_description": "(x, n) AS (SELECT m_e.description FROM tdw_pg_description m_e WHERE m_e.objoid = x AND m_e.objsubid = n)",
     "shobj_description": "(x, c) AS NULL::VARCHAR",
-    "format_type": "(t, m) AS coalesce((SELECT fmt FROM tdw_pg_type WHERE oid = t), '???')",
+    "format_type": "(t, m) AS coalesce((SELECT m_t.fmt FROM tdw_pg_type m_t WHERE m_t.oid = t), '???')",
     "array_upper": "(a, d) AS len(a)",
     "array_lower": "(a, d) AS 1",
     "pg_expandarray": "(a) AS unnest(list_transform(range(1, len(a) + 1), lambda i: {'x': a[i], 'n': i}))",
     "regclass": "(x) AS CASE regexp_replace(x, '^pg_catalog[.]', '') "
                 + " ".join(f"WHEN '{k}' THEN {v}" for k, v in SYSTEM_CLASSES.items())
-                + " ELSE coalesce((SELECT oid FROM tdw_pg_class c WHERE c.relname = x OR c.qualname = x "
-                "ORDER BY c.qualname = x DESC LIMIT 1), -1) END",
+                + " ELSE coalesce((SELECT m_r.oid FROM tdw_pg_class m_r WHERE m_r.relname = x OR m_r.qualname = x "
+                "ORDER BY m_r.qualname = x DESC LIMIT 1), -1) END",
     "pg_is_in_recovery": "() AS false",
-    "to_regtype": "(x) AS (SELECT oid FROM tdw_pg_type WHERE typname = x OR fmt = x LIMIT 1)",
-    "to_regclass": "(x) AS (SELECT oid FROM tdw_pg_class c WHERE c.relname = x OR c.qualname = x "
-                   "ORDER BY c.qualname = x DESC LIMIT 1)",
-    "regclass_name": "(x) AS coalesce((SELECT qualname FROM tdw_pg_class WHERE oid = x), x::VARCHAR)",
+    "to_regtype": "(x) AS (SELECT m_u.oid FROM tdw_pg_type m_u WHERE m_u.typname = x OR m_u.fmt = x LIMIT 1)",
+    "to_regclass": "(x) AS (SELECT m_g.oid FROM tdw_pg_class m_g WHERE m_g.relname = x OR m_g.qualname = x "
+                   "ORDER BY m_g.qualname = x DESC LIMIT 1)",
+    "regclass_name": "(x) AS coalesce((SELECT m_q.qualname FROM tdw_pg_class m_q WHERE m_q.oid = x), x::VARCHAR)",
     **{f: "(x, y := NULL, z := NULL) AS NULL::VARCHAR" for f in (
         "pg_get_statisticsobjdef_columns", "pg_get_statisticsobjdef", "pg_get_triggerdef", "pg_get_ruledef",
         "pg_get_partkeydef", "pg_get_partition_constraintdef", "pg_get_function_arguments",
@@ -101,6 +103,25 @@ _TABLES = re.compile(r"(?<![\w.\"])(?:pg_catalog\.)?(" + "|".join(sorted(TABLES,
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
 _MENTIONS = re.compile(r"pg_|::\s*reg|operator\s*\(|current_|version\s*\(|format_type|description\s*\(|"
                        r"has_\w+_privilege|array_(upper|lower)|_pg_expand|inet_server|quote_ident|txid", re.I)
+
+
+def mart_grains(project: Path | None = None) -> dict[str, list[str]]:
+    """Each mart's grain, from its ``unique_key`` test in the dbt project's YAML: the marts are
+    built by CTAS and carry no constraint, so this is what is reported as their primary key."""
+    project = project or Path(__file__).resolve().parents[2] / "dbt_project"
+    grains: dict[str, list[str]] = {}
+    for path in sorted((project / "models" / "marts").glob("**/*.yml")):
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for model in doc.get("models", []) or []:
+            for test in model.get("data_tests", []) or []:
+                if isinstance(test, dict) and "unique_key" in test:
+                    cols = (test["unique_key"].get("arguments") or test["unique_key"]).get("columns")
+                    if cols:
+                        grains[model["name"]] = list(cols)
+    return grains
 
 
 def _type_rows() -> dict:
@@ -136,6 +157,15 @@ class Catalog:
         cons = q("SELECT schema_name, table_name, constraint_type, constraint_column_indexes, constraint_column_names "
                  "FROM duckdb_constraints() WHERE database_name = current_database() "
                  "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')")
+        declared = {(s, tb) for s, tb, ct, *_ in cons if ct == "PRIMARY KEY"}
+        colnames = {}
+        for c in cols:
+            colnames.setdefault((c[0], c[1]), []).append(c[2])
+        grains = mart_grains()
+        for (s, tb), names in colnames.items():
+            grain = grains.get(tb) if s == "marts" else None
+            if grain and (s, tb) not in declared and all(g in names for g in grain):
+                cons.append((s, tb, "PRIMARY KEY", [names.index(g) for g in grain], grain))
         self.tables: dict[str, pa.Table] = {}
         t = self.tables
         t["pg_namespace"] = pa.table({"oid": list(ns.values()), "nspname": list(ns), "nspowner": [10] * len(ns),
