@@ -204,3 +204,27 @@ def test_sqlalchemy_inspect_and_pandas(server):
         assert got["k"].tolist() == [1]
     finally:
         engine.dispose()
+
+
+JAVA = shutil.which("java")
+PGJDBC = "/usr/share/java/postgresql.jar"     # Debian's libpostgresql-jdbc-java
+
+
+def test_pgjdbc_does_what_dbeaver_does_on_connect(server):
+    if JAVA is None or not os.path.exists(PGJDBC):
+        pytest.skip("a JDK and pgjdbc are needed (apt-get install default-jdk-headless libpostgresql-jdbc-java)")
+    _, port = server
+    src = os.path.join(os.path.dirname(__file__), "clients", "JdbcCheck.java")
+    out = subprocess.run([JAVA, "-cp", PGJDBC, src, str(port)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "schema marts" in lines
+    assert "table fct_msd TABLE one row per model, tensor and step" in lines
+    assert [ln for ln in lines if ln.startswith("column ")] == [
+        "column model_id varchar 12 null", "column tensor_name varchar 12 null", "column step int8 -5 null",
+        "column msd float8 8 mean squared displacement", "column n int4 4 null", "column ok bool -7 null",
+        "column ts timestamp 93 null"]
+    assert "pk k 1" in lines
+    assert int(next(ln for ln in lines if ln.startswith("typeinfo")).split()[1]) > 10
+    assert "prepared 5 1" in lines and "prepared 2026-12-05 2" in lines
+    assert f"fetched {N} {N * (N - 1) // 2}" in lines    # setFetchSize pages through the result once

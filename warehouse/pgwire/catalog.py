@@ -301,6 +301,7 @@ class Catalog:
             if out and re.match(r"\s*::\s*(pg_catalog\.)?regclass\b", part):
                 out[-1] = f"tdw_regclass({out[-1]})"
                 part = re.sub(r"^\s*::\s*(pg_catalog\.)?regclass\b", "", part)
+            part = re.sub(r"^\s*::\s*(pg_catalog\.)?regproc\b", "", part, flags=re.I) if out else part
             if len(out) > 1 and re.search(r"CAST\s*\(\s*$", out[-2], re.I) \
                     and re.match(r"\s*AS\s+(pg_catalog\.)?regclass\s*\)", part, re.I):
                 out[-2] = re.sub(r"CAST\s*\(\s*$", "", out[-2], flags=re.I)
@@ -317,9 +318,9 @@ class Catalog:
             part = re.sub(r"\bjson_build_object\s*\(", "json_object(", part, flags=re.I)
             part = re.sub(r"OPERATOR\s*\(\s*pg_catalog\.([^)\s]+)\s*\)", r"\1", part, flags=re.I)
             part = re.sub(r"\bCOLLATE\s+(pg_catalog\.)?\"?(default|C)\"?", "", part, flags=re.I)
-            part = re.sub(r"::\s*(pg_catalog\.)?(regclass|regtype|regnamespace|regproc|regprocedure|oid)\b(\[\])?",
+            part = re.sub(r"::\s*(pg_catalog\.)?(regclass|regtype|regnamespace|oid)\b(\[\])?",
                           lambda m: "::BIGINT" + (m.group(3) or ""), part, flags=re.I)
-            part = re.sub(r"::\s*(pg_catalog\.)?(name|int2vector|oidvector|\"char\"|char)\b(?!\s*\()",
+            part = re.sub(r"::\s*(pg_catalog\.)?(name|int2vector|oidvector|\"char\"|char|regproc|regprocedure)\b(?!\s*\()",
                           "::VARCHAR", part, flags=re.I)
             part = re.sub(r"::\s*(pg_catalog\.)?text\b", "::VARCHAR", part, flags=re.I)
             part = re.sub(r"::\s*(pg_catalog\.)?int2\b", "::SMALLINT", part, flags=re.I)
