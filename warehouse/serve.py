@@ -68,7 +68,7 @@ class SnapshotConnection:
         self._db: duckdb.DuckDBPyConnection | None = None
         self._inode: tuple[int, int] | None = None
         self._catalogs: dict[int, Catalog] = {}
-        self.database()
+        self.catalog(self.database())     # built now, so the first client does not wait for it
 
     def database(self) -> duckdb.DuckDBPyConnection:
         """The open snapshot, reopened when a newer one has been renamed into place."""
@@ -101,13 +101,17 @@ class SnapshotConnection:
                 link.unlink(missing_ok=True)
         return con, (st.st_ino, st.st_dev)
 
-    def new_session(self, database: str, user: str, pid: int) -> Session:
-        db = self.database()
+    def catalog(self, db: duckdb.DuckDBPyConnection) -> Catalog:
+        """The PostgreSQL catalog of the snapshot ``db`` (built once per opened snapshot)."""
         with self._lock:
             catalog = self._catalogs.get(id(db))
             if catalog is None:
                 self._catalogs = {id(db): (catalog := Catalog(db.cursor()))}
-        return Session(db.cursor(), catalog, self.timeout, database, user, pid)
+            return catalog
+
+    def new_session(self, database: str, user: str, pid: int) -> Session:
+        db = self.database()
+        return Session(db.cursor(), self.catalog(db), self.timeout, database, user, pid)
 
 
 class TdwServer(PgServer):

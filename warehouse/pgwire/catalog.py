@@ -12,13 +12,16 @@ statement that mentions the catalog is rewritten (outside string literals) to us
 """
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import duckdb
 import yaml
 import pyarrow as pa
 
+from warehouse import sqlguard
 from warehouse.pgwire.types import FORMAT_NAMES, PG_TYPES, duckdb_oid
 
 PG_CATALOG, PUBLIC, INFO = 11, 2200, 13000
@@ -49,11 +52,6 @@ TABLES = ("pg_namespace", "pg_class", "pg_attribute", "pg_type", "pg_index", "pg
           "pg_collation", "pg_opclass", "pg_am", "pg_database", "pg_roles", "pg_user", "pg_settings", *EMPTY)
 MACROS = {
     "pg_get_userbyid": "(x) AS 'tdw'",
-    "pg_backend_pid": "() AS {pid}",
-    "current_database": "() AS '{database}'",
-    "current_user": "() AS '{user}'",
-    "session_user": "() AS '{user}'",
-    "version": "() AS '{version}'",
     "current_setting": "(x, missing := false) AS (SELECT m_s.setting FROM tdw_pg_settings m_s WHERE m_s.name = lower(x))",
     "pg_table_is_visible": "(x) AS true",
     "pg_type_is_visible": "(x) AS true",
@@ -101,7 +99,7 @@ _FUNCS = re.compile(r"\b(?:pg_catalog\.|information_schema\._)?(" + "|".join(sor
                     + r")\s*\(", re.I)
 _TABLES = re.compile(r"(?<![\w.\"])(?:pg_catalog\.)?(" + "|".join(sorted(TABLES, key=len, reverse=True)) + r")\b", re.I)
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
-_MENTIONS = re.compile(r"pg_|::\s*reg|operator\s*\(|current_|version\s*\(|format_type|description\s*\(|"
+_MENTIONS = re.compile(r"pg_|::\s*reg|operator\s*\(|format_type|description\s*\(|"
                        r"has_\w+_privilege|array_(upper|lower)|_pg_expand|inet_server|quote_ident|txid", re.I)
 
 
@@ -259,32 +257,44 @@ class Catalog:
         pg = {"server_version": "15.0", "server_version_num": "150000", "timezone": "UTC",
               "standard_conforming_strings": "on", "client_encoding": "UTF8", "max_identifier_length": "63",
               "search_path": "marts, main", "datestyle": "ISO, MDY", "default_transaction_read_only": "on",
-              "transaction_read_only": "on", "integer_datetimes": "on", "lc_collate": "C", "lc_ctype": "C"}
+              "transaction_read_only": "on", "integer_datetimes": "on", "default_table_access_method": "heap", "lc_collate": "C", "lc_ctype": "C"}
         duck = [(k.lower(), str(v)) for k, v in q("SELECT name, value FROM duckdb_settings()") if k.lower() not in pg]
         self.settings = pa.table({"name": list(pg) + [k for k, _ in duck], "setting": list(pg.values()) + [v for _, v in duck]})
         for name, spec in EMPTY.items():
             struct = con.sql(f"SELECT NULL::STRUCT({spec}) AS s").to_arrow_table().schema.field(0).type
             t[name] = pa.table({f.name: pa.array([], f.type) for f in struct})
 
-    def install(self, cursor: duckdb.DuckDBPyConnection, database: str, user: str, pid: int,
-                version: str = "") -> None:
-        """Register the catalog and its functions on one session's cursor."""
-        from warehouse.pgwire.session import VERSION
-        self.tables["pg_database"] = pa.table({"oid": [16384], "datname": [database], "datdba": [10], "encoding": [6],
-                                               "datcollate": ["C"], "datctype": ["C"], "daticulocale": pa.nulls(1, pa.string()),
-                                               "daticurules": pa.nulls(1, pa.string()), "datlocprovider": ["c"], "datistemplate": [False],
-                                               "datallowconn": [True], "datconnlimit": [-1], "datacl": pa.nulls(1, pa.list_(pa.string())),
-                                               "dattablespace": [1663]})
-        for name, table in self.tables.items():
-            if name != "pg_settings":
-                cursor.register(f"tdw_{name}", table)
-        cursor.register("tdw_pg_settings", self.settings)
-        subs = {"pid": str(pid), "database": database.replace("'", "''"), "user": user.replace("'", "''"),
-                "version": (version or VERSION).replace("'", "''")}
-        for name, body in MACROS.items():
-            for k, v in subs.items():
-                body = body.replace("{" + k + "}", v)
-            cursor.execute(f"CREATE OR REPLACE TEMP MACRO tdw_{name}{body}")
+        self.tables["pg_database"] = pa.table({
+            "oid": [16384], "datname": ["tdw"], "datdba": [10], "encoding": [6], "datcollate": ["C"], "datctype": ["C"],
+            "daticulocale": pa.nulls(1, pa.string()), "daticurules": pa.nulls(1, pa.string()), "datlocprovider": ["c"],
+            "datistemplate": [False], "datallowconn": [True], "datconnlimit": [-1],
+            "datacl": pa.nulls(1, pa.list_(pa.string())), "dattablespace": [1663]})
+        self.tables["pg_settings"] = self.settings
+        self.db = self._materialise()
+
+    def _materialise(self) -> duckdb.DuckDBPyConnection:
+        """The catalog as tables and macros in a DuckDB file of its own, then opened read-only
+        and locked down like the snapshot (and unlinked: the open file keeps its data), so
+        catalog queries need no per-session setup and cannot change it."""
+        fd, name = tempfile.mkstemp(prefix="tdw-pgcatalog-", suffix=".duckdb")
+        os.close(fd)
+        path = Path(name)
+        path.unlink()
+        try:
+            con = duckdb.connect(str(path))
+            for table_name, table in self.tables.items():
+                con.register("src", table)
+                con.execute(f"CREATE TABLE tdw_{table_name} AS SELECT * FROM src")
+                con.unregister("src")
+            con.execute(";\n".join(f"CREATE MACRO tdw_{n}{body}" for n, body in MACROS.items()))
+            con.close()
+            return sqlguard.open_read_only(path)
+        finally:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.db.cursor()
 
     @staticmethod
     def rewrite(sql: str) -> str:

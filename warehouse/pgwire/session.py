@@ -32,6 +32,8 @@ SETTABLE = {"search_path", "schema"}      # session-local in DuckDB; everything 
 _READ = re.compile(r"^\s*(\(\s*)*(select|with|values|table|from)\b", re.I)
 _WORD = re.compile(r"^\s*([a-z_]+)(?:\s+([a-z_]+))?", re.I)
 _COPY = re.compile(r"^\s*copy\s*\((?P<q>.*)\)\s*to\s+stdout\b(?P<opts>.*)$", re.I | re.S)
+_SESSION_WORDS = re.compile(r"pg_backend_pid|current_database|version\s*\(|current_user|session_user|"
+                            r"current_setting", re.I)
 _SHOW = re.compile(r"^\s*show\s+(.+?)\s*$", re.I | re.S)
 _DECLARE = re.compile(r"^\s*declare\s+\"?(\w+)\"?\s.*?\bcursor\b.*?\bfor\s+(.*)$", re.I | re.S)
 _FETCH = re.compile(r"^\s*(?:fetch|move)\s+(?:(?:forward\s+)?(\d+|all)\s+)?(?:from\s+|in\s+)?\"?(\w+)\"?\s*$", re.I)
@@ -130,7 +132,8 @@ class Session:
         self._lock = threading.Lock()
         self._running = False
         self.cancelled = False
-        cat.install(cursor, database, user, pid)
+        self._catalog_cursor: duckdb.DuckDBPyConnection | None = None
+        self._active = cursor
         cursor.execute("SET search_path = 'marts,main'")
 
     # -- cancel ---------------------------------------------------------------------------
@@ -138,7 +141,7 @@ class Session:
         with self._lock:
             if self._running:
                 self.cancelled = True
-                self.cursor.interrupt()
+                self._active.interrupt()
 
     # -- statements -----------------------------------------------------------------------
     def run_simple(self, sql: str) -> list[Result]:
@@ -191,11 +194,17 @@ class Session:
         return self.query(sql, params)
 
     def query(self, sql: str, params: list | None) -> Result:
-        sql = self.catalog.rewrite(sql)
+        sql = self.session_values(sql)
+        rewritten = self.catalog.rewrite(sql)
+        cursor = self.cursor
+        if rewritten is not sql:     # a catalog query: it runs on the catalog's own database
+            if self._catalog_cursor is None:
+                self._catalog_cursor = self.catalog.cursor()
+            cursor, sql = self._catalog_cursor, rewritten
         with self._lock:
-            self._running, self.cancelled = True, False
+            self._running, self.cancelled, self._active = True, False, cursor
         try:
-            table = sqlguard.run(self.cursor, sql, self.timeout, params, arrow=True)
+            table = sqlguard.run(cursor, sql, self.timeout, params, arrow=True)
         except TdwError as e:
             if self.cancelled:
                 raise PgError("57014", "canceling statement due to user request") from None
@@ -207,6 +216,27 @@ class Session:
             return Result(tag="OK")
         verb = sql.split(None, 1)[0].upper() if sql.split() else "SELECT"
         return Result(table, f"SELECT {table.num_rows}" if verb not in ("EXPLAIN",) else "EXPLAIN")
+
+    def session_values(self, sql: str) -> str:
+        """The session's own answers written into ``sql``: ``pg_backend_pid()``,
+        ``current_database()``, ``current_user``, ``version()`` and ``current_setting`` of the
+        PostgreSQL settings clients ask for (DuckDB's own settings are left to DuckDB)."""
+        if not _SESSION_WORDS.search(sql):
+            return sql
+
+        def lit(v: str) -> str:
+            return "'" + v.replace("'", "''") + "'"
+
+        def setting(m: re.Match) -> str:
+            name = m.group(1).lower()
+            return lit(self.settings[name]) if name in self.settings else m.group(0)
+        sql = re.sub(r"\b(?:pg_catalog\.)?pg_backend_pid\s*\(\s*\)", str(self.pid), sql, flags=re.I)
+        sql = re.sub(r"\b(?:pg_catalog\.)?current_database\s*\(\s*\)", lit(self.database), sql, flags=re.I)
+        sql = re.sub(r"\b(?:pg_catalog\.)?version\s*\(\s*\)", lit(VERSION), sql, flags=re.I)
+        sql = re.sub(r"\b(?:pg_catalog\.)?(?:current_user|session_user|user)\b(?:\s*\(\s*\))?(?!\s*\.)",
+                     lit(self.user), sql, flags=re.I) if re.search(r"\b(current_user|session_user)\b", sql, re.I) else sql
+        return re.sub(r"\b(?:pg_catalog\.)?current_setting\s*\(\s*'([^']*)'\s*(?:,\s*\w+\s*)?\)", setting, sql,
+                      flags=re.I)
 
     def describe(self, sql: str, nparams: int) -> Result | None:
         """The result's columns without running it (Describe of a prepared statement)."""
