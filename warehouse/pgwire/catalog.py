@@ -259,6 +259,7 @@ class Catalog:
               "search_path": "marts, main", "datestyle": "ISO, MDY", "default_transaction_read_only": "on",
               "transaction_read_only": "on", "integer_datetimes": "on", "default_table_access_method": "heap", "lc_collate": "C", "lc_ctype": "C"}
         duck = [(k.lower(), str(v)) for k, v in q("SELECT name, value FROM duckdb_settings()") if k.lower() not in pg]
+        self.duckdb_settings = {k for k, _ in duck}
         self.settings = pa.table({"name": list(pg) + [k for k, _ in duck], "setting": list(pg.values()) + [v for _, v in duck]})
         for name, spec in EMPTY.items():
             struct = con.sql(f"SELECT NULL::STRUCT({spec}) AS s").to_arrow_table().schema.field(0).type

@@ -256,7 +256,8 @@ class Session:
                     self.cursor.execute(f"SET {name} = '{value.replace(chr(39), '')}'")
                 except duckdb.Error as e:
                     raise pg_error(e) from None
-            self.settings[name] = value
+            if name not in self.catalog.duckdb_settings:   # DuckDB's own stay DuckDB's (locked)
+                self.settings[name] = value
         return Result(tag="SET")
 
     def show(self, sql: str) -> Result:
