@@ -228,3 +228,20 @@ def test_pgjdbc_does_what_dbeaver_does_on_connect(server):
     assert int(next(ln for ln in lines if ln.startswith("typeinfo")).split()[1]) > 10
     assert "prepared 5 1" in lines and "prepared 2026-12-05 2" in lines
     assert f"fetched {N} {N * (N - 1) // 2}" in lines    # setFetchSize pages through the result once
+
+
+def test_node_postgres(server):
+    node = shutil.which("node")
+    root = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("npm") else ""
+    if node is None or not os.path.isdir(os.path.join(root, "pg")):
+        pytest.skip("node and the npm package pg are needed (npm install -g pg@8.16.3)")
+    _, port = server
+    src = os.path.join(os.path.dirname(__file__), "clients", "node_pg_check.js")
+    out = subprocess.run([node, src, str(port)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "NODE_PATH": root})
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"bound": [{"k": 2}], "echo": [{"a": "5", "b": 42}], "prepared": [[{"k": 1}], []],
+                   "write": "25006", "after": [{"n": 2}]}
