@@ -148,3 +148,51 @@ def test_password_is_checked_when_set(built_warehouse):
     finally:
         server.shutdown()
         server.server_close()
+
+
+SQLALCHEMY_TYPES = {20: "BIGINT", 23: "INTEGER", 21: "SMALLINT", 701: "DOUBLE_PRECISION", 700: "REAL",
+                    16: "BOOLEAN", 1043: "VARCHAR", 25: "TEXT", 1082: "DATE", 1114: "TIMESTAMP", 1184: "TIMESTAMP",
+                    1700: "NUMERIC", 114: "JSON", 17: "BYTEA", 1186: "INTERVAL", 2950: "UUID", 1083: "TIME"}
+
+
+def test_catalog_tells_clients_the_marts_real_types_grain_and_descriptions(server):
+    """SQLAlchemy's inspector (what Superset lists) over `postgresql+psycopg` agrees with
+    DuckDB's own view of every mart: PostgreSQL types, the grain as primary key, and dbt's
+    column descriptions as comments."""
+    sa = pytest.importorskip("sqlalchemy")
+    from warehouse.pgwire.catalog import mart_grains
+    from warehouse.pgwire.types import ARRAY_OF, duckdb_oid
+    wh, port = server
+    engine = sa.create_engine(f"postgresql+psycopg://analyst@127.0.0.1:{port}/tdw")
+    try:
+        insp = sa.inspect(engine)
+        tables = set(insp.get_table_names(schema="marts"))
+        assert tables == {t for (t,) in direct(wh, "select table_name from duckdb_tables() where schema_name = 'marts'")}
+        grains = mart_grains()
+        for table in sorted(tables):
+            cols = insp.get_columns(table, schema="marts")
+            want = direct(wh, "select column_name, data_type, comment from duckdb_columns() "
+                              f"where schema_name = 'marts' and table_name = '{table}' order by column_index")
+            assert [c["name"] for c in cols] == [w[0] for w in want]
+            for c, (_, dtype, comment) in zip(cols, want):
+                oid = duckdb_oid(dtype)
+                expected = "ARRAY" if oid in ARRAY_OF else SQLALCHEMY_TYPES[oid]
+                assert type(c["type"]).__name__ == expected, (table, c["name"], dtype, c["type"])
+                assert c.get("comment") == comment
+            if table in grains:
+                assert insp.get_pk_constraint(table, schema="marts")["constrained_columns"] == grains[table]
+    finally:
+        engine.dispose()
+
+
+def test_psql_describes_a_mart(server):
+    if PSQL is None:
+        pytest.skip("the psql client is not installed (apt-get install postgresql-client)")
+    wh, port = server
+    out = subprocess.run([PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-X",
+                          "-c", r"\d+ marts.fct_msd"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
+    comments = direct(wh, "select comment from duckdb_columns() where table_name = 'fct_msd' "
+                          "and schema_name = 'marts' and comment is not null")
+    assert comments and all(c.split("\n")[0][:40] in out.stdout for (c,) in comments)
+    assert "PRIMARY KEY" in out.stdout
