@@ -1,8 +1,8 @@
 """``tdw serve``: the serving snapshot over the PostgreSQL wire protocol, read-only.
 
 Any BI tool or client with a Postgres driver (psql, psycopg, Superset, Metabase, Tableau,
-DBeaver) connects to it. The protocol is buenavista's (0.5); this module is the thin adapter
-between it and the warehouse:
+DBeaver) connects to it. The protocol, session commands and catalog are in
+:mod:`warehouse.pgwire`; this module is the adapter between them and the warehouse:
 
 - **the snapshot, never the working file.** Each new client session opens (a cursor of) a
   read-only connection to ``<stem>.serving.duckdb``; when a build has published a new
