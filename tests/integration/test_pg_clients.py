@@ -245,3 +245,22 @@ def test_node_postgres(server):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"bound": [{"k": 2}], "echo": [{"a": "5", "b": 42}], "prepared": [[{"k": 1}], []],
                    "write": "25006", "after": [{"n": 2}]}
+
+
+def test_pgcli_starts_and_completes(server):
+    """What pgcli runs at start to build its completions (schemas, tables, columns, views,
+    types, functions, foreign keys, search path), then a query."""
+    pgexecute = pytest.importorskip("pgcli.pgexecute", reason="pgcli is a test dependency")
+    _, port = server
+    e = pgexecute.PGExecute("tdw", "analyst", None, "127.0.0.1", port, None)
+    try:
+        assert "marts" in list(e.schemata())
+        assert ("marts", "fct_msd") in [t[:2] for t in e.tables()]
+        cols = {c[2]: c[3] for c in e.table_columns() if c[1] == "fct_msd"}
+        assert cols["msd"] == "double precision" and cols["step"] == "bigint"
+        for meta in (e.views, e.datatypes, e.functions, e.foreignkeys, e.search_path):
+            list(meta())
+        title, cur, headers, *_ = next(iter(e.run("select k, v from marts.keyed order by k")))
+        assert headers == ["k", "v"] and list(cur) == [(1, "5"), (2, "2026-12-05")]
+    finally:
+        e.conn.close()

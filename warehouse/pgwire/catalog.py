@@ -44,7 +44,9 @@ EMPTY = {  # catalog tables clients join against that have no rows here: name ->
     "pg_depend": "classid BIGINT, objid BIGINT, objsubid INTEGER, refclassid BIGINT, refobjid BIGINT, refobjsubid INTEGER, deptype VARCHAR",
     "pg_rewrite": "oid BIGINT, rulename VARCHAR, ev_class BIGINT, ev_type VARCHAR",
     "pg_extension": "oid BIGINT, extname VARCHAR, extnamespace BIGINT, extversion VARCHAR",
-    "pg_proc": "oid BIGINT, proname VARCHAR, pronamespace BIGINT, prorettype BIGINT, proargtypes BIGINT[], prokind VARCHAR, proretset BOOLEAN",
+    "pg_proc": "oid BIGINT, proname VARCHAR, pronamespace BIGINT, prorettype BIGINT, proargtypes BIGINT[], "
+               "prokind VARCHAR, proretset BOOLEAN, proargnames VARCHAR[], proallargtypes BIGINT[], "
+               "proargmodes VARCHAR[], proargdefaults VARCHAR, proisagg BOOLEAN, prolang BIGINT, prosrc VARCHAR",
     "pg_tablespace": "oid BIGINT, spcname VARCHAR",
     "pg_stat_activity": "datname VARCHAR, pid INTEGER, usename VARCHAR, application_name VARCHAR, state VARCHAR, query VARCHAR",
 }
@@ -313,6 +315,9 @@ class Catalog:
                 out[-1] = f"tdw_regclass({out[-1]})"
                 part = re.sub(r"^\s*::\s*(pg_catalog\.)?regclass\b", "", part)
             part = re.sub(r"^\s*::\s*(pg_catalog\.)?regproc\b", "", part, flags=re.I) if out else part
+            if out and re.match(r"\s*::\s*(pg_catalog\.)?regtype\b", part, re.I):
+                out[-1] = f"tdw_to_regtype({out[-1]})"
+                part = re.sub(r"^\s*::\s*(pg_catalog\.)?regtype\b", "", part, flags=re.I)
             if len(out) > 1 and re.search(r"CAST\s*\(\s*$", out[-2], re.I) \
                     and re.match(r"\s*AS\s+(pg_catalog\.)?regclass\s*\)", part, re.I):
                 out[-2] = re.sub(r"CAST\s*\(\s*$", "", out[-2], flags=re.I)

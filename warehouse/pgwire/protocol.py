@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -42,6 +43,11 @@ def cstr(s: str) -> bytes:
 def error_response(e: PgError, severity: str = "ERROR") -> bytes:
     body = b"S" + cstr(severity) + b"V" + cstr(severity) + b"C" + cstr(e.code) + b"M" + cstr(e.message) + b"\x00"
     return msg(b"E", body)
+
+
+def any_params(sql: str) -> set[int]:
+    """The parameters used as ``= ANY($n)`` in ``sql``."""
+    return {int(n) for n in re.findall(r"ANY\s*\(\s*\$(\d+)\s*\)", sql, re.I)}
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -221,7 +227,10 @@ class Handler(socketserver.BaseRequestHandler):
             data = None if ln < 0 else bytes(rest[pos:pos + ln])
             pos += max(ln, 0)
             binary = (formats[i] if nf > 1 else (formats[0] if nf == 1 else 0)) == 1
-            values.append(decode_param(data, oids[i] if i < len(oids) else 0, binary))
+            oid = oids[i] if i < len(oids) else 0
+            if not oid and not binary and data and data[:1] == b"{" and i + 1 in any_params(sql):
+                oid = 1009      # an untyped '{a,b}' compared with = ANY($n): PostgreSQL infers text[]
+            values.append(decode_param(data, oid, binary))
         nr = _I16.unpack_from(rest, pos)[0]
         rformats = struct.unpack_from(f"!{nr}h", rest, pos + 2)
         result = self.session.execute(sql, values or None)
@@ -265,7 +274,6 @@ class Handler(socketserver.BaseRequestHandler):
 
     @staticmethod
     def count_params(sql: str) -> int:
-        import re
         from warehouse.pgwire.catalog import _LITERAL
         nums = [int(x) for part in _LITERAL.split(sql)[::2] for x in re.findall(r"\$(\d+)", part)]
         return max(nums, default=0)

@@ -224,10 +224,46 @@ _BINARY = {
 BINARY_OIDS = set(_BINARY)
 
 
+def _parse_array(s: str, elem: int) -> list:
+    """A one-dimensional PostgreSQL array literal (``{a,"b c",NULL}``) as a list."""
+    body, items, i = s.strip()[1:-1], [], 0
+    while i < len(body):
+        if body[i] == '"':
+            j, buf = i + 1, []
+            while body[j] != '"':
+                if body[j] == "\\":
+                    j += 1
+                buf.append(body[j])
+                j += 1
+            items.append("".join(buf))
+            i = j + 2
+        else:
+            j = body.find(",", i)
+            j = len(body) if j == -1 else j
+            raw = body[i:j].strip()
+            items.append(None if raw.upper() == "NULL" else decode_param(raw.encode(), elem, False))
+            i = j + 1
+    return items
+
+
 def decode_param(data: bytes | None, oid: int, binary: bool):
     """A bind parameter as the Python value DuckDB should bind."""
     if data is None:
         return None
+    if oid in ARRAY_OF and binary:
+        ndim, _, elem = struct.unpack_from("!iii", data)
+        if ndim == 0:
+            return []
+        n = struct.unpack_from("!i", data, 12)[0]
+        pos, out = 12 + 8 * ndim, []
+        for _ in range(n):
+            ln = struct.unpack_from("!i", data, pos)[0]
+            pos += 4
+            out.append(None if ln < 0 else decode_param(data[pos:pos + ln], elem, True))
+            pos += max(ln, 0)
+        return out
+    if oid in ARRAY_OF:
+        return _parse_array(data.decode(), ARRAY_OF[oid])
     if binary:
         if oid == BOOL:
             return data != b"\x00"
