@@ -106,7 +106,11 @@ class SnapshotConnection:
         with self._lock:
             catalog = self._catalogs.get(id(db))
             if catalog is None:
-                self._catalogs = {id(db): (catalog := Catalog(db.cursor()))}
+                try:
+                    catalog = Catalog(db.cursor())
+                except (duckdb.Error, OSError) as e:
+                    raise TdwError(f"cannot read the catalog of {self.path}: {str(e).splitlines()[0]}") from None
+                self._catalogs = {id(db): catalog}
             return catalog
 
     def new_session(self, database: str, user: str, pid: int) -> Session:
