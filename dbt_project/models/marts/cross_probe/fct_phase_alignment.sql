@@ -12,6 +12,11 @@
 -- most forward checkpoints (then the first by name); dataset names it. msd_fall_ratio
 -- (MSD at the last checkpoint / its peak) tells a real peak (< 1) from a run whose MSD is
 -- still rising at its last checkpoint (1: no bifurcation observed yet).
+-- A censored peak (the maximum at the last checkpoint, or fall_ratio >=
+-- var('msd_censor_fall_ratio', 0.99)) is no peak: msd_peak_step is NULL, msd_peak_status
+-- says why, and it counts neither as a signal nor in the spread. Every signal's step comes
+-- with the ingested checkpoints of its probe that bracket it (<signal>_prev_step,
+-- <signal>_next_step): the change lies somewhere in that interval, not at the step itself.
 with bifurcation as (
     select * from {{ ref('fct_bifurcation') }}
 ),
@@ -21,6 +26,7 @@ tensor_kinds as (
         model_id,
         tensor_name,
         peak_step,
+        last_step,
         fall_ratio,
         {{ tensor_kind('tensor_name') }} as kind
     from bifurcation
@@ -31,6 +37,7 @@ bif as (
         model_id,
         tensor_name,
         peak_step,
+        last_step,
         fall_ratio,
         row_number() over (
             partition by model_id
@@ -45,14 +52,30 @@ bif as (
     from tensor_kinds
 ),
 
+picked as (
+    select
+        model_id,
+        tensor_name,
+        peak_step,
+        fall_ratio as msd_fall_ratio,
+        case
+            when peak_step >= last_step then 'censored: maximum at the last checkpoint (still rising)'
+            when fall_ratio >= {{ var('msd_censor_fall_ratio', 0.99) }}
+                then 'censored: fall_ratio >= {{ var('msd_censor_fall_ratio', 0.99) }} (no fall after it)'
+            else 'peak'
+        end as msd_peak_status
+    from bif
+    where pick = 1
+),
+
 tensor as (
     select
         model_id,
         tensor_name,
-        peak_step as msd_peak_step,
-        fall_ratio as msd_fall_ratio
-    from bif
-    where pick = 1
+        case when msd_peak_status = 'peak' then peak_step end as msd_peak_step,
+        msd_fall_ratio,
+        msd_peak_status
+    from picked
 ),
 
 drops as (
@@ -110,6 +133,7 @@ lined_up as (
         p.dataset,
         t.msd_peak_step,
         t.msd_fall_ratio,
+        t.msd_peak_status,
         p.perplexity_drop_step,
         p.unmasking_drop_step,
         c.covariance_drop_step,
@@ -120,9 +144,82 @@ lined_up as (
     left join stat as s using (model_id, tensor_name)
 ),
 
+checkpoints as (
+    select
+        model_id,
+        step,
+        probes
+    from {{ ref('dim_checkpoint') }}
+),
+
+-- each signal's step with the probe whose checkpoints bracket it
+signal_steps as (
+    unpivot (
+        select
+            model_id,
+            msd_peak_step as msd_peak,
+            perplexity_drop_step as perplexity_drop,
+            unmasking_drop_step as unmasking_drop,
+            covariance_drop_step as covariance_drop,
+            stationarity_step as stationarity
+        from lined_up
+    )
+    on msd_peak, perplexity_drop, unmasking_drop, covariance_drop, stationarity
+    into name signal value step
+),
+
+brackets as (
+    select
+        s.model_id,
+        s.signal,
+        max(case when c.step < s.step then c.step end) as prev_step,
+        min(case when c.step > s.step then c.step end) as next_step
+    from signal_steps as s
+    inner join checkpoints as c
+        on
+            s.model_id = c.model_id
+            and list_contains(
+                c.probes,
+                case s.signal
+                    when 'msd_peak' then 'weights'
+                    when 'perplexity_drop' then 'perplexity'
+                    when 'unmasking_drop' then 'perplexity'
+                    when 'covariance_drop' then 'covariance'
+                    else 'displacement'
+                end
+            )
+    group by s.model_id, s.signal
+),
+
+bracketed as (
+    select
+        l.*,
+        max(case when b.signal = 'msd_peak' then b.prev_step end) as msd_peak_prev_step,
+        max(case when b.signal = 'msd_peak' then b.next_step end) as msd_peak_next_step,
+        max(case when b.signal = 'perplexity_drop' then b.prev_step end) as perplexity_drop_prev_step,
+        max(case when b.signal = 'perplexity_drop' then b.next_step end) as perplexity_drop_next_step,
+        max(case when b.signal = 'unmasking_drop' then b.prev_step end) as unmasking_drop_prev_step,
+        max(case when b.signal = 'unmasking_drop' then b.next_step end) as unmasking_drop_next_step,
+        max(case when b.signal = 'covariance_drop' then b.prev_step end) as covariance_drop_prev_step,
+        max(case when b.signal = 'covariance_drop' then b.next_step end) as covariance_drop_next_step,
+        max(case when b.signal = 'stationarity' then b.prev_step end) as stationarity_prev_step,
+        max(case when b.signal = 'stationarity' then b.next_step end) as stationarity_next_step
+    from lined_up as l
+    left join brackets as b using (model_id)
+    group by all
+),
+
 final as (
     select
-        *,
+        model_id,
+        tensor_name,
+        dataset,
+        msd_peak_step,
+        msd_fall_ratio,
+        perplexity_drop_step,
+        unmasking_drop_step,
+        covariance_drop_step,
+        stationarity_step,
         perplexity_drop_step - msd_peak_step as perplexity_minus_msd,
         unmasking_drop_step - msd_peak_step as unmasking_minus_msd,
         covariance_drop_step - msd_peak_step as covariance_minus_msd,
@@ -143,8 +240,19 @@ final as (
             + (unmasking_drop_step is not null)::int
             + (covariance_drop_step is not null)::int
             + (stationarity_step is not null)::int
-        ) as n_signals
-    from lined_up
+        ) as n_signals,
+        msd_peak_status,
+        msd_peak_prev_step,
+        msd_peak_next_step,
+        perplexity_drop_prev_step,
+        perplexity_drop_next_step,
+        unmasking_drop_prev_step,
+        unmasking_drop_next_step,
+        covariance_drop_prev_step,
+        covariance_drop_next_step,
+        stationarity_prev_step,
+        stationarity_next_step
+    from bracketed
 )
 
 select * from final
