@@ -6,6 +6,8 @@
 --   perplexity_drop_step    int_perplexity_drop.half_drop_step, method forward
 --   unmasking_drop_step     the same, method causal_unmasking
 --   covariance_drop_step    int_covariance_rank_drop.rank_drop_step
+--                           (covariance_relative_drop_step: the same on the relative rank,
+--                           reported beside it, not counted in the spread)
 --   stationarity_step       fct_stationarity.stationary_step
 -- and each one's distance to the MSD peak in steps (signed: positive = later), plus the
 -- spread (latest minus earliest of those present). The evaluation set is the one with the
@@ -114,7 +116,8 @@ cov as (
     select
         model_id,
         tensor_name,
-        rank_drop_step as covariance_drop_step
+        rank_drop_step as covariance_drop_step,
+        relative_rank_drop_step as covariance_relative_drop_step
     from {{ ref('int_covariance_rank_drop') }}
 ),
 
@@ -137,6 +140,7 @@ lined_up as (
         p.perplexity_drop_step,
         p.unmasking_drop_step,
         c.covariance_drop_step,
+        c.covariance_relative_drop_step,
         s.stationarity_step
     from tensor as t
     left join ppl as p using (model_id)
@@ -251,7 +255,8 @@ final as (
         covariance_drop_prev_step,
         covariance_drop_next_step,
         stationarity_prev_step,
-        stationarity_next_step
+        stationarity_next_step,
+        covariance_relative_drop_step
     from bracketed
 )
 
