@@ -49,21 +49,35 @@ def draw_density(ax, density: pd.DataFrame, *, n_ticks: int = 8,
 
 def draw_msd(ax, msd: pd.DataFrame, peaks: pd.DataFrame, *, x: Steps = _raw, marker_size: float | None = None,
              peak_size: float = 10, annotate: bool = False, legend_size: float = 8) -> None:
-    """One MSD curve per tensor over steps (mapped by ``x``), its peak circled (and labelled
-    when ``annotate``); log y when every MSD is positive. The x scale is the caller's.
+    """One MSD curve per tensor over steps (mapped by ``x``) on linear axes, as in the seed's
+    Figure 3. Only a real peak (peak_status 'peak': MSD falls after it) is circled; a maximum
+    at the last checkpoint is labelled "no peak: still rising" when ``annotate``. When msd
+    carries msd_time_demeaned, that variant is drawn dashed on a right axis, labelled as
+    what it is: 0 at the last checkpoint by construction, a check and not a finding.
 
-    msd: rows (tensor_name, step, msd) of one model; peaks: (tensor_name, peak_step, peak_msd)."""
+    msd: rows (tensor_name, step, msd[, msd_time_demeaned]) of one model; peaks:
+    (tensor_name, peak_step, peak_msd[, peak_status])."""
+    demeaned = ax.twinx() if "msd_time_demeaned" in msd.columns else None
     for name, g in msd.groupby("tensor_name"):
         g = g.sort_values("step")
         line, = ax.plot(x(g["step"]), g["msd"], marker=".", ms=marker_size, label=name)
+        if demeaned is not None:
+            demeaned.plot(x(g["step"]), g["msd_time_demeaned"], ls="--", lw=1, color=line.get_color(),
+                          label=f"{name}, time-demeaned")
         p = peaks[peaks["tensor_name"] == name]
-        if len(p):
+        if not len(p):
+            continue
+        real = "peak_status" not in p.columns or p["peak_status"].iloc[0] == "peak"
+        if real:
             ax.plot(x(p["peak_step"]), p["peak_msd"], "o", ms=peak_size, mfc="none", color=line.get_color())
-            if annotate:
-                ax.annotate(f"peak @ {int(p['peak_step'].iloc[0])}",
-                            (x(p["peak_step"])[0], p["peak_msd"].iloc[0]),
-                            textcoords="offset points", xytext=(-10, 8), ha="right", fontsize=8)
-    if (msd["msd"] > 0).all():
-        ax.set_yscale("log")
+        if annotate:
+            text = f"peak @ {int(p['peak_step'].iloc[0])}" if real else str(p["peak_status"].iloc[0])
+            ax.annotate(text, (x(p["peak_step"])[0], p["peak_msd"].iloc[0]),
+                        textcoords="offset points", xytext=(-10, 8), ha="right", fontsize=8)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("MSD (eqs. 4-5)")
+    if demeaned is not None:
+        demeaned.set_ylim(bottom=0)
+        demeaned.set_ylabel("time-demeaned MSD (dashed): 0 at the end\nby construction - a check, not a finding",
+                            fontsize=7)
     ax.legend(fontsize=legend_size)

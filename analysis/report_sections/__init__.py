@@ -71,9 +71,10 @@ class Context:
     def xlabel(self) -> str:
         return "step / last step" if self.normalise else "step"
 
-    def step_axis(self, ax) -> None:
-        """Log-like x axis for raw steps (early checkpoints are log-spaced), linear when normalised."""
-        if not self.normalise:
+    def step_axis(self, ax, linear: bool = False) -> None:
+        """Log-like x axis for raw steps (early checkpoints are log-spaced), linear when normalised
+        or when ``linear`` (a figure that must match a paper's linear axes, e.g. MSD)."""
+        if not self.normalise and not linear:
             ax.set_xscale("symlog", linthresh=1)
         ax.set_xlabel(self.xlabel)
 
