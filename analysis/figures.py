@@ -22,11 +22,18 @@ def _raw(steps) -> np.ndarray:
     return np.asarray(steps, dtype=float)
 
 
-def draw_density(ax, density: pd.DataFrame, *, n_ticks: int = 8,
-                 tick_labels: Callable[[np.ndarray], list[str]] | None = None,
-                 xlabel: str = "checkpoint step (in step order)"):
-    """Heatmap of one tensor's density (log colour): checkpoints on x in step order (one
-    column each, bins shared by every checkpoint), parameter values on y, with a colour bar.
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges halfway between consecutive centres (a single centre gets width 1)."""
+    if len(centres) == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    mid = (centres[:-1] + centres[1:]) / 2
+    return np.concatenate([[centres[0] - (mid[0] - centres[0])], mid, [centres[-1] + (centres[-1] - mid[-1])]])
+
+
+def draw_density(ax, density: pd.DataFrame, *, x: Steps = _raw, xlabel: str = "step"):
+    """Heatmap of one tensor's density (log colour) on a training-step axis (mapped by ``x``):
+    each checkpoint's column spans halfway to its neighbours, so uneven checkpoint spacing
+    shows as it is; bins shared by every checkpoint on y, with a colour bar.
 
     density: rows (step, bin_index, bin_lo, bin_hi, density) of one model and tensor."""
     steps = np.sort(density["step"].unique())
@@ -36,11 +43,8 @@ def draw_density(ax, density: pd.DataFrame, *, n_ticks: int = 8,
     edges_y = np.append(bins["bin_lo"].to_numpy(), bins["bin_hi"].to_numpy()[-1])
     positive = grid[grid > 0]
     norm = matplotlib.colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-    mesh = ax.pcolormesh(np.arange(len(steps) + 1), edges_y, np.where(grid > 0, grid, np.nan),
+    mesh = ax.pcolormesh(_edges(np.asarray(x(steps), dtype=float)), edges_y, np.where(grid > 0, grid, np.nan),
                          norm=norm, cmap="viridis", shading="flat")
-    ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), n_ticks)).astype(int))
-    labels = tick_labels(steps[ticks]) if tick_labels else [str(s) for s in steps[ticks]]
-    ax.set_xticks(ticks + 0.5, labels)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("parameter value")
     ax.figure.colorbar(mesh, ax=ax, label="density")

@@ -26,7 +26,7 @@ def _slug(model_id: str) -> str:
 
 
 def density_heatmap(density: pd.DataFrame, title: str, out: Path) -> Path:
-    """Heatmap of density (log colour) with checkpoints on x (in step order) and values on y."""
+    """Heatmap of density (log colour) with training steps on x and values on y."""
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     draw_density(ax, density)
     ax.set_title(title)

@@ -21,9 +21,8 @@ def density_figure(ctx: Context, tensor: str) -> Figure:
     models = [m for m in ctx.models if m in set(dens["model_id"])]
     fig, axes = panels(len(models), width=5.2)
     for ax, model in zip(axes, models):
-        labels = (lambda steps, m=model: [f"{v:.2g}" for v in ctx.x(m, steps)]) if ctx.normalise else None
-        draw_density(ax, dens[dens["model_id"] == model], n_ticks=6, tick_labels=labels,
-                     xlabel=f"{ctx.xlabel} (checkpoints in order)")
+        draw_density(ax, dens[dens["model_id"] == model], x=lambda steps, m=model: ctx.x(m, steps),
+                     xlabel=ctx.xlabel)
         ax.set_title(model, fontsize=10)
     return Figure("density", png(fig), f"Density of {tensor} over training (log colour; bins shared by "
                                        "every checkpoint of a model) - the seed's Figure 2.")

@@ -62,15 +62,18 @@ def test_write_figures_binds_model_and_tensor(marts, tmp_path):
     assert all(p.stat().st_size > 1000 for p in written)
 
 
-def test_density_builder_draws_the_mart_grid(marts):
+def test_density_builder_draws_the_mart_grid_on_a_step_axis(marts):
     _, dens, _, _ = marts
     d = dens[dens["model_id"] == MODEL]
     fig, ax = plt.subplots()
-    mesh = draw_density(ax, d, n_ticks=3)
+    mesh = draw_density(ax, d)
     grid = d.pivot(index="bin_index", columns="step", values="density").to_numpy()
     drawn = np.ma.filled(mesh.get_array(), np.nan).reshape(grid.shape)
     np.testing.assert_allclose(drawn, np.where(grid > 0, grid, np.nan))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "8"]
+    # columns span halfway to the neighbouring checkpoints: x is the step, not the checkpoint index
+    xs = np.unique(mesh.get_coordinates()[..., 0])
+    np.testing.assert_allclose(xs, [-0.5, 0.5, 1.5, 3.0, 6.0, 10.0])
+    assert ax.get_xlabel() == "step"
     plt.close(fig)
 
 
