@@ -19,6 +19,9 @@
 -- says why, and it counts neither as a signal nor in the spread. Every signal's step comes
 -- with the ingested checkpoints of its probe that bracket it (<signal>_prev_step,
 -- <signal>_next_step): the change lies somewhere in that interval, not at the step itself.
+-- Beside them, the capability they are meant to mark: capability_step, the half-drop of
+-- the induction loss (int_capability_transition, task var('capability_task', 'induction')),
+-- with its bracketing checkpoints and status; it is the reference, not one of the signals.
 with bifurcation as (
     select * from {{ ref('fct_bifurcation') }}
 ),
@@ -129,6 +132,17 @@ stat as (
     from {{ ref('fct_stationarity') }}
 ),
 
+capability as (
+    select
+        model_id,
+        transition_step as capability_step,
+        prev_step as capability_prev_step,
+        next_step as capability_next_step,
+        transition_status as capability_status
+    from {{ ref('int_capability_transition') }}
+    where task = '{{ var("capability_task", "induction") }}'
+),
+
 lined_up as (
     select
         t.model_id,
@@ -146,6 +160,17 @@ lined_up as (
     left join ppl as p using (model_id)
     left join cov as c using (model_id, tensor_name)
     left join stat as s using (model_id, tensor_name)
+),
+
+with_capability as (
+    select
+        l.*,
+        k.capability_step,
+        k.capability_prev_step,
+        k.capability_next_step,
+        k.capability_status
+    from lined_up as l
+    left join capability as k using (model_id)
 ),
 
 checkpoints as (
@@ -208,7 +233,7 @@ bracketed as (
         max(case when b.signal = 'covariance_drop' then b.next_step end) as covariance_drop_next_step,
         max(case when b.signal = 'stationarity' then b.prev_step end) as stationarity_prev_step,
         max(case when b.signal = 'stationarity' then b.next_step end) as stationarity_next_step
-    from lined_up as l
+    from with_capability as l
     left join brackets as b using (model_id)
     group by all
 ),
@@ -256,7 +281,11 @@ final as (
         covariance_drop_next_step,
         stationarity_prev_step,
         stationarity_next_step,
-        covariance_relative_drop_step
+        covariance_relative_drop_step,
+        capability_step,
+        capability_prev_step,
+        capability_next_step,
+        capability_status
     from bracketed
 )
 
