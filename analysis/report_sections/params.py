@@ -24,6 +24,7 @@ def curves(ctx: Context, frame: pd.DataFrame, keys: list[str], y: str, ylabel: s
             m = g[g["model_id"] == model].sort_values("step")
             if len(m):
                 ax.plot(ctx.x(model, m["step"]), m[y], marker=".", ms=3, color=ctx.colors[model], label=model)
+        ctx.mark_capability(ax)
         ctx.step_axis(ax)
         if log_y and (g[y].dropna() > 0).all():
             ax.set_yscale("log")
@@ -47,6 +48,7 @@ def covariance_panels(ctx: Context, cov: pd.DataFrame) -> bytes:
             axes[1].plot(ctx.x(model, g["step"]), g["rank_diff"], **style)
     b = int(cov["batch_size"].iloc[0]) if len(cov) else 0
     for ax, label in zip(axes, (f"rank of cov(W_U V), B = {b}", "first difference of the rank")):
+        ctx.mark_capability(ax)
         ctx.step_axis(ax)
         ax.set_ylabel(label)
     axes[0].set_title("tolerance 0.1 (light) .. 1.0 (dark)", fontsize=9)
@@ -104,6 +106,8 @@ def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:
                     lo = rows[lo_col].fillna(rows[col]).to_numpy(dtype=float)
                     hi = rows[hi_col].fillna(rows[col]).to_numpy(dtype=float)
                     ax.hlines(np.full(len(lo), y), ctx.x(model, lo), ctx.x(model, hi), color=f"C{j}", lw=1)
+    for i, model in enumerate(ctx.models):
+        ctx.mark_capability(ax, [model], y=(i - 0.35, i + 0.35))
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -143,6 +147,7 @@ def phase_spans(ctx: Context, phases: pd.DataFrame) -> bytes:
             for k, row in enumerate(p[p["signal"] == sig].sort_values("start_step").itertuples()):
                 lo, hi = ctx.x(model, [row.start_step, row.end_step])
                 ax.broken_barh([(lo, max(hi - lo, 1e-9))], (i - 0.4, 0.8), color=f"C{k % 10}", alpha=0.7)
+        ctx.mark_capability(ax, [model])
         ax.set_yticks(range(len(signals)), signals, fontsize=7)
         ax.set_xlabel(ctx.xlabel)
         ax.set_title(model, fontsize=10)

@@ -23,6 +23,7 @@ def density_figure(ctx: Context, tensor: str) -> Figure:
     for ax, model in zip(axes, models):
         draw_density(ax, dens[dens["model_id"] == model], x=lambda steps, m=model: ctx.x(m, steps),
                      xlabel=ctx.xlabel)
+        ctx.mark_capability(ax, [model])
         ax.set_title(model, fontsize=10)
     return Figure("density", png(fig), f"Density of {tensor} over training (log colour; bins shared by "
                                        "every checkpoint of a model) - the seed's Figure 2.")
@@ -39,6 +40,7 @@ def msd_figure(ctx: Context) -> Figure:
         draw_msd(ax, msd[msd["model_id"] == model], peaks[peaks["model_id"] == model],
                  x=lambda steps, m=model: ctx.x(m, steps), marker_size=3, peak_size=9, legend_size=6,
                  annotate=True)
+        ctx.mark_capability(ax, [model])
         ctx.step_axis(ax, linear=True)
         ax.set_title(model, fontsize=10)
     return Figure("msd", png(fig), "Mean square displacement of every tensor on linear axes (the seed's "
