@@ -67,6 +67,8 @@ def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.Du
     if read_only and not path.exists():
         raise TdwError(f"no warehouse at {path} (run `tdw ingest` and `tdw build` first)")
     if not read_only:
+        if path.name.endswith(".serving.duckdb"):
+            raise TdwError(f"{path} is a serving snapshot: it is only ever written by publishing")
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
     told = False
