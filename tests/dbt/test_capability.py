@@ -1,5 +1,5 @@
-"""The capability signal on the built toy warehouse: the induction loss recomputed with the
-Hugging Face model on the stored prompts, and the transition it marks lined up with the
+"""The capability signal on the built toy warehouse: each task's loss recomputed with the
+Hugging Face model's own loss on the probe's prompts, and the transition it marks lined up with the
 component graph's phases (the issue's test: within 2 checkpoint intervals of a boundary)."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ingest.probes.capability import CapabilityProbe
 from ingest.sources import open_source
 from tests.conftest import TOY_MODELS
 
@@ -19,23 +20,26 @@ def con(built_warehouse):
     c.close()
 
 
-def test_capability_loss_is_the_models_loss_on_the_stored_prompts(con, toy_suite):
+@pytest.mark.parametrize("task", ["induction", "markov"])
+def test_capability_loss_is_the_models_loss_on_its_prompts(con, toy_suite, task):
+    """fct_capability against Hugging Face's own loss (labels shifted by the model) on the
+    probe's prompts, rebuilt from the task definitions and the stored seed."""
     model_id = TOY_MODELS[0]
+    source = open_source(model_id, toy_root=toy_suite)
     step = con.execute("select max(step) from marts.fct_capability where model_id = ?", [model_id]).fetchone()[0]
-    prompts = con.execute("select distinct prompt_index, token_ids, measure_start, measure_end from "
-                          "raw.graph_prompts where model_id = ? and step = ? and task = 'induction' "
-                          "order by prompt_index", [model_id, step]).fetchall()
-    model = open_source(model_id, toy_root=toy_suite).checkpoint(step).load_model().eval()
+    probe = CapabilityProbe()
+    ps = probe._prompts(source.checkpoint(step), probe.params())[task]
+    model = source.checkpoint(step).load_model().eval()
     losses = []
     with torch.no_grad():
-        for _, ids, lo, hi in prompts:
-            ids = torch.tensor(ids, dtype=torch.long)[None]
-            logits = model(ids).logits[0].double()
-            nll = torch.nn.functional.cross_entropy(logits[lo:hi], ids[0, lo + 1:hi + 1], reduction="mean")
-            losses.append(float(nll))
-    got = con.execute("select loss, n_prompts from marts.fct_capability where model_id = ? and step = ? "
-                      "and task = 'induction'", [model_id, step]).fetchone()
-    assert got[1] == len(prompts)
+        for ids, lo, hi in zip(ps.prompts, ps.measure_start, ps.measure_end):
+            x = torch.as_tensor(ids, dtype=torch.long)[None]
+            labels = torch.full_like(x, -100)
+            labels[0, lo + 1:hi + 1] = x[0, lo + 1:hi + 1]           # scored: next tokens of [lo, hi)
+            losses.append(float(model(x, labels=labels).loss))
+    got = con.execute("select loss, n_prompts, source from marts.fct_capability where model_id = ? and step = ? "
+                      "and task = ?", [model_id, step, task]).fetchone()
+    assert got[2] == "capability" and got[1] == len(ps)
     assert got[0] == pytest.approx(np.mean(losses), rel=1e-4)
 
 

@@ -6,8 +6,10 @@
 --                     crossing lies after prev_step and at or before transition_step
 --   transition_status 'complete' when the loss at the last checkpoint is within 10 % of the
 --                     fall of its minimum and the minimum is not the last checkpoint;
---                     'still falling at the last checkpoint' otherwise; 'no transition'
---                     when it never falls by the minimum drop
+--                     'still falling at the last checkpoint' when the minimum is the last
+--                     checkpoint; 'rose again after its minimum' when the loss ends more than
+--                     10 % of the fall above it; 'no transition' when it never falls by the
+--                     minimum drop
 with loss as (
     select * from {{ ref('fct_capability') }}
 ),
@@ -61,11 +63,9 @@ final as (
         b.next_step,
         case
             when b.transition_step is null then 'no transition'
-            when
-                e.min_step < e.last_step
-                and e.last_loss - e.min_loss <= 0.1 * (e.first_loss - e.min_loss)
-                then 'complete'
-            else 'still falling at the last checkpoint'
+            when e.min_step >= e.last_step then 'still falling at the last checkpoint'
+            when e.last_loss - e.min_loss <= 0.1 * (e.first_loss - e.min_loss) then 'complete'
+            else 'rose again after its minimum'
         end as transition_status,
         e.first_loss,
         e.min_loss,
