@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ingest.architectures import EMBEDDING_TENSORS
 from ingest.errors import TdwError
-from ingest.revisions import revision_of, select, step_of
+from ingest.revisions import Naming, revision_of, select
 from ingest.tensors import TensorFile, check_regular
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -175,34 +175,54 @@ class Checkpoint:
 
 
 class LocalSource:
-    """``<dir>/step<N>/`` checkpoints on disk."""
+    """Checkpoint folders on disk, named as the series names them (``step<N>/``,
+    ``checkpoint-<N>/`` of a Trainer output directory, ``ckpt_<N>/`` ...)."""
 
-    def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False):
+    def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False,
+                 naming: Naming | None = None):
         self.root, self.model_id, self.kind, self.allow_pickle = root, model_id, kind, allow_pickle
+        self.naming = naming or Naming()
+
+    def is_trainer_output(self) -> bool:
+        """A Hugging Face Trainer output directory: ``checkpoint-<N>/trainer_state.json``."""
+        return any(p.is_dir() and p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file()
+                   for p in self.root.iterdir())
 
     def _folders(self) -> dict[int, Path]:
-        """{step: folder} of every ``step<N>/`` directory (``step010/`` is step 10)."""
+        """{step: folder} of every checkpoint directory (``step010/`` is step 10)."""
         found: dict[int, Path] = {}
         for p in sorted(self.root.iterdir()):
-            if p.is_dir() and p.name.startswith("step"):
-                try:
-                    step = step_of(p.name)
-                except TdwError:
-                    continue
-                if step in found:
-                    raise TdwError(f"{self.root}: step {step} appears twice ({found[step].name}, {p.name})")
-                found[step] = p
+            hit = self.naming.match(p.name) if p.is_dir() else None
+            if hit is None:
+                continue
+            step = hit[0]
+            if step in found:
+                raise TdwError(f"{self.root}: step {step} appears twice ({found[step].name}, {p.name})")
+            found[step] = p
         return found
+
+    def names(self) -> dict[int, str]:
+        return {s: p.name for s, p in self._folders().items()}
+
+    def tokens_seen(self) -> dict[int, int]:
+        """{step: tokens} where the folder name says it (OLMo's ``-tokens<M>B``)."""
+        out = {}
+        for p in self._folders().values():
+            step, tokens = self.naming.match(p.name)
+            if tokens is not None:
+                out[step] = tokens
+        return out
 
     def steps(self) -> list[int]:
         found = self._folders()
         if not found:
-            raise TdwError(f"{self.root}: no step<N>/ checkpoint directories")
+            raise TdwError(f"{self.root}: no checkpoint directories matching the revision pattern "
+                           f"({self.naming.text}; e.g. step<N>/ or checkpoint-<N>/)")
         return sorted(found)
 
     def checkpoint(self, step: int) -> Checkpoint:
         folder = self._folders().get(step, self.root / revision_of(step))
-        return Checkpoint(self.model_id, step, revision_of(step), self.kind, folder=folder,
+        return Checkpoint(self.model_id, step, folder.name, self.kind, folder=folder,
                           allow_pickle=self.allow_pickle)
 
     def inputs(self) -> dict:
@@ -214,21 +234,27 @@ class LocalSource:
 class HubSource:
     """A Hugging Face repo whose ``step<N>`` branches are checkpoints (Pythia)."""
 
-    def __init__(self, repo_id: str, allow_pickle: bool = False):
+    def __init__(self, repo_id: str, allow_pickle: bool = False, naming: Naming | None = None):
         self.model_id = repo_id
         self.kind = "hub"
         self.allow_pickle = allow_pickle
+        self.naming = naming or Naming()
+        self._names: dict[int, str] = {}
+
+    def _index(self, names: list[str]) -> list[int]:
+        for n in names:
+            hit = self.naming.match(n)
+            if hit is not None and hit[0] not in self._names:
+                self._names[hit[0]] = n
+        return sorted(self._names)
+
+    def names(self) -> dict[int, str]:
+        return dict(self._names)
 
     def _cached_steps(self) -> list[int]:
         from huggingface_hub.constants import HF_HUB_CACHE
         refs = Path(HF_HUB_CACHE) / ("models--" + self.model_id.replace("/", "--")) / "refs"
-        out = []
-        for p in refs.glob("step*") if refs.exists() else []:
-            try:
-                out.append(step_of(p.name))
-            except TdwError:
-                pass
-        return sorted(out)
+        return self._index([p.name for p in refs.iterdir()] if refs.exists() else [])
 
     def steps(self) -> list[int]:
         from huggingface_hub import HfApi
@@ -244,19 +270,18 @@ class HubSource:
                 return cached
             raise TdwError(f"cannot list revisions of {self.model_id!r}: the hub is unreachable "
                            "and nothing is cached") from None
-        steps = []
-        for n in names:
-            try:
-                steps.append(step_of(n))
-            except TdwError:
-                continue
-        return sorted(steps)
+        return self._index(names)
 
     def checkpoint(self, step: int) -> Checkpoint:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import (EntryNotFoundError, RepositoryNotFoundError,
                                             RevisionNotFoundError)
-        rev = revision_of(step)
+        if step not in self._names:
+            try:
+                self.steps()
+            except TdwError:
+                pass
+        rev = self._names.get(step, revision_of(step))
         folder = None
         for name in ("model.safetensors", "pytorch_model.bin"):
             try:
@@ -281,23 +306,27 @@ class HubSource:
         return {}
 
 
-def open_source(spec: str, toy_root: Path | None = None, allow_pickle: bool = False):
-    """A source from what the user typed: a toy-suite model, a local directory or a hub id."""
+def open_source(spec: str, toy_root: Path | None = None, allow_pickle: bool = False,
+                revision_pattern: str | None = None):
+    """A source from what the user typed: a toy-suite model, a local directory or a hub id;
+    ``revision_pattern`` is a preset name or a regex with a ``step`` group (ingest.revisions)."""
+    naming = Naming(revision_pattern)
     toy_root = Path(toy_root or DEFAULT_TOY_ROOT)
     if spec.startswith("toy/"):
         folder = toy_root / spec[4:]
         if not folder.is_dir():
             raise TdwError(f"toy model {spec!r} not found under {toy_root} (run `tdw toy-suite` first)")
-        return LocalSource(folder, spec, "toy", allow_pickle)
+        return LocalSource(folder, spec, "toy", allow_pickle, naming)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return LocalSource(path.resolve(), f"local/{path.resolve().name}", "local", allow_pickle)
+        return LocalSource(path.resolve(), f"local/{path.resolve().name}", "local", allow_pickle, naming)
     parts = spec.split("/")
     if len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~")):
-        return HubSource(spec, allow_pickle)
+        return HubSource(spec, allow_pickle, naming)
     raise TdwError(f"no such model: {spec!r} is neither a directory, a toy/<name> model nor a hub id")
 
 
 def checkpoints(source, spec: str = "all") -> list[int]:
     """The steps of ``source`` selected by the revision spec, ascending."""
-    return select(source.steps(), spec)
+    steps = source.steps()
+    return select(steps, spec, source.naming, source.names())
