@@ -26,7 +26,8 @@ from ingest.errors import TdwError
 from ingest.revisions import Naming, revision_of, select
 from ingest.tensors import TensorFile, check_regular
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 DEFAULT_TOY_ROOT = Path(os.environ.get("TDW_TOY_ROOT", "data/toy-suite"))
 
 
@@ -50,29 +51,45 @@ def read_json(path: Path, what: str) -> object:
         raise TdwError(f"{path}: {what} is not valid JSON ({str(e).splitlines()[0][:80]})") from None
 
 
-def _weight_files(folder: Path) -> list[Path]:
+def read_index(path: Path, folder_name: str) -> dict[str, str]:
+    """The weight_map of a shard index (``model.safetensors.index.json`` or
+    ``pytorch_model.bin.index.json``), checked: plain shard file names of the right kind."""
+    index = read_json(path, "the shard index")
+    return check_index(index, str(path), ".bin" if path.name.startswith("pytorch_model") else ".safetensors")
+
+
+def check_index(index: object, where: str, suffix: str) -> dict[str, str]:
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise TdwError(f"{where}: the shard index has no weight_map of tensor name -> file")
+    shards = set(weight_map.values())
+    if len(shards) > MAX_SHARDS:
+        raise TdwError(f"{where}: {len(shards)} shards, more than {MAX_SHARDS}")
+    for f in shards:
+        if Path(f).name != f or f in (".", "..") or not f.endswith(suffix):
+            raise TdwError(f"{where}: shard {f!r} must be a {suffix} file name beside the index")
+    return weight_map
+
+
+def weight_layout(folder: Path) -> tuple[list[Path], dict[str, str] | None]:
+    """The weight files of a checkpoint folder and, when sharded, the index's weight_map.
+    Every file must exist and be a regular file (a missing shard is an error here)."""
     for name in WEIGHT_FILES:
         p = folder / name
         if p.exists() or p.is_symlink():
-            if name.endswith(".index.json"):
-                index = read_json(p, "the shard index")
-                weight_map = index.get("weight_map") if isinstance(index, dict) else None
-                if not isinstance(weight_map, dict) or not weight_map or not all(
-                        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
-                    raise TdwError(f"{p}: the shard index has no weight_map of tensor name -> file")
-                shards = set(weight_map.values())
-                if len(shards) > MAX_SHARDS:
-                    raise TdwError(f"{p}: {len(shards)} shards, more than {MAX_SHARDS}")
-                for f in shards:
-                    if Path(f).name != f or f in (".", "..") or not f.endswith(".safetensors"):
-                        raise TdwError(f"{p}: shard {f!r} must be a .safetensors file name in {folder}")
-                files = sorted(folder / f for f in shards)
-            else:
-                files = [p]
+            weight_map = read_index(p, folder.name) if name.endswith(".index.json") else None
+            files = sorted(folder / f for f in set(weight_map.values())) if weight_map else [p]
             for f in files:
+                if not (f.exists() or f.is_symlink()):
+                    raise TdwError(f"{p}: the shard index names {f.name}, which is missing")
                 check_regular(f)
-            return files
+            return files, weight_map
     raise TdwError(f"{folder}: no weight file ({', '.join(WEIGHT_FILES)})")
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return weight_layout(folder)[0]
 
 
 def file_hash(paths: list[Path]) -> str:
@@ -106,7 +123,10 @@ class Checkpoint:
 
     def tensors(self) -> TensorFile:
         if self._tensors is None:
-            self._tensors = TensorFile(self.files(), allow_pickle=self.allow_pickle)
+            if self.folder is None or not self.folder.is_dir():
+                raise TdwError(f"{self.model_id}@{self.revision}: checkpoint folder {self.folder} does not exist")
+            files, weight_map = weight_layout(self.folder)
+            self._tensors = TensorFile(files, allow_pickle=self.allow_pickle, weight_map=weight_map)
         return self._tensors
 
     def content_hash(self) -> str:
