@@ -115,6 +115,7 @@ class Checkpoint:
     _tensors: TensorFile | None = field(default=None, repr=False)
     _hash: str | None = field(default=None, repr=False)
     _model: tuple | None = field(default=None, repr=False)   # ((dtype, device), model) last loaded
+    remote: tuple | None = field(default=None, repr=False)   # hub: (files, weight_map) cached or by ranges
 
     def files(self) -> list[Path]:
         if self.folder is None or not self.folder.is_dir():
@@ -122,6 +123,8 @@ class Checkpoint:
         return _weight_files(self.folder)
 
     def tensors(self) -> TensorFile:
+        if self._tensors is None and self.remote is not None:
+            self._tensors = TensorFile(self.remote[0], allow_pickle=self.allow_pickle, weight_map=self.remote[1])
         if self._tensors is None:
             if self.folder is None or not self.folder.is_dir():
                 raise TdwError(f"{self.model_id}@{self.revision}: checkpoint folder {self.folder} does not exist")
@@ -130,6 +133,9 @@ class Checkpoint:
         return self._tensors
 
     def content_hash(self) -> str:
+        if self._hash is None and self.remote is not None:
+            from ingest.hubfiles import etag_hash
+            self._hash = etag_hash(self.remote[0])
         if self._hash is None:
             self._hash = file_hash(self.files())
         return self._hash
@@ -302,6 +308,25 @@ class HubSource:
             except TdwError:
                 pass
         rev = self._names.get(step, revision_of(step))
+        from huggingface_hub.constants import HF_HUB_OFFLINE
+        if not HF_HUB_OFFLINE:
+            from ingest.hubfiles import layout
+            try:
+                folder = Path(hf_hub_download(self.model_id, "config.json", revision=rev)).parent
+                found = layout(self.model_id, rev, self.allow_pickle)
+            except RepositoryNotFoundError:
+                raise TdwError(f"model {self.model_id!r} not found on the hub") from None
+            except RevisionNotFoundError:
+                raise TdwError(f"revision {rev!r} not found for {self.model_id!r}") from None
+            except EntryNotFoundError:
+                raise TdwError(f"{self.model_id}@{rev}: no config.json") from None
+            except TdwError:
+                raise
+            except Exception:
+                found = folder = None   # unreachable: fall back to what the cache holds
+            if found is not None:
+                return Checkpoint(self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id,
+                                  allow_pickle=self.allow_pickle, remote=found)
         folder = None
         for name in ("model.safetensors", "pytorch_model.bin"):
             try:
