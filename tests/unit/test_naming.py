@@ -91,3 +91,18 @@ def test_cli_ingests_a_trainer_directory_and_refuses_bad_patterns(tmp_path):
     bad = subprocess.run(tdw + ["ingest", str(out), "--revision-pattern", "trainer", "--revisions", "ckpt_3",
                                 "--warehouse", str(wh)], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "matches no revision pattern" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_toy_trainer_writes_trainer_state_logs(tmp_path):
+    from ingest.toy.train import ToyModel, TrainSpec, _train_one
+    from ingest.traininglog import read_log
+    spec = TrainSpec(total_steps=6, every=4, batch_size=2, warmup=3)
+    _train_one(ToyModel("tiny", 1, 16, 2, seed=0), spec, tmp_path, None)
+    from ingest.toy.train import schedule
+    last = max(schedule(6, 4))
+    final = read_log(tmp_path / "tiny" / f"step{last}")
+    assert sorted(set(final["metric"])) == ["learning_rate", "loss"]
+    assert final[final.metric == "learning_rate"]["value"].tolist() == pytest.approx(
+        [spec.lr * (s + 1) / 3 for s in range(3)] + final[final.metric == "learning_rate"]["value"].tolist()[3:])
+    assert final["log_step"].max() == last and len(read_log(tmp_path / "tiny" / "step4")) == 2 * 4
+    assert read_log(tmp_path / "tiny" / "step0").empty
