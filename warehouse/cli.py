@@ -184,10 +184,12 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
-def check(warehouse):
+@click.option("--stale-as-warnings", is_flag=True,
+              help="Report byte-identical (stale) checkpoints without failing.")
+def check(warehouse, stale_as_warnings):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run
-    ok, summary = run(confine_warehouse(warehouse))
+    ok, summary = run(confine_warehouse(warehouse), stale_as_warnings=stale_as_warnings)
     click.echo(summary)
     sys.exit(0 if ok else 1)
 
