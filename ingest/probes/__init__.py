@@ -15,6 +15,8 @@ from ingest.probes.residual import ResidualProbe  # noqa: E402
 PROBES[ResidualProbe.name] = ResidualProbe
 from ingest.probes.training_log import TrainingLogProbe  # noqa: E402
 PROBES[TrainingLogProbe.name] = TrainingLogProbe
+from ingest.probes.capability import CapabilityProbe  # noqa: E402
+PROBES[CapabilityProbe.name] = CapabilityProbe
 
 
 def get_probes(names: str | None) -> list[Probe]:

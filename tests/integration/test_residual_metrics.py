@@ -125,6 +125,11 @@ def check_point_metrics(out, h: np.ndarray, params) -> None:
     hr = h @ Q
     cont = np.array([[corr(h[:, l, u], h[:, l + 1, u]) for u in range(d)] for l in range(P - 1)])
     cont_r = np.array([[corr(hr[:, l, u], hr[:, l + 1, u]) for u in range(d)] for l in range(P - 1)])
+    pp = out["residual_prompt_points"].sort_values(["prompt_index", "layer"])
+    if len(pp) == n * P:                      # last-token samples: one per prompt, in prompt order
+        np.testing.assert_allclose(pp["participation_ratio"].to_numpy().reshape(n, P), pr, rtol=1e-5)
+        np.testing.assert_allclose(pp["velocity"].to_numpy().reshape(n, P)[:, :-1], v, rtol=1e-5)
+        assert np.isnan(pp["velocity"].to_numpy(dtype=float).reshape(n, P)[:, -1]).all()
     for l in range(P):
         row = pts.loc[l]
         assert row["participation_ratio"] == pytest.approx(pr[:, l].mean(), rel=1e-5)
