@@ -78,8 +78,8 @@ class FakeHub:
                 else:
                     body = data
                     self._head(path, 200, len(body))
+                outer.sent[path.name] = outer.sent.get(path.name, 0) + len(body)  # before the client can see it
                 self.wfile.write(body)
-                outer.sent[path.name] = outer.sent.get(path.name, 0) + len(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -78,8 +78,8 @@ class Server:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                outer.sent[self.path] = outer.sent.get(self.path, 0) + len(body)  # before the client can see it
                 self.wfile.write(body)
-                outer.sent[self.path] = outer.sent.get(self.path, 0) + len(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
