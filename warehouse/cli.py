@@ -108,6 +108,9 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
 @click.argument("source")
 @click.option("--revisions", default="all", show_default=True,
               help="step<N>, a list, a range step<A>:<B>:<K>, or all.")
+@click.option("--revision-pattern", default=None,
+              help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
+                   "with a named group 'step' (default: every preset).")
 @click.option("--probes", default=None, help="Comma-separated probe names (default: every probe).")
 @WAREHOUSE_OPT
 @click.option("--force", is_flag=True, help="Re-ingest checkpoints even if unchanged.")
@@ -130,7 +133,7 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
               help="Where probes that run the model run (auto: CUDA when there is a GPU).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
               help="Model dtype for probes that run the model (default float32; others change the measures).")
-def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_root, allow_pickle, resume, wait,
+def ingest(source, revisions, revision_pattern, probes, warehouse, force, tensors, params, toy_root, allow_pickle, resume, wait,
            executor, lake, ray_address, ray_cpus, device, dtype):
     """Run probes on SOURCE's checkpoints and load the results.
 
@@ -145,7 +148,7 @@ def ingest(source, revisions, probes, warehouse, force, tensors, params, toy_roo
     result = run(source, revisions=revisions, probes=probes, warehouse=warehouse, toy_root=toy_root,
                  force=force, params=_parse_params(params, tensors), allow_pickle=allow_pickle, wait=wait,
                  executor=executor, lake=lake, ray_address=ray_address, ray_cpus=ray_cpus, device=device,
-                 dtype=dtype)
+                 dtype=dtype, revision_pattern=revision_pattern)
     click.echo(result.summary())
     if not result.ok:
         sys.exit(1)
@@ -181,10 +184,12 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
-def check(warehouse):
+@click.option("--stale-as-warnings", is_flag=True,
+              help="Report byte-identical (stale) checkpoints without failing.")
+def check(warehouse, stale_as_warnings):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run
-    ok, summary = run(confine_warehouse(warehouse))
+    ok, summary = run(confine_warehouse(warehouse), stale_as_warnings=stale_as_warnings)
     click.echo(summary)
     sys.exit(0 if ok else 1)
 

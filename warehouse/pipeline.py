@@ -102,10 +102,11 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
            force: bool = False, params: dict[str, dict] | None = None, allow_pickle: bool = False,
            progress: bool = True, wait: float = 0.0, executor: str = "local",
            lake: Path | None = None, ray_address: str | None = None, ray_cpus: int | None = None,
-           device: str = "auto", dtype: str | None = None) -> IngestResult:
+           device: str = "auto", dtype: str | None = None,
+           revision_pattern: str | None = None) -> IngestResult:
     if executor not in EXECUTORS:
         raise TdwError(f"unknown executor {executor!r}; use one of: {', '.join(EXECUTORS)}")
-    src = open_source(source, toy_root=toy_root, allow_pickle=allow_pickle)
+    src = open_source(source, toy_root=toy_root, allow_pickle=allow_pickle, revision_pattern=revision_pattern)
     steps = checkpoints(src, revisions)
     chosen = get_probes(probes)
     overrides = check_params(params or {}, PROBES)
@@ -127,7 +128,7 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
         devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, dtype)
         _validate(src, steps, chosen, params_by)
         return _run(src, steps, chosen, params_by, Path(warehouse), toy_root, force, allow_pickle,
-                    progress, wait, executor, lake, source, resolved)
+                    progress, wait, executor, lake, source, resolved, revision_pattern)
     finally:
         if started_ray:
             import ray
@@ -135,7 +136,7 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
 
 
 def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle, progress, wait,
-         executor, lake, source, device) -> IngestResult:
+         executor, lake, source, device, revision_pattern=None) -> IngestResult:
     con = db.connect(warehouse, wait=wait)
     result = IngestResult(src.model_id, steps)
     try:
@@ -144,7 +145,7 @@ def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle
             result.recovered = _recover(con, lake, src.model_id, steps, chosen, params_by)
         contexts = {p.name: p.context(src, steps, params_by[p.name]) for p in chosen}
         plan = executors.Plan(source, str(toy_root) if toy_root else None, allow_pickle, src.model_id,
-                              src.kind, steps, chosen, params_by, force, lake, device)
+                              src.kind, steps, chosen, params_by, force, lake, device, revision_pattern)
         bar = tqdm(total=len(steps) * len(chosen), desc=f"ingest {src.model_id}", unit="job",
                    disable=not progress)
 

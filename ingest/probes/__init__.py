@@ -13,6 +13,8 @@ from ingest.probes.graph.probe import GraphProbe  # noqa: E402
 PROBES[GraphProbe.name] = GraphProbe
 from ingest.probes.residual import ResidualProbe  # noqa: E402
 PROBES[ResidualProbe.name] = ResidualProbe
+from ingest.probes.training_log import TrainingLogProbe  # noqa: E402
+PROBES[TrainingLogProbe.name] = TrainingLogProbe
 from ingest.probes.capability import CapabilityProbe  # noqa: E402
 PROBES[CapabilityProbe.name] = CapabilityProbe
 

@@ -287,6 +287,24 @@ final as (
         capability_next_step,
         capability_status
     from bracketed
+),
+
+-- the training log's milestones (int_training_milestones), NULL for a model without a log:
+-- "does the MSD peak coincide with the end of warm-up?" is warmup_end_minus_msd
+milestones as (
+    select * from {{ ref('int_training_milestones') }}
+),
+
+with_milestones as (
+    select
+        f.*,
+        m.warmup_end_step,
+        m.lr_peak_step,
+        m.steepest_loss_drop_step,
+        m.warmup_end_step - f.msd_peak_step as warmup_end_minus_msd,
+        m.steepest_loss_drop_step - f.msd_peak_step as loss_drop_minus_msd
+    from final as f
+    left join milestones as m on f.model_id = m.model_id
 )
 
-select * from final
+select * from with_milestones
