@@ -109,7 +109,10 @@ def test_moments_and_slicing_columns(warehouse):
                      ("gpt_neox.layers.0.attention.dense.weight", 0, "attention")}
     r = next(r for r in rows if r[0] == "lm_head.weight" and r[3] == 8)
     x = tensors[8]["embed_out.weight"].astype(np.float64)
-    assert (r[4], r[5], r[6]) == pytest.approx((x.mean(), x.std(), np.linalg.norm(x)), rel=1e-9)
+    # the probe sums float32 deviations per cache-sized chunk and merges them in float64
+    # (ingest/probes/weights.py documents ~1e-6 relative): std and norm agree to that bound
+    assert r[4] == pytest.approx(x.mean(), rel=1e-9)
+    assert (r[5], r[6]) == pytest.approx((x.std(), np.linalg.norm(x)), rel=1e-6)
 
 
 def test_dim_checkpoint(warehouse):
