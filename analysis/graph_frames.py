@@ -95,20 +95,24 @@ def per_graph(edges: Edges, fn: Callable[[pd.DataFrame], list[dict]], cols: dict
     return pd.DataFrame(rows, columns=list(cols)).astype(cols) if rows else _empty(cols)
 
 
-def changed_graph_batches(con, edges, this: str | None, batch_rows: int = BATCH_ROWS) -> HashedBatches:
+def changed_graph_batches(con, edges, this: str | None, batch_rows: int = BATCH_ROWS,
+                          version: str = "") -> HashedBatches:
     """Arrow record batches of the edges (with ``edges_hash``) of every graph of ``edges``
     (a DuckDB relation) that ``this`` (the model's existing table; None: a full build) does
     not hold with the same hash, ordered by GRAPH. Stored rows of changed or vanished graphs
     are deleted from ``this`` first (inside dbt's transaction; all of them if ``this`` predates
     the ``edges_hash`` column, which dbt then appends: ``on_schema_change="append_new_columns"``).
-    Lazy: nothing runs until the batches are iterated."""
-    return HashedBatches(_changed(con, edges, this, batch_rows))
+    ``version`` (the model's algorithm version) enters the hash, so a change of how a model
+    computes its rows recomputes every graph once. Lazy: nothing runs until the batches are
+    iterated."""
+    return HashedBatches(_changed(con, edges, this, batch_rows, version))
 
 
-def _changed(con, edges, this: str | None, batch_rows: int) -> Iterator:
+def _changed(con, edges, this: str | None, batch_rows: int, version: str = "") -> Iterator:
     src = edges.sql_query()
     keys = ", ".join(GRAPH)
-    hashes = f"select {keys}, bit_xor(hash(src, dst, weight)) as {HASH} from ({src}) group by {keys}"
+    salt = f", '{version}'" if version else ""
+    hashes = f"select {keys}, bit_xor(hash(src, dst, weight{salt})) as {HASH} from ({src}) group by {keys}"
     if this is not None and HASH not in {c.lower() for c in con.sql(f"select * from {this} limit 0").columns}:
         con.execute(f"delete from {this}").fetchall()   # a table from before edges_hash: rebuild every graph
         this = None
@@ -160,17 +164,19 @@ def stability_frame(centrality: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
 def circuits_frame(edges: Edges, k: int = 5) -> pd.DataFrame:
     cols = {"model_id": "str", "step": "int64", "task": "str", "ablation": "str", "path_rank": "int64",
-            "path": "str", "n_components": "int64", "strength": "float64", "min_edge_weight": "float64"}
+            "path": "str", "n_components": "int64", "strength": "float64", "min_edge_weight": "float64",
+            "per_hop_strength": "float64", "n_hops": "int64"}
 
     def rows(g: pd.DataFrame) -> list[dict]:
         src, dst, weight = g["src"].to_numpy(), g["dst"].to_numpy(), g["weight"].to_numpy()
-        paths = ag.strongest_paths(src, dst, weight, k=k)
+        paths = ag.strongest_paths_per_hop(src, dst, weight, k=k)
         if not paths:
             return []
         w = dict(zip(zip(src, dst), weight))
         return [{"path_rank": rank, "path": " -> ".join(path), "n_components": len(path) - 2,
-                 "strength": strength, "min_edge_weight": min(w[e] for e in zip(path, path[1:]))}
-                for rank, (path, strength) in enumerate(paths, 1)]
+                 "strength": strength, "min_edge_weight": min(w[e] for e in zip(path, path[1:])),
+                 "per_hop_strength": per_hop, "n_hops": len(path) - 1}
+                for rank, (path, per_hop, strength) in enumerate(paths, 1)]
     return per_graph(edges, rows, cols)
 
 

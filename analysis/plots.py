@@ -26,7 +26,7 @@ def _slug(model_id: str) -> str:
 
 
 def density_heatmap(density: pd.DataFrame, title: str, out: Path) -> Path:
-    """Heatmap of density (log colour) with checkpoints on x (in step order) and values on y."""
+    """Heatmap of density (log colour) with training steps on x and values on y."""
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     draw_density(ax, density)
     ax.set_title(title)
@@ -36,8 +36,7 @@ def density_heatmap(density: pd.DataFrame, title: str, out: Path) -> Path:
 def msd_curves(msd: pd.DataFrame, peaks: pd.DataFrame, title: str, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     draw_msd(ax, msd, peaks, annotate=True)
-    ax.set_xscale("symlog", linthresh=max(1, int(msd["step"][msd["step"] > 0].min() or 1)))
-    ax.set_xlabel("step")
+    ax.set_xlabel("step (linear, as in the seed's Figure 3)")
     ax.set_title(title)
     return _save(fig, out)
 
@@ -64,7 +63,8 @@ def write_figures(warehouse: Path, out_dir: Path, tensor: str = "lm_head.weight"
             if len(dens):
                 written.append(density_heatmap(dens, f"{model}: density of {tensor} over training",
                                                out_dir / f"density_{_slug(model)}.png"))
-            msd = frame("select tensor_name, step, msd from marts.fct_msd where model_id = ?", model)
+            msd = frame("select tensor_name, step, msd, msd_time_demeaned from marts.fct_msd "
+                        "where model_id = ?", model)
             peaks = frame("select * from marts.fct_bifurcation where model_id = ?", model)
             written.append(msd_curves(msd, peaks, f"{model}: mean square displacement",
                                       out_dir / f"msd_{_slug(model)}.png"))

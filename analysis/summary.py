@@ -1,4 +1,5 @@
-"""The short summary `tdw demo` prints: models, checkpoints, and each model's MSD peak."""
+"""The short summary `tdw demo` prints: models, checkpoints, and each model's MSD peak —
+or "no peak: still rising" where MSD has not fallen (msd_peak_step is then NULL)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,8 @@ with ckpt as (
     from marts.dim_checkpoint group by model_id
 )
 select c.model_id, c.checkpoints, c.first_step, c.last_step,
-       b.tensor_name, b.peak_step as msd_peak_step, b.peak_msd, b.fall_ratio
+       b.tensor_name, b.peak_status as msd_peak,
+       case when b.peak_status = 'peak' then b.peak_step end as msd_peak_step, b.peak_msd, b.fall_ratio
 from ckpt c left join marts.fct_bifurcation b using (model_id)
 order by c.model_id, b.tensor_name
 """

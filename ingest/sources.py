@@ -23,10 +23,11 @@ from pathlib import Path
 
 from ingest.architectures import EMBEDDING_TENSORS
 from ingest.errors import TdwError
-from ingest.revisions import revision_of, select, step_of
+from ingest.revisions import Naming, revision_of, select
 from ingest.tensors import TensorFile, check_regular
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 DEFAULT_TOY_ROOT = Path(os.environ.get("TDW_TOY_ROOT", "data/toy-suite"))
 
 
@@ -50,29 +51,45 @@ def read_json(path: Path, what: str) -> object:
         raise TdwError(f"{path}: {what} is not valid JSON ({str(e).splitlines()[0][:80]})") from None
 
 
-def _weight_files(folder: Path) -> list[Path]:
+def read_index(path: Path, folder_name: str) -> dict[str, str]:
+    """The weight_map of a shard index (``model.safetensors.index.json`` or
+    ``pytorch_model.bin.index.json``), checked: plain shard file names of the right kind."""
+    index = read_json(path, "the shard index")
+    return check_index(index, str(path), ".bin" if path.name.startswith("pytorch_model") else ".safetensors")
+
+
+def check_index(index: object, where: str, suffix: str) -> dict[str, str]:
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise TdwError(f"{where}: the shard index has no weight_map of tensor name -> file")
+    shards = set(weight_map.values())
+    if len(shards) > MAX_SHARDS:
+        raise TdwError(f"{where}: {len(shards)} shards, more than {MAX_SHARDS}")
+    for f in shards:
+        if Path(f).name != f or f in (".", "..") or not f.endswith(suffix):
+            raise TdwError(f"{where}: shard {f!r} must be a {suffix} file name beside the index")
+    return weight_map
+
+
+def weight_layout(folder: Path) -> tuple[list[Path], dict[str, str] | None]:
+    """The weight files of a checkpoint folder and, when sharded, the index's weight_map.
+    Every file must exist and be a regular file (a missing shard is an error here)."""
     for name in WEIGHT_FILES:
         p = folder / name
         if p.exists() or p.is_symlink():
-            if name.endswith(".index.json"):
-                index = read_json(p, "the shard index")
-                weight_map = index.get("weight_map") if isinstance(index, dict) else None
-                if not isinstance(weight_map, dict) or not weight_map or not all(
-                        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
-                    raise TdwError(f"{p}: the shard index has no weight_map of tensor name -> file")
-                shards = set(weight_map.values())
-                if len(shards) > MAX_SHARDS:
-                    raise TdwError(f"{p}: {len(shards)} shards, more than {MAX_SHARDS}")
-                for f in shards:
-                    if Path(f).name != f or f in (".", "..") or not f.endswith(".safetensors"):
-                        raise TdwError(f"{p}: shard {f!r} must be a .safetensors file name in {folder}")
-                files = sorted(folder / f for f in shards)
-            else:
-                files = [p]
+            weight_map = read_index(p, folder.name) if name.endswith(".index.json") else None
+            files = sorted(folder / f for f in set(weight_map.values())) if weight_map else [p]
             for f in files:
+                if not (f.exists() or f.is_symlink()):
+                    raise TdwError(f"{p}: the shard index names {f.name}, which is missing")
                 check_regular(f)
-            return files
+            return files, weight_map
     raise TdwError(f"{folder}: no weight file ({', '.join(WEIGHT_FILES)})")
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return weight_layout(folder)[0]
 
 
 def file_hash(paths: list[Path]) -> str:
@@ -98,6 +115,7 @@ class Checkpoint:
     _tensors: TensorFile | None = field(default=None, repr=False)
     _hash: str | None = field(default=None, repr=False)
     _model: tuple | None = field(default=None, repr=False)   # ((dtype, device), model) last loaded
+    remote: tuple | None = field(default=None, repr=False)   # hub: (files, weight_map) cached or by ranges
 
     def files(self) -> list[Path]:
         if self.folder is None or not self.folder.is_dir():
@@ -105,11 +123,19 @@ class Checkpoint:
         return _weight_files(self.folder)
 
     def tensors(self) -> TensorFile:
+        if self._tensors is None and self.remote is not None:
+            self._tensors = TensorFile(self.remote[0], allow_pickle=self.allow_pickle, weight_map=self.remote[1])
         if self._tensors is None:
-            self._tensors = TensorFile(self.files(), allow_pickle=self.allow_pickle)
+            if self.folder is None or not self.folder.is_dir():
+                raise TdwError(f"{self.model_id}@{self.revision}: checkpoint folder {self.folder} does not exist")
+            files, weight_map = weight_layout(self.folder)
+            self._tensors = TensorFile(files, allow_pickle=self.allow_pickle, weight_map=weight_map)
         return self._tensors
 
     def content_hash(self) -> str:
+        if self._hash is None and self.remote is not None:
+            from ingest.hubfiles import etag_hash
+            self._hash = etag_hash(self.remote[0])
         if self._hash is None:
             self._hash = file_hash(self.files())
         return self._hash
@@ -175,34 +201,54 @@ class Checkpoint:
 
 
 class LocalSource:
-    """``<dir>/step<N>/`` checkpoints on disk."""
+    """Checkpoint folders on disk, named as the series names them (``step<N>/``,
+    ``checkpoint-<N>/`` of a Trainer output directory, ``ckpt_<N>/`` ...)."""
 
-    def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False):
+    def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False,
+                 naming: Naming | None = None):
         self.root, self.model_id, self.kind, self.allow_pickle = root, model_id, kind, allow_pickle
+        self.naming = naming or Naming()
+
+    def is_trainer_output(self) -> bool:
+        """A Hugging Face Trainer output directory: ``checkpoint-<N>/trainer_state.json``."""
+        return any(p.is_dir() and p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file()
+                   for p in self.root.iterdir())
 
     def _folders(self) -> dict[int, Path]:
-        """{step: folder} of every ``step<N>/`` directory (``step010/`` is step 10)."""
+        """{step: folder} of every checkpoint directory (``step010/`` is step 10)."""
         found: dict[int, Path] = {}
         for p in sorted(self.root.iterdir()):
-            if p.is_dir() and p.name.startswith("step"):
-                try:
-                    step = step_of(p.name)
-                except TdwError:
-                    continue
-                if step in found:
-                    raise TdwError(f"{self.root}: step {step} appears twice ({found[step].name}, {p.name})")
-                found[step] = p
+            hit = self.naming.match(p.name) if p.is_dir() else None
+            if hit is None:
+                continue
+            step = hit[0]
+            if step in found:
+                raise TdwError(f"{self.root}: step {step} appears twice ({found[step].name}, {p.name})")
+            found[step] = p
         return found
+
+    def names(self) -> dict[int, str]:
+        return {s: p.name for s, p in self._folders().items()}
+
+    def tokens_seen(self) -> dict[int, int]:
+        """{step: tokens} where the folder name says it (OLMo's ``-tokens<M>B``)."""
+        out = {}
+        for p in self._folders().values():
+            step, tokens = self.naming.match(p.name)
+            if tokens is not None:
+                out[step] = tokens
+        return out
 
     def steps(self) -> list[int]:
         found = self._folders()
         if not found:
-            raise TdwError(f"{self.root}: no step<N>/ checkpoint directories")
+            raise TdwError(f"{self.root}: no checkpoint directories matching the revision pattern "
+                           f"({self.naming.text}; e.g. step<N>/ or checkpoint-<N>/)")
         return sorted(found)
 
     def checkpoint(self, step: int) -> Checkpoint:
         folder = self._folders().get(step, self.root / revision_of(step))
-        return Checkpoint(self.model_id, step, revision_of(step), self.kind, folder=folder,
+        return Checkpoint(self.model_id, step, folder.name, self.kind, folder=folder,
                           allow_pickle=self.allow_pickle)
 
     def inputs(self) -> dict:
@@ -214,21 +260,27 @@ class LocalSource:
 class HubSource:
     """A Hugging Face repo whose ``step<N>`` branches are checkpoints (Pythia)."""
 
-    def __init__(self, repo_id: str, allow_pickle: bool = False):
+    def __init__(self, repo_id: str, allow_pickle: bool = False, naming: Naming | None = None):
         self.model_id = repo_id
         self.kind = "hub"
         self.allow_pickle = allow_pickle
+        self.naming = naming or Naming()
+        self._names: dict[int, str] = {}
+
+    def _index(self, names: list[str]) -> list[int]:
+        for n in names:
+            hit = self.naming.match(n)
+            if hit is not None and hit[0] not in self._names:
+                self._names[hit[0]] = n
+        return sorted(self._names)
+
+    def names(self) -> dict[int, str]:
+        return dict(self._names)
 
     def _cached_steps(self) -> list[int]:
         from huggingface_hub.constants import HF_HUB_CACHE
         refs = Path(HF_HUB_CACHE) / ("models--" + self.model_id.replace("/", "--")) / "refs"
-        out = []
-        for p in refs.glob("step*") if refs.exists() else []:
-            try:
-                out.append(step_of(p.name))
-            except TdwError:
-                pass
-        return sorted(out)
+        return self._index([p.name for p in refs.iterdir()] if refs.exists() else [])
 
     def steps(self) -> list[int]:
         from huggingface_hub import HfApi
@@ -244,19 +296,37 @@ class HubSource:
                 return cached
             raise TdwError(f"cannot list revisions of {self.model_id!r}: the hub is unreachable "
                            "and nothing is cached") from None
-        steps = []
-        for n in names:
-            try:
-                steps.append(step_of(n))
-            except TdwError:
-                continue
-        return sorted(steps)
+        return self._index(names)
 
     def checkpoint(self, step: int) -> Checkpoint:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import (EntryNotFoundError, RepositoryNotFoundError,
                                             RevisionNotFoundError)
-        rev = revision_of(step)
+        if step not in self._names:
+            try:
+                self.steps()
+            except TdwError:
+                pass
+        rev = self._names.get(step, revision_of(step))
+        from huggingface_hub.constants import HF_HUB_OFFLINE
+        if not HF_HUB_OFFLINE:
+            from ingest.hubfiles import layout
+            try:
+                folder = Path(hf_hub_download(self.model_id, "config.json", revision=rev)).parent
+                found = layout(self.model_id, rev, self.allow_pickle)
+            except RepositoryNotFoundError:
+                raise TdwError(f"model {self.model_id!r} not found on the hub") from None
+            except RevisionNotFoundError:
+                raise TdwError(f"revision {rev!r} not found for {self.model_id!r}") from None
+            except EntryNotFoundError:
+                raise TdwError(f"{self.model_id}@{rev}: no config.json") from None
+            except TdwError:
+                raise
+            except Exception:
+                found = folder = None   # unreachable: fall back to what the cache holds
+            if found is not None:
+                return Checkpoint(self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id,
+                                  allow_pickle=self.allow_pickle, remote=found)
         folder = None
         for name in ("model.safetensors", "pytorch_model.bin"):
             try:
@@ -281,23 +351,27 @@ class HubSource:
         return {}
 
 
-def open_source(spec: str, toy_root: Path | None = None, allow_pickle: bool = False):
-    """A source from what the user typed: a toy-suite model, a local directory or a hub id."""
+def open_source(spec: str, toy_root: Path | None = None, allow_pickle: bool = False,
+                revision_pattern: str | None = None):
+    """A source from what the user typed: a toy-suite model, a local directory or a hub id;
+    ``revision_pattern`` is a preset name or a regex with a ``step`` group (ingest.revisions)."""
+    naming = Naming(revision_pattern)
     toy_root = Path(toy_root or DEFAULT_TOY_ROOT)
     if spec.startswith("toy/"):
         folder = toy_root / spec[4:]
         if not folder.is_dir():
             raise TdwError(f"toy model {spec!r} not found under {toy_root} (run `tdw toy-suite` first)")
-        return LocalSource(folder, spec, "toy", allow_pickle)
+        return LocalSource(folder, spec, "toy", allow_pickle, naming)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return LocalSource(path.resolve(), f"local/{path.resolve().name}", "local", allow_pickle)
+        return LocalSource(path.resolve(), f"local/{path.resolve().name}", "local", allow_pickle, naming)
     parts = spec.split("/")
     if len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~")):
-        return HubSource(spec, allow_pickle)
+        return HubSource(spec, allow_pickle, naming)
     raise TdwError(f"no such model: {spec!r} is neither a directory, a toy/<name> model nor a hub id")
 
 
 def checkpoints(source, spec: str = "all") -> list[int]:
     """The steps of ``source`` selected by the revision spec, ascending."""
-    return select(source.steps(), spec)
+    steps = source.steps()
+    return select(steps, spec, source.naming, source.names())

@@ -90,22 +90,30 @@ def check_regular(path: Path) -> None:
 
 
 def _check_safetensors(path: Path) -> tuple[dict, int]:
+    """The validated header of a local safetensors file and where its data begins
+    (see ``parse_header``)."""
+    check_regular(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        return parse_header(lambda start, n: (f.seek(start), f.read(n))[1], size, str(path))
+
+
+def parse_header(read, size: int, where: str) -> tuple[dict, int]:
     """Parse and validate the header exactly as the safetensors library does (a truncated,
     foreign or forged file fails here, cleanly): a JSON object without duplicate keys; each
     tensor a known dtype, a shape of non-negative integers and ``data_offsets`` whose span is
     shape x dtype size; the tensors' byte ranges, sorted, tile the data buffer exactly (no
-    gap, no overlap, nothing past the end, nothing left over). Returns the header and the
-    byte offset where the data begins."""
-    check_regular(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise TdwError(f"{path}: not a safetensors file (only {size} bytes)")
-        (n,) = struct.unpack("<Q", head)
-        if n <= 0 or n > min(size - 8, MAX_HEADER):
-            raise TdwError(f"{path}: not a safetensors file (bad header length)")
-        raw = f.read(n)
+    gap, no overlap, nothing past the end, nothing left over). ``read(start, n)`` returns
+    bytes of the file (a local file or HTTP range reads); ``size`` is its length. Returns the
+    header and the byte offset where the data begins."""
+    path = where
+    head = read(0, 8) if size >= 8 else b""
+    if len(head) < 8:
+        raise TdwError(f"{path}: not a safetensors file (only {size} bytes)")
+    (n,) = struct.unpack("<Q", head)
+    if n <= 0 or n > min(size - 8, MAX_HEADER):
+        raise TdwError(f"{path}: not a safetensors file (bad header length)")
+    raw = read(8, n)
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -155,69 +163,139 @@ def _check_safetensors(path: Path) -> tuple[dict, int]:
 
 
 class TensorFile:
-    """Lazy access to the tensors of one checkpoint (one or more weight files)."""
+    """Lazy access to the tensors of one checkpoint (one or more weight files).
 
-    def __init__(self, files: list[Path], allow_pickle: bool = False):
+    With a shard index (``weight_map``: tensor name -> shard), names come from the index and
+    a shard is opened only when one of its tensors is asked for, so a probe of one tensor
+    reads one shard's header and that tensor; an opened shard must hold exactly the tensors
+    the index gives it. A file is a local ``Path`` or a remote file (ingest.remote) read by
+    byte ranges. ``bytes_read`` counts the bytes read so far (headers, tensors, whole
+    pickles)."""
+
+    def __init__(self, files: list, allow_pickle: bool = False, weight_map: dict[str, str] | None = None):
         self.files = files
-        self._where: dict[str, tuple[Path, str]] = {}
-        self._f32: dict[str, tuple[Path, int, tuple[int, ...]]] = {}   # float32 tensors: offset, shape
-        self._shapes: dict[str, tuple[int, ...]] = {}                   # from safetensors headers
-        for path in files:
-            if path.suffix == ".safetensors":
-                header, data_start = _check_safetensors(path)
-                names = [k for k in header if k != "__metadata__"]
-                for k in names:
-                    info = header[k]
-                    if canonical(k) in self._shapes:
-                        raise TdwError(f"{path}: tensor {canonical(k)!r} appears twice in the checkpoint")
-                    self._shapes[canonical(k)] = tuple(info["shape"])
-                    if info.get("dtype") == "F32":
-                        self._f32[canonical(k)] = (path, data_start + info["data_offsets"][0],
-                                                   tuple(info["shape"]))
-            elif path.suffix == ".bin":
-                check_regular(path)
-                if not allow_pickle:
-                    raise TdwError(f"{path} is a pickle checkpoint: pass --allow-pickle to read it "
-                                   "(loaded with weights_only=True)")
-                names = list(self._load_bin(path).keys())
-            else:
-                raise TdwError(f"{path}: unsupported checkpoint format")
-            for raw in names:
-                self._where[canonical(raw)] = (path, raw)
-        self._bins: dict[Path, dict] = {}
+        self.allow_pickle = allow_pickle
+        self.bytes_read = 0
+        self._where: dict[str, tuple[object, str]] = {}
+        self._spans: dict[str, tuple[object, int, int, str, tuple[int, ...]]] = {}  # file, start, end, dtype, shape
+        self._shapes: dict[str, tuple[int, ...]] = {}                              # from safetensors headers
+        self._opened: set[str] = set()
+        self._bins: dict[object, dict] = {}
+        self._index: dict[str, list[str]] | None = None
+        by_name = {_name(f): f for f in files}
+        for f in files:
+            if _suffix(f) == ".bin" and not allow_pickle:
+                raise TdwError(f"{_name(f)} is a pickle checkpoint: pass --allow-pickle to read it "
+                               "(loaded with weights_only=True)")
+            if _suffix(f) not in (".bin", ".safetensors"):
+                raise TdwError(f"{_name(f)}: unsupported checkpoint format")
+        if weight_map is None:
+            for f in files:
+                self._open(f)
+            return
+        self._index = {}
+        for raw, shard in weight_map.items():
+            if shard not in by_name:
+                raise TdwError(f"the shard index names {shard!r}, which the checkpoint lacks")
+            if canonical(raw) in self._where:
+                raise TdwError(f"tensor {canonical(raw)!r} appears twice in the shard index")
+            self._where[canonical(raw)] = (by_name[shard], raw)
+            self._index.setdefault(shard, []).append(raw)
 
-    @staticmethod
-    def _load_bin(path: Path) -> dict:
+    def _open(self, f) -> None:
+        """Read one file's tensor table (a safetensors header, or a whole pickle)."""
+        key = _name(f)
+        if key in self._opened:
+            return
+        if _suffix(f) == ".safetensors":
+            if isinstance(f, Path):
+                header, data_start = _check_safetensors(f)
+            else:
+                header, data_start = parse_header(f.read, f.size, key)
+            self.bytes_read += data_start
+            names = [k for k in header if k != "__metadata__"]
+            for k in names:
+                info = header[k]
+                self._shapes[canonical(k)] = tuple(info["shape"])
+                begin, end = info["data_offsets"]
+                self._spans[canonical(k)] = (f, data_start + begin, data_start + end, info["dtype"],
+                                             tuple(info["shape"]))
+        else:
+            names = list(self._load_bin(f).keys())
+        if self._index is not None:
+            expected = set(self._index.get(key, []))
+            if set(names) != expected:
+                extra, missing = sorted(set(names) - expected), sorted(expected - set(names))
+                raise TdwError(f"{key}: the shard disagrees with the index "
+                               f"({len(missing)} tensor(s) missing, e.g. {missing[:2]}; "
+                               f"{len(extra)} not in the index, e.g. {extra[:2]})")
+        else:
+            for raw in names:
+                if canonical(raw) in self._where:
+                    raise TdwError(f"{key}: tensor {canonical(raw)!r} appears twice in the checkpoint")
+                self._where[canonical(raw)] = (f, raw)
+        self._opened.add(key)
+
+    def _load_bin(self, path) -> dict:
+        if path in self._bins:
+            return self._bins[path]
+        check_regular(path)
         try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            out = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:  # torch raises many types for a bad pickle
             raise TdwError(f"{path}: cannot read pickle checkpoint safely: {str(e).splitlines()[0]}") from None
+        self.bytes_read += path.stat().st_size
+        self._bins[path] = out
+        return out
 
     def names(self) -> list[str]:
         return list(self._where)
 
     def shape(self, name: str) -> tuple[int, ...]:
+        if name in self._where:
+            self._open(self._where[name][0])
         return self._shapes[name] if name in self._shapes else tuple(self.read(name).shape)
 
     def read(self, name: str) -> np.ndarray:
-        """One tensor as a read-only float32 numpy array (a memory map where the file is float32)."""
+        """One tensor as a read-only float32 numpy array (a memory map where a local file is
+        float32)."""
         if name not in self._where:
             raise TdwError(f"tensor {name!r} not in checkpoint")
-        path, raw = self._where[name]
-        if name in self._f32:  # map the file: no copy, so the tensor is resident once
-            path, offset, shape = self._f32[name]
-            return np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=shape)
-        if path.suffix == ".bin":
-            if path not in self._bins:
-                self._bins[path] = self._load_bin(path)
-            t = self._bins[path][raw]
+        f, raw = self._where[name]
+        self._open(f)
+        if name in self._spans:
+            f, begin, end, dtype, shape = self._spans[name]
+            self.bytes_read += end - begin
+            if dtype == "F32" and isinstance(f, Path):  # map the file: no copy, resident once
+                return np.memmap(f, dtype="<f4", mode="r", offset=begin, shape=shape)
+            if isinstance(f, Path):
+                with open(f, "rb") as fh:
+                    fh.seek(begin)
+                    data = fh.read(end - begin)
+            else:
+                data = f.read(begin, end - begin)
+            t = _decode(data, dtype, shape, f"{_name(f)}: tensor {raw!r}")
         else:
-            from safetensors import safe_open
-            try:
-                with safe_open(str(path), framework="pt") as f:
-                    t = f.get_tensor(raw)
-            except Exception as e:
-                raise TdwError(f"{path}: cannot read tensor {raw!r}: {str(e).splitlines()[0]}") from None
+            t = self._load_bin(f)[raw]
         if t.dtype != torch.float32:
             t = t.float()
         return t.detach().numpy()
+
+
+def _name(f) -> str:
+    return f.name
+
+
+def _suffix(f) -> str:
+    return Path(f.name).suffix
+
+
+def _decode(data: bytes, dtype: str, shape: tuple[int, ...], where: str) -> torch.Tensor:
+    """One tensor from its raw bytes, by the safetensors library itself (a one-tensor file)."""
+    from safetensors.torch import load
+    head = json.dumps({"t": {"dtype": dtype, "shape": list(shape), "data_offsets": [0, len(data)]}}).encode()
+    head += b" " * (-len(head) % 8)
+    try:
+        return load(struct.pack("<Q", len(head)) + head + data)["t"]
+    except Exception as e:
+        raise TdwError(f"{where}: cannot decode ({str(e).splitlines()[0]})") from None

@@ -59,6 +59,9 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
 @click.argument("source")
 @click.option("--revisions", default="all", show_default=True,
               help="step<N>, a list, a range step<A>:<B>:<K>, or all.")
+@click.option("--revision-pattern", default=None,
+              help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
+                   "with a named group 'step' (default: every preset).")
 @click.option("--probes", default=None, help="Comma-separated probe names (default: every probe).")
 @WAREHOUSE_OPT
 @click.option("--force", is_flag=True, help="Re-ingest checkpoints even if unchanged.")
@@ -131,10 +134,12 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
-def check(warehouse):
+@click.option("--stale-as-warnings", is_flag=True,
+              help="Report byte-identical (stale) checkpoints without failing.")
+def check(warehouse, stale_as_warnings):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run
-    ok, summary = run(confine_warehouse(warehouse))
+    ok, summary = run(confine_warehouse(warehouse), stale_as_warnings=stale_as_warnings)
     click.echo(summary)
     sys.exit(0 if ok else 1)
 

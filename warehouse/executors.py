@@ -40,12 +40,13 @@ class Plan:
     force: bool
     lake: Path | None
     device: str = "cpu"
+    revision_pattern: str | None = None
 
 
 def _open(plan: Plan):
     from ingest.sources import open_source
     return open_source(plan.source, toy_root=Path(plan.toy_root) if plan.toy_root else None,
-                       allow_pickle=plan.allow_pickle)
+                       allow_pickle=plan.allow_pickle, revision_pattern=plan.revision_pattern)
 
 
 def _done(plan: Plan, con) -> dict[tuple, str]:

@@ -119,6 +119,7 @@ class IngestRequest:
     ray_cpus: int | None = None
     device: str = "auto"
     dtype: str | None = None
+    revision_pattern: str | None = None
 
 
 def ingest(source: str | IngestRequest, **options) -> IngestResult:
@@ -129,7 +130,8 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
         raise TypeError("ingest(request) takes no further options")
     if req.executor not in EXECUTORS:
         raise TdwError(f"unknown executor {req.executor!r}; use one of: {', '.join(EXECUTORS)}")
-    src = open_source(req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle)
+    src = open_source(req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle,
+                      revision_pattern=req.revision_pattern)
     steps = checkpoints(src, req.revisions)
     chosen = get_probes(req.probes)
     overrides = check_params(req.params or {}, PROBES)
@@ -152,7 +154,8 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
         devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, req.dtype)
         _validate(src, steps, chosen, params_by)
         plan = executors.Plan(req.source, str(req.toy_root) if req.toy_root else None, req.allow_pickle,
-                              src.model_id, src.kind, steps, chosen, params_by, req.force, lake, resolved)
+                              src.model_id, src.kind, steps, chosen, params_by, req.force, lake, resolved,
+                              req.revision_pattern)
         return _run(req, plan, src)
     finally:
         if started_ray:

@@ -1,8 +1,8 @@
 """``tdw serve``: the serving snapshot over the PostgreSQL wire protocol, read-only.
 
 Any BI tool or client with a Postgres driver (psql, psycopg, Superset, Metabase, Tableau,
-DBeaver) connects to it. The protocol is buenavista's (0.5); this module is the thin adapter
-between it and the warehouse:
+DBeaver) connects to it. The protocol, session commands and catalog are in
+:mod:`warehouse.pgwire`; this module is the adapter between them and the warehouse:
 
 - **the snapshot, never the working file.** Each new client session opens (a cursor of) a
   read-only connection to ``<stem>.serving.duckdb``; when a build has published a new
@@ -22,9 +22,11 @@ between it and the warehouse:
 - **bounded queries.** A query running longer than ``timeout`` seconds is interrupted (a
   timer thread calls ``interrupt()``), and its result is materialised before the first row
   is sent, so a failure never leaves a half-sent result on the wire.
-- **DuckDB 2.0.** buenavista's DuckDB backend calls ``fetch_record_batch``, which DuckDB 2.0
-  names ``to_arrow_reader``, and it fails on Arrow types it does not map (NULL, dictionary):
-  this module reads Arrow tables itself and sends unmapped types as text.
+- **the protocol is ours** (:mod:`warehouse.pgwire`): buenavista 0.5's handlers mis-bound
+  parameters, replayed suspended portals from row 0, sent no SQLSTATEs, ignored cancel
+  requests and encoded rows one value at a time; the PostgreSQL v3 subset clients use is
+  small, so it is implemented there with a catalog (``pg_catalog`` as PostgreSQL clients
+  expect it, built from the snapshot) and the session commands clients send on connect.
 - **who may connect.** The server binds to loopback by default and then accepts any user
   name without a password. Binding to another address needs ``allow_remote`` and a password
   (MD5 authentication, one user); without ``allow_remote`` only loopback peers are accepted.
@@ -32,116 +34,32 @@ between it and the warehouse:
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import socket
 import threading
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
-import pyarrow as pa
-from buenavista import bv_dialects, rewrite
-from buenavista.backends.duckdb import DuckDBSession, to_bvtype
-from buenavista.core import BVType, Connection, QueryResult, Session
-from buenavista.postgres import BuenaVistaHandler, BuenaVistaServer
 
 from ingest.errors import TdwError
 from warehouse import sqlguard
+from warehouse.pgwire.catalog import Catalog
+from warehouse.pgwire.protocol import PgServer
+from warehouse.pgwire.session import Session
 from warehouse.snapshot import snapshot_path
 from warehouse.sqlguard import statement_kinds  # noqa: F401  (re-exported for tests and clients)
 
 DEFAULT_PORT = 5433
 DEFAULT_IDLE_TIMEOUT = 300.0
-BACKLOG = 256
+BACKLOG = PgServer.request_queue_size
 ALLOWED = sqlguard.ALLOWED
-SETTABLE = {"search_path", "schema"}   # session-local in DuckDB; everything else is locked
 
 
-class ArrowResult(QueryResult):
-    """A materialised Arrow table (or a bare status such as ``BEGIN``) for buenavista."""
-
-    def __init__(self, table: pa.Table | None = None, status: str = ""):
-        super().__init__()
-        self.table, self._status = table, status
-        self.bvtypes = [self._bvtype(f.type) for f in table.schema] if table is not None else []
-
-    @staticmethod
-    def _bvtype(t: pa.DataType) -> BVType:
-        if pa.types.is_nested(t):  # lists, structs, maps: sent as JSON text
-            return BVType.TEXT
-        try:
-            return to_bvtype(t)
-        except Exception:  # NULL, dictionary (ENUM), unions...: sent as text
-            return BVType.TEXT
-
-    def has_results(self) -> bool:
-        return self.table is not None
-
-    def column_count(self) -> int:
-        return self.table.num_columns if self.table is not None else 0
-
-    def column(self, index: int) -> tuple[str, BVType]:
-        return self.table.schema[index].name, self.bvtypes[index]
-
-    def rows(self) -> Iterator[list]:
-        if self.table is None:
-            return iter([])
-        text = [i for i, b in enumerate(self.bvtypes) if b == BVType.TEXT]
-
-        def gen():
-            for batch in self.table.to_batches():
-                cols = [c.to_pylist() for c in batch.columns]
-                for r in range(batch.num_rows):
-                    row = [c[r] for c in cols]
-                    for i in text:
-                        if row[i] is not None and not isinstance(row[i], str):
-                            row[i] = (json.dumps(row[i], default=str) if isinstance(row[i], (list, dict))
-                                      else str(row[i]))
-                    yield row
-        return gen()
-
-    def status(self) -> str:
-        return self._status
-
-
-class ReadOnlySession(DuckDBSession):
-    """One client session: statement checks, the timeout, Arrow results."""
-
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, timeout: float | None):
-        self.timeout = timeout
-        super().__init__(cursor)
-
-    def execute_sql(self, sql: str, params=None) -> QueryResult:
-        if not sql.strip().strip(";").strip():
-            return ArrowResult(status="")
-        kinds = statement_kinds(sql)
-        if kinds and all(k == "TRANSACTION" for k in kinds):
-            word = sql.strip().split()[0].upper()
-            status = {"START": "BEGIN", "END": "COMMIT", "ABORT": "ROLLBACK"}.get(word, word)
-            self.in_txn = status == "BEGIN"
-            return ArrowResult(status=status)
-        if kinds and all(k in ("SET", "VARIABLE_SET") for k in kinds):
-            words = sql.replace("=", " ").split()
-            if len(kinds) == 1 and len(words) > 1 and words[1].lower() in SETTABLE:
-                self._run(sql, None)
-            return ArrowResult(status="SET")
-        refused = [k for k in kinds if k not in ALLOWED]
-        if refused:
-            raise TdwError(f"refused: {refused[0]} statements are not allowed; this server is read-only")
-        table = self._run(self.rewrite_sql(sql), params)
-        return ArrowResult(table, "" if table is not None else "OK")
-
-    def _run(self, sql: str, params) -> pa.Table | None:
-        return sqlguard.run(self._cursor, sql, self.timeout, params, arrow=True)
-
-
-class SnapshotConnection(Connection):
+class SnapshotConnection:
     """Hands each new session a cursor on the newest published snapshot."""
 
     def __init__(self, warehouse: Path, timeout: float | None):
-        super().__init__()
         self.path = snapshot_path(Path(warehouse))
         if not self.path.exists():
             raise TdwError(f"no serving snapshot at {self.path}: run `tdw build` (or `tdw publish`) first")
@@ -149,7 +67,8 @@ class SnapshotConnection(Connection):
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
         self._inode: tuple[int, int] | None = None
-        self.database()
+        self._catalogs: dict[int, Catalog] = {}
+        self.catalog(self.database())     # built now, so the first client does not wait for it
 
     def database(self) -> duckdb.DuckDBPyConnection:
         """The open snapshot, reopened when a newer one has been renamed into place."""
@@ -182,51 +101,30 @@ class SnapshotConnection(Connection):
                 link.unlink(missing_ok=True)
         return con, (st.st_ino, st.st_dev)
 
-    def parameters(self) -> dict[str, str]:
-        return {"server_version": "9.3.duckdb", "client_encoding": "UTF8", "DateStyle": "ISO"}
+    def catalog(self, db: duckdb.DuckDBPyConnection) -> Catalog:
+        """The PostgreSQL catalog of the snapshot ``db`` (built once per opened snapshot)."""
+        with self._lock:
+            catalog = self._catalogs.get(id(db))
+            if catalog is None:
+                try:
+                    catalog = Catalog(db.cursor())
+                except (duckdb.Error, OSError) as e:
+                    raise TdwError(f"cannot read the catalog of {self.path}: {str(e).splitlines()[0]}") from None
+                self._catalogs = {id(db): catalog}
+            return catalog
 
-    def new_session(self) -> Session:
-        cursor = self.database().cursor()
-        cursor.execute("SET search_path = 'marts,main'")
-        return ReadOnlySession(cursor, self.timeout)
-
-
-class _Rewriter(rewrite.Rewriter):
-    def rewrite(self, sql: str) -> str:
-        if sql.strip().rstrip(";").lower() in ("select version()", "select pg_catalog.version()"):
-            return "SELECT 'PostgreSQL 9.3 (tdw serving snapshot, DuckDB)' AS version"
-        return super().rewrite(sql)
-
-
-class _Handler(BuenaVistaHandler):
-    """buenavista's handler with an idle timeout: a client that sends nothing for
-    ``server.idle_timeout`` seconds is disconnected (its session closed), so idle
-    connections cannot pile up; a dropped or timed-out socket ends the session quietly."""
-
-    def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
-        super().setup()
-
-    def send_error(self, exception, ctx=None):
-        if isinstance(exception, OSError):   # timed out or gone: nobody left to tell
-            return
-        try:
-            super().send_error(exception, ctx)
-        except OSError:
-            pass
+    def new_session(self, database: str, user: str, pid: int) -> Session:
+        db = self.database()
+        return Session(db.cursor(), self.catalog(db), self.timeout, database, user, pid)
 
 
-class TdwServer(BuenaVistaServer):
-    request_queue_size = BACKLOG      # listen backlog: bursts of clients queue instead of timing out
-    daemon_threads = True
+class TdwServer(PgServer):
+    """The PostgreSQL-protocol server on a snapshot; loopback peers only unless ``allow_remote``."""
 
-    def __init__(self, address: tuple[str, int], conn: Connection, auth: dict[str, str] | None,
+    def __init__(self, address: tuple[str, int], conn: SnapshotConnection, auth: dict[str, str] | None,
                  allow_remote: bool, idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT):
-        self.allow_remote = allow_remote
-        self.idle_timeout = idle_timeout
-        super().__init__(address, conn, rewriter=_Rewriter(bv_dialects.BVPostgres(), bv_dialects.BVDuckDB()),
-                         auth=auth)
-        self.RequestHandlerClass = _Handler
+        self.conn, self.allow_remote = conn, allow_remote
+        super().__init__(address, conn.new_session, auth, idle_timeout)
 
     def verify_request(self, request, client_address) -> bool:
         return self.allow_remote or is_loopback(client_address[0])

@@ -70,10 +70,41 @@ class Context:
     def xlabel(self) -> str:
         return "step / last step" if self.normalise else "step"
 
-    def step_axis(self, ax) -> None:
-        """Log-like x axis for raw steps (early checkpoints are log-spaced), linear when normalised."""
-        if not self.normalise:
+    @property
+    def capability(self) -> dict[str, float]:
+        """Each model's capability transition (fct_phase_alignment.capability_step), if any."""
+        if not hasattr(self, "_capability"):
+            self._capability = {}
+            if self.has("fct_phase_alignment"):
+                cols = self.df("select column_name from information_schema.columns where "
+                               "table_schema = 'marts' and table_name = 'fct_phase_alignment'")["column_name"]
+                if "capability_step" in set(cols):
+                    rows = self.df("select model_id, capability_step from marts.fct_phase_alignment "
+                                   "where list_contains($models, model_id) and capability_step is not null")
+                    self._capability = dict(zip(rows["model_id"], rows["capability_step"].astype(float)))
+        return self._capability
+
+    def mark_capability(self, ax, models: list[str] | None = None, y: tuple[float, float] | None = None) -> None:
+        """A dotted vertical line at each model's capability transition (the induction loss's
+        half-drop): black on a one-model panel, else in the model's colour; within ``y`` (data
+        units) when given."""
+        chosen = models or self.models
+        for model in chosen:
+            if model in self.capability:
+                at = self.x(model, [self.capability[model]])[0]
+                color = "black" if len(chosen) == 1 else self.colors[model]
+                label = f"{model}: capability transition"
+                if y is None:
+                    ax.axvline(at, ls=":", lw=1.3, color=color, label=label)
+                else:
+                    ax.vlines(at, *y, ls=":", lw=1.3, color=color, label=label)
+
+    def step_axis(self, ax, linear: bool = False) -> None:
+        """Log-like x axis for raw steps (early checkpoints are log-spaced), linear when normalised
+        or when ``linear`` (a figure that must match a paper's linear axes, e.g. MSD)."""
+        if not self.normalise and not linear:
             ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)                         # steps start at 0: no negative decades
         ax.set_xlabel(self.xlabel)
 
 

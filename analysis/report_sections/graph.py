@@ -43,6 +43,7 @@ def roles_figure(ctx: Context, task: str, ablation: str) -> bytes:
             for node in last.nlargest(TOP, col)["node"]:
                 g = c[c["node"] == node].sort_values("step")
                 ax.plot(ctx.x(model, g["step"]), g[col], style, marker=".", ms=3, label=f"{role} {node}")
+        ctx.mark_capability(ax, [model])
         ctx.step_axis(ax)
         ax.set_ylabel("strength (sum of edge weights)")
         ax.set_title(model, fontsize=10)
@@ -66,6 +67,7 @@ def distribution_figure(ctx: Context, task: str, ablation: str) -> bytes:
         edges, counts = np.asarray(last["hist_edges"], dtype=float), np.asarray(last["hist_counts"], dtype=float)
         if len(edges) == len(counts) + 1 and counts.sum() > 0:
             ax_h.stairs(counts / counts.sum(), edges, color=ctx.colors[model], label=f"{model} @ {int(last['step'])}")
+    ctx.mark_capability(ax_g)
     ctx.step_axis(ax_g)
     ax_g.set_ylabel("Gini of edge weights")
     ax_h.set_xscale("log")
@@ -132,6 +134,8 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
             if pos:
                 xy = np.array(list(pos.values()))
                 ax.scatter(xy[:, 0], xy[:, 1], s=14, color="C0", zorder=3)
+                for name, (x, y) in pos.items():         # node labels: embed, L0.H1, L1.MLP, logits
+                    ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
             ax.set_title(f"{model} @ step {step}", fontsize=8)
     return png(fig)
 

@@ -44,7 +44,8 @@ def dynamics_figure(ctx: Context) -> bytes:
             g = d[d["step"] == step]
             for ax, col in ((ax_c, "continuity"), (ax_v, "velocity")):
                 ax.plot(g["layer"], g[col], style, marker=".", color=ctx.colors[model], label=f"{model} @ {step}")
-    for ax, label in ((ax_c, "continuity (cos of successive states)"), (ax_v, "velocity")):
+    for ax, label in ((ax_c, "continuity (unit Pearson r, l to l+1)"),
+                      (ax_v, "velocity ||h(l+1) - h(l)||")):
         ax.set_xlabel("sample point along depth")
         ax.set_ylabel(label)
         ax.legend(fontsize=6)

@@ -21,28 +21,33 @@ def density_figure(ctx: Context, tensor: str) -> Figure:
     models = [m for m in ctx.models if m in set(dens["model_id"])]
     fig, axes = panels(len(models), width=5.2)
     for ax, model in zip(axes, models):
-        labels = (lambda steps, m=model: [f"{v:.2g}" for v in ctx.x(m, steps)]) if ctx.normalise else None
-        draw_density(ax, dens[dens["model_id"] == model], n_ticks=6, tick_labels=labels,
-                     xlabel=f"{ctx.xlabel} (checkpoints in order)")
+        draw_density(ax, dens[dens["model_id"] == model], x=lambda steps, m=model: ctx.x(m, steps),
+                     xlabel=ctx.xlabel)
+        ctx.mark_capability(ax, [model])
         ax.set_title(model, fontsize=10)
     return Figure("density", png(fig), f"Density of {tensor} over training (log colour; bins shared by "
                                        "every checkpoint of a model) - the seed's Figure 2.")
 
 
 def msd_figure(ctx: Context) -> Figure:
-    msd = ctx.df("select model_id, tensor_name, step, msd from marts.fct_msd "
+    msd = ctx.df("select model_id, tensor_name, step, msd, msd_time_demeaned from marts.fct_msd "
                  "where list_contains($models, model_id) order by step")
-    peaks = ctx.df("select model_id, tensor_name, peak_step, peak_msd from marts.fct_bifurcation "
+    peaks = ctx.df("select model_id, tensor_name, peak_step, peak_msd, peak_status from marts.fct_bifurcation "
                    "where list_contains($models, model_id)")
     models = [m for m in ctx.models if m in set(msd["model_id"])]
     fig, axes = panels(len(models), sharey=True)
     for ax, model in zip(axes, models):
         draw_msd(ax, msd[msd["model_id"] == model], peaks[peaks["model_id"] == model],
-                 x=lambda steps, m=model: ctx.x(m, steps), marker_size=3, peak_size=9, legend_size=6)
-        ctx.step_axis(ax)
+                 x=lambda steps, m=model: ctx.x(m, steps), marker_size=3, peak_size=9, legend_size=6,
+                 annotate=True)
+        ctx.mark_capability(ax, [model])
+        ctx.step_axis(ax, linear=True)
         ax.set_title(model, fontsize=10)
-    return Figure("msd", png(fig), "Mean square displacement of every tensor, peaks circled (bifurcation) - "
-                                   "the seed's Figure 3.")
+    return Figure("msd", png(fig), "Mean square displacement of every tensor on linear axes (the seed's "
+                                   "Figure 3); a peak is circled only when MSD falls after it, otherwise the "
+                                   "curve says 'no peak: still rising'. Dashed, right axis: the time-demeaned "
+                                   "variant, which falls to 0 at the last checkpoint by construction (a check "
+                                   "on Figure 3, not a finding).")
 
 
 def weights_section(ctx: Context) -> Section | None:
@@ -53,5 +58,5 @@ def weights_section(ctx: Context) -> Section | None:
         figures.append(msd_figure(ctx))
     return build_section(ctx, "weights", "Weights: density and mean square displacement", figures, [(
         "fct_bifurcation", "MSD peaks",
-        "select model_id, tensor_name, peak_step, peak_msd, fall_ratio from marts.fct_bifurcation "
+        "select model_id, tensor_name, peak_status, peak_step, peak_msd, fall_ratio from marts.fct_bifurcation "
         "where list_contains($models, model_id) order by 1, 2")])

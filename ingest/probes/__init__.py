@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from ingest.errors import TdwError
 from ingest.probes.base import Probe
+from ingest.probes.capability import CapabilityProbe
 from ingest.probes.graph.probe import GraphProbe
 from ingest.probes.params_registry import PARAM_PROBES  # perplexity, covariance, displacement
 from ingest.probes.residual import ResidualProbe
+from ingest.probes.training_log import TrainingLogProbe
 from ingest.probes.weights import WeightsProbe
 from ingest.schema import TableSpec
 
 # in this order: `tdw ingest` runs the probes (and lists them) as registered here
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe, *PARAM_PROBES, GraphProbe, ResidualProbe)}
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe, *PARAM_PROBES, GraphProbe, ResidualProbe,
+                                                      TrainingLogProbe, CapabilityProbe)}
 
 
 def get_probes(names: str | None) -> list[Probe]:

@@ -80,10 +80,12 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
     save_at = set(schedule(spec.total_steps, spec.every))
     folder = out / m.name
     losses = {}
+    history: list[dict] = []
     model.train()
     for step in range(spec.total_steps + 1):
         if step in save_at:
             model.save_pretrained(folder / f"step{step}")
+            _write_log(folder / f"step{step}", step, history)
         if step == spec.total_steps:
             break
         x = torch.from_numpy(corpus.batch(rng, spec.batch_size)[0])
@@ -93,6 +95,7 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        history.append({"step": step + 1, "loss": float(loss.detach()), "learning_rate": lr_at(step)})
         if step % spec.every == 0:
             losses[step] = float(loss.detach())
         if queue is not None:
@@ -101,6 +104,13 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
             "corpus": spec.corpus.to_dict(), "schedule": sorted(save_at), "train_loss": losses}
     (folder / "suite.json").write_text(json.dumps(meta, indent=1))
     return meta
+
+
+def _write_log(folder: Path, step: int, history: list[dict]) -> None:
+    """The log so far, in the Trainer's trainer_state.json format (ingest.traininglog): record
+    ``step`` k is the loss of the k-th optimiser update, at the learning rate it used."""
+    from ingest.traininglog import write_state
+    write_state(folder, step, list(history))
 
 
 def _worker(args):

@@ -7,16 +7,24 @@ to a mart without a description fails here.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from warehouse.docs import generate_docs
 
 
+# dbt opens the warehouse read-write to generate its catalog: one worker generates it, on a
+# private copy, so the shared built warehouse is never locked while other tests read it.
+pytestmark = pytest.mark.xdist_group("docs")
+
+
 @pytest.fixture(scope="module")
 def docs(built_warehouse, tmp_path_factory):
     out = tmp_path_factory.mktemp("docs")
-    index = generate_docs(built_warehouse, out)
+    copy = tmp_path_factory.mktemp("docs-warehouse") / built_warehouse.name
+    shutil.copyfile(built_warehouse, copy)
+    index = generate_docs(copy, out)
     manifest = json.loads((out / "manifest.json").read_text())
     catalog = json.loads((out / "catalog.json").read_text())
     return index, manifest, catalog

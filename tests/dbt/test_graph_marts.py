@@ -21,6 +21,7 @@ import torch
 from ingest.probes.graph.reference import reference_graph
 from ingest.sources import open_source
 from tests.conftest import TOY_MODELS
+from tests.unit.test_graph_analysis import backbone_betweenness
 
 GRAPH = "task = 'induction' and ablation = 'zero'"
 
@@ -83,7 +84,7 @@ def test_node_centrality_matches_networkx(con):
     g = nx.DiGraph()
     for u, v, w in edges:
         g.add_edge(u, v, weight=w, length=1.0 / w)
-    btw = nx.betweenness_centrality(g, weight="length")
+    btw = backbone_betweenness(*zip(*edges))
     pr = nx.pagerank(g, weight="weight", tol=1e-12)
     rows = con.execute(f"select node, in_strength, out_strength, betweenness, pagerank from "
                        f"marts.fct_node_centrality where model_id = ? and step = ? and {GRAPH}",
@@ -135,15 +136,16 @@ def test_candidate_circuits_are_paths_of_the_graph(con):
     edges = {(u, v): w for u, v, w in con.execute(
         f"select src, dst, weight from marts.fct_graph_edges where model_id = ? and step = ? and {GRAPH}",
         [model, step]).fetchall()}
-    paths = con.execute(f"select path_rank, path, strength from marts.fct_candidate_circuits where model_id = ? "
-                        f"and step = ? and {GRAPH} order by path_rank", [model, step]).fetchall()
+    paths = con.execute(f"select path_rank, path, strength, per_hop_strength from marts.fct_candidate_circuits "
+                        f"where model_id = ? and step = ? and {GRAPH} order by path_rank", [model, step]).fetchall()
     assert len(paths) == 5
-    strengths = [s for _, _, s in paths]
-    assert strengths == sorted(strengths, reverse=True)
-    for _, path, strength in paths:
+    per_hop = [h for *_, h in paths]
+    assert per_hop == sorted(per_hop, reverse=True)
+    for _, path, strength, h in paths:
         nodes = path.split(" -> ")
         assert nodes[0] == "embed" and nodes[-1] == "logits" and len(nodes) > 2
         assert strength == pytest.approx(np.prod([edges[e] for e in zip(nodes, nodes[1:])]))
+        assert h == pytest.approx(strength ** (1 / (len(nodes) - 1)))
 
 
 INCREMENTAL = ("int_graph_centrality", "int_graph_weight_distribution", "int_graph_circuits")

@@ -109,14 +109,28 @@ def test_stationarity_rule_reapplied(con):
     got = con.execute("select * from marts.fct_stationarity").df().set_index(["model_id", "tensor_name"])
     assert len(got) == rates.groupby(["model_id", "tensor_name"]).ngroups
     for key, g in list(rates.groupby(["model_id", "tensor_name"]))[:12]:
-        g = g.sort_values("step")
+        g = g.sort_values("step").dropna(subset=["r"])
         thr = 0.2 * g.r.max()
         above = g.step[g.r > thr]
         after = g.step[g.step > (above.max() if len(above) else -1)]
-        expect = int(after.min()) if len(after) else None
         row = got.loc[key]
+        expect = int(after.min()) if len(after) and not row.zero_initialised else None
         assert row.threshold == pytest.approx(thr)
         assert (pd.isna(row.stationary_step) and expect is None) or row.stationary_step == expect
+
+
+def test_no_zero_initialised_tensor_is_called_stationary(con, source):
+    """A tensor that is all zeros in the first ingested checkpoint file (a bias) has a first
+    relative displacement over a zero norm: it must be flagged, never called stationary."""
+    first = steps_of(con, "marts.fct_displacement")[0]
+    ckpt = source.checkpoint(min(first, *steps_of(con, "marts.dim_checkpoint")))
+    got = con.execute("select tensor_name, zero_initialised, stationary_step from marts.fct_stationarity "
+                      "where model_id = ?", [MODEL]).df().set_index("tensor_name")
+    zeros = [n for n in got.index if not np.any(ckpt.tensors().read(n))]
+    assert zeros, "the toy has zero-initialised biases"
+    for name in zeros:
+        assert got.loc[name, "zero_initialised"] and pd.isna(got.loc[name, "stationary_step"]), name
+    assert got.stationary_step.notna().any()
 
 
 def test_bimodality_is_sarle_coefficient(con, source):
@@ -132,12 +146,27 @@ def test_bimodality_is_sarle_coefficient(con, source):
 def test_phase_alignment_one_row_per_model(con):
     al = con.execute("select * from marts.fct_phase_alignment order by model_id").df()
     assert sorted(al.model_id) == sorted(TOY_MODELS)
-    bif = con.execute("select model_id, peak_step from marts.fct_bifurcation "
+    bif = con.execute("select model_id, peak_step, last_step, fall_ratio from marts.fct_bifurcation "
                       "where tensor_name = 'lm_head.weight'").df().set_index("model_id")
+    steps = con.execute("select model_id, step, probes from marts.dim_checkpoint").df()
     for _, r in al.iterrows():
-        assert r.tensor_name == "lm_head.weight" and r.msd_peak_step == bif.loc[r.model_id, "peak_step"]
-        assert r.perplexity_minus_msd == r.perplexity_drop_step - r.msd_peak_step
+        b = bif.loc[r.model_id]
+        censored = b.peak_step >= b.last_step or b.fall_ratio >= 0.99
+        assert r.tensor_name == "lm_head.weight"
+        assert (pd.isna(r.msd_peak_step) and r.msd_peak_status.startswith("censored")) if censored \
+            else (r.msd_peak_step == b.peak_step and r.msd_peak_status == "peak")
+        if not censored:
+            assert r.perplexity_minus_msd == r.perplexity_drop_step - r.msd_peak_step
         present = [r[c] for c in ("msd_peak_step", "perplexity_drop_step", "unmasking_drop_step",
                                   "covariance_drop_step", "stationarity_step") if not pd.isna(r[c])]
-        assert r.spread_steps == max(present) - min(present) and r.n_signals == len(present)
+        assert (r.spread_steps == max(present) - min(present) if present else pd.isna(r.spread_steps))
+        assert r.n_signals == len(present)
         assert not pd.isna(r.perplexity_drop_step) and not pd.isna(r.stationarity_step)
+        for signal, probe in (("perplexity_drop", "perplexity"), ("stationarity", "displacement")):
+            step = r[signal + "_step"]
+            own = sorted(s for s, p in steps[steps.model_id == r.model_id][["step", "probes"]].values
+                         if probe in list(p))
+            i = own.index(step)
+            prev, nxt = r[signal + "_prev_step"], r[signal + "_next_step"]
+            assert prev == own[i - 1] if i else pd.isna(prev)
+            assert nxt == own[i + 1] if i + 1 < len(own) else pd.isna(nxt)

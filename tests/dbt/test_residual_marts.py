@@ -104,32 +104,61 @@ def test_convergence_grid_and_return_ratio(con):
     np.testing.assert_allclose(m["distance"], m["d"], rtol=1e-9)
 
 
-def emergence_reference(s: pd.DataFrame) -> dict:
+def _holding_from(steps: np.ndarray, holds: np.ndarray):
+    """First step from which ``holds`` is true at every later step (None: false at the last)."""
+    fails = np.flatnonzero(~holds)
+    first = 0 if len(fails) == 0 else fails[-1] + 1
+    return steps[first] if first < len(steps) else None
+
+
+def emergence_reference(s: pd.DataFrame, ci: pd.DataFrame) -> dict:
+    """The rules in pandas: threshold and half-change describe the series; emergence needs the
+    bootstrap interval beyond the threshold (ci: step, ci_low, ci_high) and the paper's direction."""
     s = s.sort_values("step")
     v, steps = s["value"].to_numpy(), s["step"].to_numpy()
     change = v[-1] - v[0]
     half = steps[np.argmax((v - v[0]) / change >= 0.5)] if change != 0 else None
     direction, thr = s["direction"].iloc[0], s["threshold"].iloc[0]
     if direction is None or pd.isna(direction):
-        return {"half_change_step": half, "emergence_step": half}
+        return {"half_change_step": half, "threshold_step": None, "emergence_step": None}
     holds = v < thr if direction == "below" else v > thr
-    fails = np.flatnonzero(~holds)
-    first = 0 if len(fails) == 0 else fails[-1] + 1
-    step = steps[first] if first < len(steps) else None
-    return {"half_change_step": half, "emergence_step": step}
+    out = {"half_change_step": half, "threshold_step": _holding_from(steps, holds), "emergence_step": None}
+    if len(ci) == len(s):
+        c = ci.set_index("step").loc[steps]
+        margin = (c["ci_high"] < thr) if direction == "below" else (c["ci_low"] > thr)
+        paper_ok = change > 0 if direction == "above" else change < 0     # the paper's findings here
+        out["emergence_step"] = _holding_from(steps, margin.to_numpy()) if paper_ok else None
+    return out
 
 
 def test_emergence_matches_pandas_rules(con):
     sig = df(con, "select * from marts.fct_residual_signals")
+    ci = df(con, "select * from intermediate.int_residual_bootstrap")
     em = df(con, "select * from marts.fct_residual_emergence").set_index(["model_id", "signal"])
     assert {"lower_continuity", "lower_contraction", "attractor_return", "density_growth",
             "velocity_growth", "continuity_gap", "mutual_info"} <= set(sig["signal"])
+    assert set(ci["signal"]) == {"density_growth", "velocity_growth"}
     for (model_id, signal), g in sig.groupby(["model_id", "signal"]):
-        ref = emergence_reference(g)
+        ref = emergence_reference(g, ci[(ci.model_id == model_id) & (ci.signal == signal)])
         row = em.loc[(model_id, signal)]
         for k, want in ref.items():
             got = row[k]
             assert (pd.isna(got) and want is None) or got == want, (model_id, signal, k)
+
+
+def test_bootstrap_interval_holds_the_prompt_mean(con):
+    """The interval over prompts brackets the signal computed from the per-prompt rows."""
+    pp = df(con, "select * from raw.residual_prompt_points")
+    ci = df(con, "select * from intermediate.int_residual_bootstrap").set_index(["model_id", "step", "signal"])
+    for (model_id, step), g in list(pp.groupby(["model_id", "step"]))[:6]:
+        last = g.layer.max()
+        pr = g.pivot(index="prompt_index", columns="layer", values="participation_ratio")
+        vel = g.pivot(index="prompt_index", columns="layer", values="velocity")
+        dens = (pr[last] - pr[0]).mean()
+        velg = vel[last - 1].mean() / vel[0].mean()
+        for name, value in (("density_growth", dens), ("velocity_growth", velg)):
+            row = ci.loc[(model_id, step, name)]
+            assert row.ci_low <= value <= row.ci_high and row.n_prompts == len(pr)
 
 
 def test_phase_signals_cover_training_without_overlap(con):

@@ -125,6 +125,11 @@ def check_point_metrics(out, h: np.ndarray, params) -> None:
     hr = h @ Q
     cont = np.array([[corr(h[:, l, u], h[:, l + 1, u]) for u in range(d)] for l in range(P - 1)])
     cont_r = np.array([[corr(hr[:, l, u], hr[:, l + 1, u]) for u in range(d)] for l in range(P - 1)])
+    pp = out["residual_prompt_points"].sort_values(["prompt_index", "layer"])
+    if len(pp) == n * P:                      # last-token samples: one per prompt, in prompt order
+        np.testing.assert_allclose(pp["participation_ratio"].to_numpy().reshape(n, P), pr, rtol=1e-5)
+        np.testing.assert_allclose(pp["velocity"].to_numpy().reshape(n, P)[:, :-1], v, rtol=1e-5)
+        assert np.isnan(pp["velocity"].to_numpy(dtype=float).reshape(n, P)[:, -1]).all()
     for l in range(P):
         row = pts.loc[l]
         assert row["participation_ratio"] == pytest.approx(pr[:, l].mean(), rel=1e-5)
@@ -287,7 +292,7 @@ def test_attractor_matches_hooked_perturbation(sources, arch, at, auto):
 
 @pytest.mark.parametrize("overrides,message", [
     ({"prompt_len": 17}, "more than the model's context of 16"),
-    ({"n_prompts": 0}, "empty"),
+    ({"n_prompts": 0}, "must be between 1 and"),
     ({"perturb_layers": [9]}, "layer 9 does not exist"),
     ({"perturb_layers": "1"}, "pre_mlp point"),
     ({"positions": "every"}, "positions"),
@@ -348,7 +353,7 @@ def test_bad_parameters_through_ingest_change_nothing(sources, tmp_path):
         before = c.execute(count).fetchone()[0]
     assert before == 2 * 4                                   # two checkpoints x four points
     for bad, message in (({"prompt_len": 40}, "more than the model's context"),
-                         ({"n_prompts": 0}, "empty"), ({"perturb_layers": [7]}, "does not exist")):
+                         ({"n_prompts": 0}, "must be between 1 and"), ({"perturb_layers": [7]}, "does not exist")):
         with pytest.raises(TdwError, match=message):
             ingest(src, probes="residual", warehouse=wh, progress=False, force=True,
                    params={"residual": {**ok, **bad}})

@@ -30,12 +30,24 @@ def _nx(src, dst, w) -> nx.DiGraph:
     return g
 
 
+def backbone_betweenness(src, dst, w) -> dict:
+    """networkx betweenness on lengths -log(w / w_max) over edges with w >= 5 % of w_max
+    (every node kept, as the mart lists every node)."""
+    top = max(w)
+    g = nx.DiGraph()
+    g.add_nodes_from(list(src) + list(dst))
+    for u, v, x in zip(src, dst, w):
+        if x >= ag.BACKBONE_FRACTION * top:
+            g.add_edge(u, v, length=-math.log(x / top))
+    return nx.betweenness_centrality(g, weight="length", normalized=True)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_centralities_match_networkx(seed):
     src, dst, w = _dag(seed)
     got = ag.centralities(src, dst, w)
     g = _nx(src, dst, w)
-    btw = nx.betweenness_centrality(g, weight="length", normalized=True)
+    btw = backbone_betweenness(src, dst, w)
     clo = nx.closeness_centrality(g.reverse(), distance="length", wf_improved=True)  # outgoing
     pr = nx.pagerank(g, alpha=0.85, weight="weight", tol=1e-12)
     katz = nx.katz_centrality(g, alpha=0.1, beta=1.0, weight="weight", normalized=False, tol=1e-12,
@@ -137,6 +149,43 @@ def test_strongest_paths_match_networkx_yen(seed):
     for p, s in got:
         assert s == pytest.approx(math.exp(-sum(g[a][b]["length"] for a, b in zip(p, p[1:]))))
     assert all(len(p) > 2 for p, _ in got)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_strongest_paths_per_hop_rank_by_geometric_mean(seed):
+    """Against enumeration of every simple path: ranked by the geometric mean of the weights."""
+    src, dst, w = _dag(seed, n=7, p=0.7)
+    got = ag.strongest_paths_per_hop(src, dst, w, k=4)
+    weight = dict(zip(zip(src, dst), w))
+    g = nx.DiGraph([e for e in weight if e != ("embed", "logits")])
+    paths = [p for p in nx.all_simple_paths(g, "embed", "logits")]
+    mean = {tuple(p): math.prod(weight[e] for e in zip(p, p[1:])) ** (1 / (len(p) - 1)) for p in paths}
+    best = sorted(mean, key=lambda p: -mean[p])[:4]
+    assert [tuple(p) for p, _, _ in got] == best
+    for p, per_hop, product in got:
+        assert per_hop == pytest.approx(mean[tuple(p)])
+        assert product == pytest.approx(math.prod(weight[e] for e in zip(p, p[1:])))
+
+
+def test_a_three_hop_circuit_of_strong_edges_outranks_a_weak_two_hop_path():
+    """The toy's induction circuit shape: by product the 2-hop path wins, per hop the 3-hop one."""
+    src = ["embed", "embed", "L0.H1", "L1.H0", "L0.H0", "embed"]
+    dst = ["L0.H1", "L0.H0", "L1.H0", "logits", "logits", "logits"]
+    w = [0.8, 0.75, 0.8, 0.8, 0.75, 0.9]
+    assert ag.strongest_paths(src, dst, w, k=1)[0][0] == ["embed", "L0.H0", "logits"]   # 0.5625 > 0.512
+    top = ag.strongest_paths_per_hop(src, dst, w, k=1)[0]
+    assert top[0] == ["embed", "L0.H1", "L1.H0", "logits"] and top[1] == pytest.approx(0.8)
+
+
+def test_backbone_betweenness_sees_a_gatekeeper_on_a_complete_dag():
+    """Every node feeds every later one, weakly except through the middle node: with 1 / w
+    lengths each direct edge is shortest (betweenness 0 everywhere); on -log(w / w_max) the
+    two strong hops beat the weak direct edge, so the middle node is a gatekeeper."""
+    src = ["a", "a", "b"]
+    dst = ["b", "c", "c"]
+    w = [1.0, 0.3, 1.0]
+    got = ag.centralities(src, dst, w)
+    assert got["b"]["betweenness"] > 0 and got["a"]["betweenness"] == 0
 
 
 # --- x_min: the branch-and-bound search against the O(E^2) scan it replaced -----------------

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from analysis import graph_frames as gf
+from tests.unit.test_graph_analysis import backbone_betweenness
 
 KEYS = [("m/a", 0, "induction", "zero"), ("m/a", 10, "induction", "zero"), ("m/a", 10, "induction", "mean"),
         ("m/b", 0, "markov", "zero")]
@@ -56,7 +57,7 @@ def test_centrality_frame_matches_networkx_per_graph():
     assert got.groupby(gf.GRAPH).ngroups == len(KEYS)
     for key, g in edges.groupby(gf.GRAPH):
         d = _nx(g)
-        btw = nx.betweenness_centrality(d, weight="length", normalized=True)
+        btw = backbone_betweenness(g["src"], g["dst"], g["weight"])
         clo = nx.closeness_centrality(d.reverse(), distance="length", wf_improved=True)
         pr = nx.pagerank(d, alpha=0.85, weight="weight", tol=1e-12)
         katz = nx.katz_centrality(d, alpha=0.1, beta=1.0, weight="weight", normalized=False, tol=1e-12,
@@ -95,12 +96,15 @@ def test_circuits_frame_matches_path_enumeration():
         w = {(u, v): x for u, v, x in zip(g["src"], g["dst"], g["weight"])}
         paths = [p for p in nx.all_simple_paths(d, "embed", "logits") if len(p) > 2]
         strength = {tuple(p): math.prod(w[e] for e in zip(p, p[1:])) for p in paths}
-        best = sorted(strength, key=lambda p: -strength[p])[:3]
+        per_hop = {p: strength[p] ** (1 / (len(p) - 1)) for p in strength}     # geometric mean
+        best = sorted(per_hop, key=lambda p: -per_hop[p])[:3]
         rows = got[(got[gf.GRAPH] == pd.Series(key, index=gf.GRAPH)).all(axis=1)].sort_values("path_rank")
         assert rows["path"].tolist() == [" -> ".join(p) for p in best]
         assert rows["strength"].to_numpy() == pytest.approx([strength[p] for p in best])
         assert rows["n_components"].tolist() == [len(p) - 2 for p in best]
         assert rows["min_edge_weight"].tolist() == [min(w[e] for e in zip(p, p[1:])) for p in best]
+        assert rows["per_hop_strength"].to_numpy() == pytest.approx([per_hop[p] for p in best])
+        assert rows["n_hops"].tolist() == [len(p) - 1 for p in best]
 
 
 def test_stability_frame_matches_scipy():

@@ -42,6 +42,7 @@ def marts(tmp_path):
                         for s in STEPS], columns=["model_id", "tensor_name", "step", "msd"])
     peaks = msd.loc[msd.groupby("model_id")["msd"].idxmax(), ["model_id", "tensor_name", "step", "msd"]]
     peaks.columns = ["model_id", "tensor_name", "peak_step", "peak_msd"]
+    msd["msd_time_demeaned"] = msd["msd"] * (msd["step"].max() - msd["step"])
     con = duckdb.connect(str(path))
     con.execute("create schema marts")
     for name, frame in (("fct_weight_density", dens), ("fct_msd", msd), ("fct_bifurcation", peaks)):
@@ -61,15 +62,18 @@ def test_write_figures_binds_model_and_tensor(marts, tmp_path):
     assert all(p.stat().st_size > 1000 for p in written)
 
 
-def test_density_builder_draws_the_mart_grid(marts):
+def test_density_builder_draws_the_mart_grid_on_a_step_axis(marts):
     _, dens, _, _ = marts
     d = dens[dens["model_id"] == MODEL]
     fig, ax = plt.subplots()
-    mesh = draw_density(ax, d, n_ticks=3)
+    mesh = draw_density(ax, d)
     grid = d.pivot(index="bin_index", columns="step", values="density").to_numpy()
     drawn = np.ma.filled(mesh.get_array(), np.nan).reshape(grid.shape)
     np.testing.assert_allclose(drawn, np.where(grid > 0, grid, np.nan))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "8"]
+    # columns span halfway to the neighbouring checkpoints: x is the step, not the checkpoint index
+    xs = np.unique(mesh.get_coordinates()[..., 0])
+    np.testing.assert_allclose(xs, [-0.5, 0.5, 1.5, 3.0, 6.0, 10.0])
+    assert ax.get_xlabel() == "step"
     plt.close(fig)
 
 
@@ -82,5 +86,21 @@ def test_msd_builder_maps_steps_and_circles_peaks(marts):
     np.testing.assert_allclose(curve.get_xdata(), np.array(STEPS) / 8)
     np.testing.assert_allclose(curve.get_ydata(), m.sort_values("step")["msd"])
     assert (peak.get_xdata()[0], peak.get_ydata()[0]) == (1.0, m["msd"].max())
-    assert ax.get_yscale() == "log" and ax.texts[0].get_text() == "peak @ 8"
+    assert ax.get_yscale() == "linear" and ax.texts[0].get_text() == "peak @ 8"
+    plt.close(fig)
+
+
+def test_msd_builder_never_circles_a_censored_peak(marts):
+    """A maximum at the last checkpoint is no peak: no circle, the curve says so, and the
+    time-demeaned variant is drawn dashed on its own labelled axis."""
+    _, _, msd, peaks = marts
+    m = msd[msd["model_id"] == MODEL]
+    p = peaks[peaks["model_id"] == MODEL].assign(peak_status="no peak: still rising")
+    fig, ax = plt.subplots()
+    draw_msd(ax, m, p, annotate=True)
+    assert len(ax.get_lines()) == 1 and ax.texts[0].get_text() == "no peak: still rising"
+    twin = [a for a in fig.axes if a is not ax][0]
+    dashed, = twin.get_lines()
+    assert dashed.get_linestyle() == "--" and dashed.get_ydata()[-1] == 0
+    assert "not a finding" in twin.get_ylabel()
     plt.close(fig)

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ingest.schema import TableSpec, between
-from ingest.probes.residual.metrics import QUANTILES, Finalized, _qname
+import torch
+
+from ingest.probes.residual.metrics import QUANTILES, Finalized, _qname, sample_scalars
 from ingest.probes.residual.pca import Basis, trajectories
 from ingest.probes.residual.sites import Layout
 from ingest.prompts import PromptSet
@@ -88,6 +90,13 @@ TABLES = (
         "A state moved to a PCA-plane grid point at perturb_layer: distance to the "
         "unperturbed trajectory at each later layer, relative to the initial displacement.",
         (between("n_prompts", 1), between("distance_mean", 0))),
+    TableSpec("residual_prompt_points", _ID + (
+        ("prompt_index", "INTEGER"), ("layer", "INTEGER"), ("velocity", _D),
+        ("participation_ratio", _D),
+    ), ("model_id", "step", "prompt_index", "layer"), (),
+        "Per prompt and sample point, at the prompt's last token: the per-sample values the "
+        "emergence bootstrap resamples over prompts (velocity sits on its first point's row).",
+        (between("velocity", 0), between("participation_ratio", 0, 1))),
     TableSpec("residual_prompts", _ID + (
         ("prompt_index", "INTEGER"), ("n_tokens", "INTEGER"), ("token_ids", "INTEGER[]"),
         ("prompt_source", "VARCHAR"), ("prompt_digest", "VARCHAR"), ("perturbed", "BOOLEAN"),
@@ -159,6 +168,13 @@ def frame(checkpoint, layout: Layout, params: dict, ps: PromptSet, fin: Finalize
             "pc1_mean": r["pc1"][:, at:].ravel(), "pc2_mean": r["pc2"][:, at:].ravel()}))
     out["residual_attractor"] = (pd.concat(att, ignore_index=True)[COLUMNS["residual_attractor"]]
                                  if att else pd.DataFrame(columns=COLUMNS["residual_attractor"]))
+    per_prompt = sample_scalars(torch.from_numpy(states).float(), float(params["rms_fraction"]))
+    n_prompts = states.shape[0]
+    out["residual_prompt_points"] = _df("residual_prompt_points", {
+        **key, "prompt_index": np.repeat(np.arange(n_prompts, dtype=np.int32), n_pts),
+        "layer": np.tile(layers, n_prompts),
+        "velocity": per_prompt["velocity"].double().numpy().ravel(),
+        "participation_ratio": per_prompt["participation_ratio"].double().numpy().ravel()})
     pert = set(int(i) for i in perturbed)
     out["residual_prompts"] = _df("residual_prompts", {
         **key, "prompt_index": np.arange(len(ps), dtype=np.int32),

@@ -1,7 +1,7 @@
-"""Candidate circuits of every graph: the 5 strongest embed -> logits paths, strength = the
-product of the edge weights along the path (analysis.graph.strongest_paths: exact k-best
-search on the DAG in NetworKit's topological order; the direct embed -> logits edge is left
-out). The mart fct_candidate_circuits selects its public columns from here.
+"""Candidate circuits of every graph: the 5 embed -> logits paths with the largest per-hop
+strength, the geometric mean of the edge weights along the path (a product favours short
+paths), with the product beside it (analysis.graph.strongest_paths_per_hop: exact k-best
+search per hop count on the DAG; the direct embed -> logits edge is left out). The mart fct_candidate_circuits selects its public columns from here.
 
 Incremental, one graph at a time: only graphs whose edges are new or changed since the last
 build are read (streamed in graph order) and recomputed; rows of changed or vanished graphs
@@ -14,4 +14,5 @@ def model(dbt, session):
     dbt.config(materialized="incremental", unique_key=["model_id", "step", "task", "ablation", "path_rank"],
                on_schema_change="append_new_columns")
     this = str(dbt.this) if dbt.is_incremental else None
-    return circuits_frame(changed_graph_batches(session, dbt.ref("stg_graph_edges"), this), k=5)
+    return circuits_frame(changed_graph_batches(session, dbt.ref("stg_graph_edges"), this,
+                                                version="per-hop-1"), k=5)

@@ -1,7 +1,8 @@
 -- Every flagged checkpoint and why: jobs whose latest attempt failed (the error the
 -- manifest recorded: a bad file, a failed data-quality expectation ...; for a job the
 -- quality gate failed, failed_expectations lists the expectations as a JSON array) and
--- non-finite inputs the probes met and kept out of the aggregates.
+-- non-finite inputs the probes met and kept out of the aggregates; checkpoints whose weights
+-- are byte-identical to another step's (int_identical_checkpoints, probe 'checkpoint').
 with runs as (
     select * from {{ ref('stg_ingest_runs') }}
 ),
@@ -44,10 +45,24 @@ nonfinite as (
     from {{ ref('fct_params_data_quality') }}
 ),
 
+identical as (
+    select
+        model_id,
+        step,
+        probe,
+        object,
+        kind,
+        issue,
+        failed_expectations
+    from {{ ref('int_identical_checkpoints') }}
+),
+
 final as (
     select * from failed_jobs
     union all
     select * from nonfinite
+    union all
+    select * from identical
 )
 
 select * from final

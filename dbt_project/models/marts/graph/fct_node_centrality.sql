@@ -1,5 +1,6 @@
 -- Node roles per checkpoint: gatherers (in-strength), spreaders (out-strength), gatekeepers
--- (betweenness on lengths 1 / weight), closeness (same lengths, outgoing), PageRank and Katz
+-- (betweenness on lengths -log(w / w_max) over the backbone of edges >= 5 % of the largest),
+-- closeness (lengths 1 / weight, outgoing), PageRank and Katz
 -- (on weights), with each node's rank among the graph's nodes by out- and in-strength.
 with centrality as (
     select * from {{ ref('int_graph_centrality') }}

@@ -3,7 +3,9 @@
 -- of eigenvalues of C = cov over the batch of W_U V (V ~ N(0, I_d), B columns, seeded and
 -- shared by every checkpoint) above tol. With several seeds, rank is their mean and
 -- rank_min / rank_max their range. rank_diff is the first difference over checkpoints
--- (Figure 7's right column); rank_diff_per_step divides it by the step gap. Any other
+-- (Figure 7's right column); rank_diff_per_step divides it by the step gap. rank_relative
+-- counts eigenvalues above tol x the largest (scale-free: the absolute rank also grows
+-- with W_U's norm) and rank_relative_diff is its first difference. Any other
 -- tolerance is a query on stg_covariance_eigs.eigenvalues.
 with ranks as (
     select * from {{ ref('int_covariance_rank') }}
@@ -29,7 +31,8 @@ with_prev as (
     select
         *,
         lag(step) over w as prev_step,
-        rank - lag(rank) over w as rank_diff
+        rank - lag(rank) over w as rank_diff,
+        rank_relative - lag(rank_relative) over w as rank_relative_diff
     from over_seeds
     window w as (partition by model_id, tensor_name, batch_size, tolerance order by step)
 ),
@@ -48,7 +51,8 @@ final as (
         n_seeds,
         prev_step,
         rank_diff,
-        rank_diff / (step - prev_step) as rank_diff_per_step
+        rank_diff / (step - prev_step) as rank_diff_per_step,
+        rank_relative_diff
     from with_prev
 )
 

@@ -7,7 +7,22 @@
 -- last checkpoint is still above the threshold (not stationary yet). A threshold relative
 -- to the run's own peak makes the rule free of the learning rate and the tensor's scale.
 -- Rows with NULL rates (a zero previous norm) are left out.
-with rates as (
+-- A tensor that starts at (or near) zero — biases, zero-initialised layers — is never
+-- called stationary: its first relative displacement divides by a near-zero norm, sets
+-- the threshold, and every later rate falls under it however much the tensor still moves.
+-- zero_initialised (initial norm <= var('stationarity_zero_init_ratio', 0.01) x the final
+-- norm) marks it; its stationary_step is NULL and stationarity_status says why.
+with norms as (
+    select
+        model_id,
+        tensor_name,
+        coalesce(arg_min(norm_prev, step), arg_min(norm, step)) as initial_norm,
+        arg_max(norm, step) as final_norm
+    from {{ ref('fct_displacement') }}
+    group by model_id, tensor_name
+),
+
+rates as (
     select
         model_id,
         tensor_name,
@@ -55,14 +70,26 @@ first_below as (
     group by r.model_id, r.tensor_name
 ),
 
+zero_init as (
+    select
+        model_id,
+        tensor_name,
+        initial_norm,
+        final_norm,
+        coalesce(
+            initial_norm <= {{ var('stationarity_zero_init_ratio', 0.01) }} * final_norm, false
+        ) as zero_initialised
+    from norms
+),
+
 final as (
     select
         p.model_id,
         p.tensor_name,
         any_value(r.layer) as layer,
         any_value(r.param_kind) as param_kind,
-        f.stationary_step,
-        f.stationary_step is not null as is_stationary,
+        case when not n.zero_initialised then f.stationary_step end as stationary_step,
+        not n.zero_initialised and f.stationary_step is not null as is_stationary,
         p.threshold,
         {{ var('stationarity_fraction', 0.2) }} as threshold_fraction,
         p.peak_rate,
@@ -72,11 +99,20 @@ final as (
         p.last_step,
         p.n_checkpoints,
         case
-            when f.stationary_step is not null and p.last_step > 0
+            when not n.zero_initialised and f.stationary_step is not null and p.last_step > 0
                 then 1.0 - f.stationary_step / p.last_step
-        end as fraction_of_training_saved
+        end as fraction_of_training_saved,
+        n.initial_norm,
+        n.final_norm,
+        n.zero_initialised,
+        case
+            when n.zero_initialised then 'excluded: zero-initialised (relative rates start from a near-zero norm)'
+            when f.stationary_step is not null then 'stationary'
+            else 'not stationary by the last checkpoint'
+        end as stationarity_status
     from peaks as p
     inner join rates as r using (model_id, tensor_name)
+    inner join zero_init as n using (model_id, tensor_name)
     left join last_above as l using (model_id, tensor_name)
     left join first_below as f using (model_id, tensor_name)
     group by all

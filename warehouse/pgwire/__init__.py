@@ -1,0 +1,1 @@
+"""The PostgreSQL wire layer of ``tdw serve``: protocol, session commands, catalog, types."""
