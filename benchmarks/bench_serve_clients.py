@@ -42,7 +42,7 @@ def make(wh: Path, rows: int) -> None:
 
 def start(src: Path, wh: Path) -> tuple[subprocess.Popen, int]:
     py = src / ".venv" / "bin" / "python"
-    proc = subprocess.Popen([str(py if py.exists() else sys.executable), "-m", "warehouse.cli", "serve", "--port", "0",
+    proc = subprocess.Popen([str(py if py.exists() else sys.executable), "-m", "tdw", "serve", "--port", "0",
                              "--warehouse", str(wh)], cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if "serving" not in line:

@@ -11,7 +11,7 @@ import duckdb
 
 from tests.faults.tinymodel import make_suite
 
-TDW = [sys.executable, "-c", "from warehouse.cli import main; main()"]
+TDW = [sys.executable, "-c", "from tdw.cli import main; main()"]
 
 
 def test_byte_identical_steps_are_flagged_and_fail_check(tmp_path):

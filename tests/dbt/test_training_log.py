@@ -48,7 +48,7 @@ def test_training_log_marts(tmp_path):
     bad = _series(tmp_path / "bad", ["checkpoint-1", "checkpoint-2"], trainer=True)
     (bad / "checkpoint-1" / "trainer_state.json").write_text("{not json")
     wh = tmp_path / "wh" / "w.duckdb"
-    tdw = [sys.executable, "-c", "from warehouse.cli import main; main()"]
+    tdw = [sys.executable, "-c", "from tdw.cli import main; main()"]
     for src in (out, bad):
         proc = subprocess.run(tdw + ["ingest", str(src), "--probes", "weights,training_log", "--warehouse", str(wh)],
                               capture_output=True, text=True, timeout=600)

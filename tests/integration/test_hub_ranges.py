@@ -93,7 +93,7 @@ class FakeHub:
 def _ingest(tmp_path, hub: FakeHub, wh: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="0",
                HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1")
-    return subprocess.run([sys.executable, "-c", "from warehouse.cli import main; main()", "ingest", REPO,
+    return subprocess.run([sys.executable, "-c", "from tdw.cli import main; main()", "ingest", REPO,
                            "--revisions", "step0", "--probes", "weights", "--tensors", "unembed",
                            "--warehouse", str(wh)], capture_output=True, text=True, env=env, timeout=300)
 

@@ -42,7 +42,7 @@ def server(tmp_path_factory):
         CREATE TABLE marts.keyed (k INTEGER PRIMARY KEY, v VARCHAR);
         INSERT INTO marts.keyed VALUES (1, '5'), (2, '2026-12-05');""")
     con.close()
-    proc = subprocess.Popen([sys.executable, "-m", "warehouse.cli", "serve", "--port", "0", "--timeout", "3",
+    proc = subprocess.Popen([sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "3",
                              "--warehouse", str(wh)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if "serving" not in line:

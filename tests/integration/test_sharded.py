@@ -153,7 +153,7 @@ def test_bad_shards_fail_their_job_and_the_batch_goes_on(tmp_path):
     (run / "step1" / "model-00003-of-00003.safetensors").unlink()           # the index names a missing shard
     save_file({"other.weight": torch.zeros(2)}, str(run / "step2" / "model-00003-of-00003.safetensors"))
     wh = tmp_path / "wh" / "w.duckdb"
-    proc = subprocess.run([sys.executable, "-c", "from warehouse.cli import main; main()", "ingest", str(run),
+    proc = subprocess.run([sys.executable, "-c", "from tdw.cli import main; main()", "ingest", str(run),
                            "--probes", "weights", "--tensors", "unembed", "--warehouse", str(wh)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout

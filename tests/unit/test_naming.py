@@ -76,7 +76,7 @@ def test_trainer_output_and_llm360_folders(tmp_path):
 def test_cli_ingests_a_trainer_directory_and_refuses_bad_patterns(tmp_path):
     out = _series(tmp_path / "out", ["checkpoint-10", "checkpoint-20"], trainer=True)
     wh = tmp_path / "wh" / "w.duckdb"
-    tdw = [sys.executable, "-c", "from warehouse.cli import main; main()"]
+    tdw = [sys.executable, "-c", "from tdw.cli import main; main()"]
     ok = subprocess.run(tdw + ["ingest", str(out), "--probes", "weights", "--warehouse", str(wh)],
                         capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
