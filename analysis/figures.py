@@ -7,9 +7,10 @@ differ only in what they pass: tick count and labels, the x mapping (raw or norm
 steps), marker sizes, and whether peaks are annotated. Builders take frames read from the
 marts and import nothing of the warehouse.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import matplotlib
 import numpy as np
@@ -38,21 +39,39 @@ def draw_density(ax, density: pd.DataFrame, *, x: Steps = _raw, xlabel: str = "s
     density: rows (step, bin_index, bin_lo, bin_hi, density) of one model and tensor."""
     steps = np.sort(density["step"].unique())
     bins = density.drop_duplicates("bin_index").sort_values("bin_index")
-    grid = (density.pivot(index="bin_index", columns="step", values="density")
-            .reindex(index=bins["bin_index"], columns=steps).to_numpy(dtype=float))  # [bin, checkpoint]
+    grid = (
+        density.pivot(index="bin_index", columns="step", values="density")
+        .reindex(index=bins["bin_index"], columns=steps)
+        .to_numpy(dtype=float)
+    )  # [bin, checkpoint]
     edges_y = np.append(bins["bin_lo"].to_numpy(), bins["bin_hi"].to_numpy()[-1])
     positive = grid[grid > 0]
     norm = matplotlib.colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-    mesh = ax.pcolormesh(_edges(np.asarray(x(steps), dtype=float)), edges_y, np.where(grid > 0, grid, np.nan),
-                         norm=norm, cmap="viridis", shading="flat")
+    mesh = ax.pcolormesh(
+        _edges(np.asarray(x(steps), dtype=float)),
+        edges_y,
+        np.where(grid > 0, grid, np.nan),
+        norm=norm,
+        cmap="viridis",
+        shading="flat",
+    )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("parameter value")
     ax.figure.colorbar(mesh, ax=ax, label="density")
     return mesh
 
 
-def draw_msd(ax, msd: pd.DataFrame, peaks: pd.DataFrame, *, x: Steps = _raw, marker_size: float | None = None,
-             peak_size: float = 10, annotate: bool = False, legend_size: float = 8) -> None:
+def draw_msd(
+    ax,
+    msd: pd.DataFrame,
+    peaks: pd.DataFrame,
+    *,
+    x: Steps = _raw,
+    marker_size: float | None = None,
+    peak_size: float = 10,
+    annotate: bool = False,
+    legend_size: float = 8,
+) -> None:
     """One MSD curve per tensor over steps (mapped by ``x``) on linear axes, as in the seed's
     Figure 3. Only a real peak (peak_status 'peak': MSD falls after it) is circled; a maximum
     at the last checkpoint is labelled "no peak: still rising" when ``annotate``. When msd
@@ -64,10 +83,16 @@ def draw_msd(ax, msd: pd.DataFrame, peaks: pd.DataFrame, *, x: Steps = _raw, mar
     demeaned = ax.twinx() if "msd_time_demeaned" in msd.columns else None
     for name, g in msd.groupby("tensor_name"):
         g = g.sort_values("step")
-        line, = ax.plot(x(g["step"]), g["msd"], marker=".", ms=marker_size, label=name)
+        (line,) = ax.plot(x(g["step"]), g["msd"], marker=".", ms=marker_size, label=name)
         if demeaned is not None:
-            demeaned.plot(x(g["step"]), g["msd_time_demeaned"], ls="--", lw=1, color=line.get_color(),
-                          label=f"{name}, time-demeaned")
+            demeaned.plot(
+                x(g["step"]),
+                g["msd_time_demeaned"],
+                ls="--",
+                lw=1,
+                color=line.get_color(),
+                label=f"{name}, time-demeaned",
+            )
         p = peaks[peaks["tensor_name"] == name]
         if not len(p):
             continue
@@ -76,12 +101,19 @@ def draw_msd(ax, msd: pd.DataFrame, peaks: pd.DataFrame, *, x: Steps = _raw, mar
             ax.plot(x(p["peak_step"]), p["peak_msd"], "o", ms=peak_size, mfc="none", color=line.get_color())
         if annotate:
             text = f"peak @ {int(p['peak_step'].iloc[0])}" if real else str(p["peak_status"].iloc[0])
-            ax.annotate(text, (x(p["peak_step"])[0], p["peak_msd"].iloc[0]),
-                        textcoords="offset points", xytext=(-10, 8), ha="right", fontsize=8)
+            ax.annotate(
+                text,
+                (x(p["peak_step"])[0], p["peak_msd"].iloc[0]),
+                textcoords="offset points",
+                xytext=(-10, 8),
+                ha="right",
+                fontsize=8,
+            )
     ax.set_ylim(bottom=0)
     ax.set_ylabel("MSD (eqs. 4-5)")
     if demeaned is not None:
         demeaned.set_ylim(bottom=0)
-        demeaned.set_ylabel("time-demeaned MSD (dashed): 0 at the end\nby construction - a check, not a finding",
-                            fontsize=7)
+        demeaned.set_ylabel(
+            "time-demeaned MSD (dashed): 0 at the end\nby construction - a check, not a finding", fontsize=7
+        )
     ax.legend(fontsize=legend_size)

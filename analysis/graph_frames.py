@@ -20,9 +20,10 @@ builds is the table a full refresh gives, row for row.
 
 Pure functions of frames and a DuckDB connection: nothing here imports ``warehouse``.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ SERIES = ["model_id", "task", "ablation"]
 CENTRALITIES = ["in_strength", "out_strength", "betweenness", "closeness", "pagerank", "katz"]
 HASH = "edges_hash"
 BATCH_ROWS = 1 << 17
-Edges = "pd.DataFrame | Iterable"          # a frame, or Arrow record batches ordered by GRAPH
+Edges = "pd.DataFrame | Iterable"  # a frame, or Arrow record batches ordered by GRAPH
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
@@ -95,8 +96,9 @@ def per_graph(edges: Edges, fn: Callable[[pd.DataFrame], list[dict]], cols: dict
     return pd.DataFrame(rows, columns=list(cols)).astype(cols) if rows else _empty(cols)
 
 
-def changed_graph_batches(con, edges, this: str | None, batch_rows: int = BATCH_ROWS,
-                          version: str = "") -> HashedBatches:
+def changed_graph_batches(
+    con, edges, this: str | None, batch_rows: int = BATCH_ROWS, version: str = ""
+) -> HashedBatches:
     """Arrow record batches of the edges (with ``edges_hash``) of every graph of ``edges``
     (a DuckDB relation) that ``this`` (the model's existing table; None: a full build) does
     not hold with the same hash, ordered by GRAPH. Stored rows of changed or vanished graphs
@@ -114,7 +116,7 @@ def _changed(con, edges, this: str | None, batch_rows: int, version: str = "") -
     salt = f", '{version}'" if version else ""
     hashes = f"select {keys}, bit_xor(hash(src, dst, weight{salt})) as {HASH} from ({src}) group by {keys}"
     if this is not None and HASH not in {c.lower() for c in con.sql(f"select * from {this} limit 0").columns}:
-        con.execute(f"delete from {this}").fetchall()   # a table from before edges_hash: rebuild every graph
+        con.execute(f"delete from {this}").fetchall()  # a table from before edges_hash: rebuild every graph
         this = None
     if this is None:
         todo = hashes
@@ -122,39 +124,77 @@ def _changed(con, edges, this: str | None, batch_rows: int, version: str = "") -
         same = " and ".join(f"t.{c} = h.{c}" for c in [*GRAPH, HASH])
         con.execute(f"delete from {this} as t where not exists (select 1 from ({hashes}) as h where {same})").fetchall()
         todo = f"select * from ({hashes}) as h where not exists (select 1 from {this} as t where {same})"
-    query = (f"select e.*, h.{HASH} from ({src}) as e inner join ({todo}) as h using ({keys}) "
-             f"order by {keys}")
+    query = f"select e.*, h.{HASH} from ({src}) as e inner join ({todo}) as h using ({keys}) order by {keys}"
     reader = con.sql(query).to_arrow_reader(batch_rows)
     yield from reader
 
 
 def centrality_frame(edges: Edges) -> pd.DataFrame:
-    cols = {"model_id": "str", "step": "int64", "task": "str", "ablation": "str", "node": "str",
-            **{c: "float64" for c in CENTRALITIES}}
+    cols = {
+        "model_id": "str",
+        "step": "int64",
+        "task": "str",
+        "ablation": "str",
+        "node": "str",
+        **{c: "float64" for c in CENTRALITIES},
+    }
 
     def rows(g: pd.DataFrame) -> list[dict]:
         cent = ag.centralities(g["src"].to_numpy(), g["dst"].to_numpy(), g["weight"].to_numpy())
         return [{"node": node, **c} for node, c in cent.items()]
+
     return per_graph(edges, rows, cols)
 
 
 def distribution_frame(edges: Edges, bins: int = 20) -> pd.DataFrame:
-    scalar = ["n_edges", "mean", "max", "q05", "q25", "q50", "q75", "q95", "gini", "xmin", "n_tail",
-              "tail_index", "lognormal_mu", "lognormal_sigma", "loglik_ratio", "vuong_z", "vuong_p"]
-    cols = {"model_id": "str", "step": "int64", "task": "str", "ablation": "str",
-            **{c: "float64" for c in scalar}, "hist_edges": "object", "hist_counts": "object"}
+    scalar = [
+        "n_edges",
+        "mean",
+        "max",
+        "q05",
+        "q25",
+        "q50",
+        "q75",
+        "q95",
+        "gini",
+        "xmin",
+        "n_tail",
+        "tail_index",
+        "lognormal_mu",
+        "lognormal_sigma",
+        "loglik_ratio",
+        "vuong_z",
+        "vuong_p",
+    ]
+    cols = {
+        "model_id": "str",
+        "step": "int64",
+        "task": "str",
+        "ablation": "str",
+        **{c: "float64" for c in scalar},
+        "hist_edges": "object",
+        "hist_counts": "object",
+    }
     return per_graph(edges, lambda g: [ag.weight_distribution(g["weight"].to_numpy(), bins=bins)], cols)
 
 
 def stability_frame(centrality: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     measures = [f"spearman_{c}" for c in sorted(CENTRALITIES)]
-    cols = {"model_id": "str", "task": "str", "ablation": "str", "step": "int64", "prev_step": "int64",
-            "n_nodes": "int64", **{m: "float64" for m in measures}, "jaccard_spreaders": "float64",
-            "jaccard_gatherers": "float64", "top_k": "int64"}
+    cols = {
+        "model_id": "str",
+        "task": "str",
+        "ablation": "str",
+        "step": "int64",
+        "prev_step": "int64",
+        "n_nodes": "int64",
+        **{m: "float64" for m in measures},
+        "jaccard_spreaders": "float64",
+        "jaccard_gatherers": "float64",
+        "top_k": "int64",
+    }
     rows = []
     for key, s in centrality.groupby(SERIES, sort=True):
-        by_step = {step: g.set_index("node")[CENTRALITIES].to_dict("index")
-                   for step, g in s.groupby("step", sort=True)}
+        by_step = {step: g.set_index("node")[CENTRALITIES].to_dict("index") for step, g in s.groupby("step", sort=True)}
         steps = sorted(by_step)
         for prev, cur in zip(steps, steps[1:]):
             r = ag.role_stability(by_step[prev], by_step[cur], k=k)
@@ -163,9 +203,19 @@ def stability_frame(centrality: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
 
 def circuits_frame(edges: Edges, k: int = 5) -> pd.DataFrame:
-    cols = {"model_id": "str", "step": "int64", "task": "str", "ablation": "str", "path_rank": "int64",
-            "path": "str", "n_components": "int64", "strength": "float64", "min_edge_weight": "float64",
-            "per_hop_strength": "float64", "n_hops": "int64"}
+    cols = {
+        "model_id": "str",
+        "step": "int64",
+        "task": "str",
+        "ablation": "str",
+        "path_rank": "int64",
+        "path": "str",
+        "n_components": "int64",
+        "strength": "float64",
+        "min_edge_weight": "float64",
+        "per_hop_strength": "float64",
+        "n_hops": "int64",
+    }
 
     def rows(g: pd.DataFrame) -> list[dict]:
         src, dst, weight = g["src"].to_numpy(), g["dst"].to_numpy(), g["weight"].to_numpy()
@@ -173,21 +223,41 @@ def circuits_frame(edges: Edges, k: int = 5) -> pd.DataFrame:
         if not paths:
             return []
         w = dict(zip(zip(src, dst), weight))
-        return [{"path_rank": rank, "path": " -> ".join(path), "n_components": len(path) - 2,
-                 "strength": strength, "min_edge_weight": min(w[e] for e in zip(path, path[1:])),
-                 "per_hop_strength": per_hop, "n_hops": len(path) - 1}
-                for rank, (path, per_hop, strength) in enumerate(paths, 1)]
+        return [
+            {
+                "path_rank": rank,
+                "path": " -> ".join(path),
+                "n_components": len(path) - 2,
+                "strength": strength,
+                "min_edge_weight": min(w[e] for e in zip(path, path[1:])),
+                "per_hop_strength": per_hop,
+                "n_hops": len(path) - 1,
+            }
+            for rank, (path, per_hop, strength) in enumerate(paths, 1)
+        ]
+
     return per_graph(edges, rows, cols)
 
 
-def phases_frame(metrics: pd.DataFrame, columns: list[str], max_phases: int = 3,
-                 penalty: float = 1.0, min_size: int = 2) -> pd.DataFrame:
+def phases_frame(
+    metrics: pd.DataFrame, columns: list[str], max_phases: int = 3, penalty: float = 1.0, min_size: int = 2
+) -> pd.DataFrame:
     """Change-point phases per (model, task, ablation) series of the given metric columns;
     signal = 'graph_<task>_<ablation>'."""
-    cols = {"model_id": "str", "signal": "str", "phase": "str", "phase_index": "int64",
-            "start_step": "int64", "end_step": "int64", "n_checkpoints": "int64", "method": "str"}
-    method = (f"optimal partition, z-scored {'+'.join(columns)}, <= {max_phases} segments, "
-              f"penalty {penalty} * m * log T, min {min_size} checkpoints")
+    cols = {
+        "model_id": "str",
+        "signal": "str",
+        "phase": "str",
+        "phase_index": "int64",
+        "start_step": "int64",
+        "end_step": "int64",
+        "n_checkpoints": "int64",
+        "method": "str",
+    }
+    method = (
+        f"optimal partition, z-scored {'+'.join(columns)}, <= {max_phases} segments, "
+        f"penalty {penalty} * m * log T, min {min_size} checkpoints"
+    )
     rows = []
     for (model_id, task, ablation), s in metrics.groupby(SERIES, sort=True):
         s = s.sort_values("step")

@@ -4,6 +4,7 @@ step x value heatmap on shared bin edges) and MSD curves with their peaks (Figur
 One file per model and figure, drawn by the builders the report uses too
 (``analysis.figures``). The marts are read through one read-only connection to the serving
 snapshot, with the model and tensor bound as parameters."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ from warehouse.sql import run_with_timeout  # noqa: E402
 def _slug(model_id: str) -> str:
     """A model id as one file-name component (``toy/neox-2l`` -> ``toy_neox-2l``)."""
     from warehouse.paths import safe_component
+
     return safe_component(model_id)
 
 
@@ -54,20 +56,28 @@ def write_figures(warehouse: Path, out_dir: Path, tensor: str = "lm_head.weight"
     written = []
     con = connect(Path(warehouse))
     try:
+
         def frame(sql: str, *params) -> pd.DataFrame:
             return run_with_timeout(con, sql, None, list(params))
 
         for model in frame("select distinct model_id from marts.fct_msd order by 1")["model_id"]:
-            dens = frame("select step, bin_index, bin_lo, bin_hi, density from marts.fct_weight_density "
-                         "where model_id = ? and tensor_name = ?", model, tensor)
+            dens = frame(
+                "select step, bin_index, bin_lo, bin_hi, density from marts.fct_weight_density "
+                "where model_id = ? and tensor_name = ?",
+                model,
+                tensor,
+            )
             if len(dens):
-                written.append(density_heatmap(dens, f"{model}: density of {tensor} over training",
-                                               out_dir / f"density_{_slug(model)}.png"))
-            msd = frame("select tensor_name, step, msd, msd_time_demeaned from marts.fct_msd "
-                        "where model_id = ?", model)
+                written.append(
+                    density_heatmap(
+                        dens, f"{model}: density of {tensor} over training", out_dir / f"density_{_slug(model)}.png"
+                    )
+                )
+            msd = frame("select tensor_name, step, msd, msd_time_demeaned from marts.fct_msd where model_id = ?", model)
             peaks = frame("select * from marts.fct_bifurcation where model_id = ?", model)
-            written.append(msd_curves(msd, peaks, f"{model}: mean square displacement",
-                                      out_dir / f"msd_{_slug(model)}.png"))
+            written.append(
+                msd_curves(msd, peaks, f"{model}: mean square displacement", out_dir / f"msd_{_slug(model)}.png")
+            )
     finally:
         con.close()
     return written

@@ -11,6 +11,7 @@ how many figures decoded (``data-plots-drawn`` on ``<body>``), which the browser
 Steps can be normalised by each model's training length (its last ingested step), so models
 trained for different lengths line up (``normalise_steps``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,9 +23,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ingest.errors import TdwError
 from analysis.report_sections import Context, Section
 from analysis.report_sections.registry import SECTIONS
+from ingest.errors import TdwError
 from warehouse.paths import safe_component
 
 
@@ -61,8 +62,9 @@ def check_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
     if not models:
         raise TdwError("--models is empty: name at least one model")
     try:
-        present = [r[0] for r in
-                   con.execute("select distinct model_id from marts.dim_checkpoint order by 1").fetchall()]
+        present = [
+            r[0] for r in con.execute("select distinct model_id from marts.dim_checkpoint order by 1").fetchall()
+        ]
     except duckdb.Error:
         raise TdwError("the warehouse has no marts yet: run `tdw build` first") from None
     missing = [m for m in models if m not in present]
@@ -72,8 +74,10 @@ def check_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
 
 def _figure_html(name: str, png: bytes, caption: str) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img class="plot" alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img class="plot" alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _table_html(frame: pd.DataFrame) -> str:
@@ -95,8 +99,9 @@ def render(section: Section, out_dir: Path, written: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def write_report(warehouse: Path, models: list[str], out: Path, normalise_steps: bool = False,
-                 graph_steps: list[int] | None = None) -> ReportResult:
+def write_report(
+    warehouse: Path, models: list[str], out: Path, normalise_steps: bool = False, graph_steps: list[int] | None = None
+) -> ReportResult:
     """Write ``out`` (HTML) and its figures (PNG, in ``out``'s folder) comparing ``models``."""
     from warehouse.snapshot import connect
 
@@ -116,14 +121,14 @@ def write_report(warehouse: Path, models: list[str], out: Path, normalise_steps:
     nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
     axis = "steps as a fraction of each model's last step" if normalise_steps else "training steps"
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tdw report: {html.escape(', '.join(models))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>tdw report: {html.escape(", ".join(models))}</title>
 <style>{STYLE}</style></head>
 <body data-plots-drawn="">
-<h1>Training dynamics: {html.escape(', '.join(models))}</h1>
+<h1>Training dynamics: {html.escape(", ".join(models))}</h1>
 <p class="note">From {html.escape(str(Path(warehouse)))}; x axes show {axis}. {len(sections)} sections,
 {len(written)} figures. Sections appear only where the warehouse holds their marts.</p>
 <nav>{nav}</nav>
-{''.join(body) if body else '<p>No mart holds data for these models.</p>'}
+{"".join(body) if body else "<p>No mart holds data for these models.</p>"}
 <script>{CHECK_SCRIPT}</script>
 </body></html>
 """

@@ -1,5 +1,6 @@
 """The short summary `tdw demo` prints: models, checkpoints, and each model's MSD peak —
 or "no peak: still rising" where MSD has not fallen (msd_peak_step is then NULL)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -24,6 +24,7 @@ for each other, which distorts the comparison; pass ``--threads 2`` on an idle m
 
     python benchmarks/bench_graph.py [--repeats 3] [--naive-repeats 1] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,17 +43,29 @@ N_PROMPTS, SEQ_LEN, SEED = 16, 64, 0
 def build_model():
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     torch.manual_seed(SEED)
-    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-                        intermediate_size=512, max_position_embeddings=2048, rotary_pct=0.25,
-                        use_parallel_residual=True, tie_word_embeddings=False, hidden_dropout=0.0,
-                        attention_dropout=0.0, bos_token_id=0, eos_token_id=0)
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=128,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     return GPTNeoXForCausalLM(cfg).eval()
 
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def _worker(method: str, logits: bool, repeats: int, threads: int, queue) -> None:
@@ -76,14 +89,22 @@ def _worker(method: str, logits: bool, repeats: int, threads: int, queue) -> Non
             g = component_graph(model, ad, batch, "zero", logits=logits)
             result = {(u, v): {m: g.values[m][i] for m in g.values} for i, (u, v) in enumerate(zip(g.src, g.dst))}
         else:
-            ref = reference_graph(model, batch.ids, batch.measure, batch.valid, "zero",
-                                  recompute_clean=True, logits=logits, dtype=torch.float32)
+            ref = reference_graph(
+                model,
+                batch.ids,
+                batch.measure,
+                batch.valid,
+                "zero",
+                recompute_clean=True,
+                logits=logits,
+                dtype=torch.float32,
+            )
             allowed = set(ad.graph_edges())
             result = {e: r for e, r in ref.items() if e in allowed}
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {e: {m: v.numpy() for m, v in r.items()} for e, r in result.items()}   # picklable
+    result = {e: {m: v.numpy() for m, v in r.items()} for e, r in result.items()}  # picklable
     queue.put({"times": times, "cpu": cpu, "peak_mb": peak - base, "result": result})
 
 
@@ -99,6 +120,7 @@ def run(method: str, logits: bool, repeats: int, threads: int) -> dict:
 
 def max_diff(a: dict, b: dict) -> dict[str, float]:
     import numpy as np
+
     assert set(a) == set(b), "the two methods produced different edge sets"
     worst: dict[str, float] = {}
     for e in a:
@@ -115,9 +137,11 @@ def main() -> None:
     ap.add_argument("--naive-repeats", type=int, default=1, help="timed runs of the naive loop")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     args = ap.parse_args()
-    print(f"Pythia-14M shape (6 layers, d_model 128, 4 heads, vocab 50304), {N_PROMPTS} prompts x "
-          f"{SEQ_LEN} tokens, zero ablation; ours x{args.repeats}, naive x{args.naive_repeats}, "
-          f"threads {args.threads or 'default'}")
+    print(
+        f"Pythia-14M shape (6 layers, d_model 128, 4 heads, vocab 50304), {N_PROMPTS} prompts x "
+        f"{SEQ_LEN} tokens, zero ablation; ours x{args.repeats}, naive x{args.naive_repeats}, "
+        f"threads {args.threads or 'default'}"
+    )
     rows = []
     for label, logits in (("component edges", False), ("full graph", True)):
         naive = run("naive", logits, args.naive_repeats, args.threads)
@@ -131,8 +155,10 @@ def main() -> None:
         print(f"\n{label} ({n_edges} edges)")
         print(f"  naive: {wn:8.3f} s/checkpoint wall, {cn:8.3f} s CPU   peak +{pn:7.1f} MiB")
         print(f"  ours:  {wo:8.3f} s/checkpoint wall, {co:8.3f} s CPU   peak +{po:7.1f} MiB")
-        print(f"  speed-up: {wn / wo:6.1f}x wall, {cn / co:6.1f}x CPU   max |ours - naive|: "
-              + ", ".join(f"{m} {d:.1e}" for m, d in sorted(diff.items())))
+        print(
+            f"  speed-up: {wn / wo:6.1f}x wall, {cn / co:6.1f}x CPU   max |ours - naive|: "
+            + ", ".join(f"{m} {d:.1e}" for m, d in sorted(diff.items()))
+        )
 
 
 if __name__ == "__main__":

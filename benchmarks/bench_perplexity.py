@@ -14,6 +14,7 @@ load average.
 
     python benchmarks/bench_perplexity.py [--items 32] [--length 128] [--batch 16] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,19 @@ from ingest.probes.perplexity import forward_nll  # noqa: E402
 
 def pythia14m_shaped(seed: int = 0):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     torch.manual_seed(seed)
-    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-                        intermediate_size=512, max_position_embeddings=2048, rotary_pct=0.25,
-                        use_parallel_residual=True, tie_word_embeddings=False)
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=128,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+    )
     return GPTNeoXForCausalLM(cfg).eval()
 
 
@@ -45,12 +55,12 @@ def plain_loop(model, items: list[np.ndarray], batch: int) -> list[float]:
     """Σ NLL per item from the model's own loss, in the same batches as the probe's."""
     out = []
     for b in range(0, len(items), batch):
-        group = items[b:b + batch]
+        group = items[b : b + batch]
         width = max(x.size for x in group)
         ids = torch.zeros((len(group), width), dtype=torch.long)
         mask = torch.zeros_like(ids)
         for r, x in enumerate(group):
-            ids[r, :x.size], mask[r, :x.size] = torch.from_numpy(x), 1
+            ids[r, : x.size], mask[r, : x.size] = torch.from_numpy(x), 1
         labels = ids.masked_fill(mask == 0, -100)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         out.append(float(loss) * int(mask[:, 1:].sum()))
@@ -70,25 +80,29 @@ def main() -> None:
     rng = np.random.default_rng(0)
     items = [rng.integers(0, 50304, size=a.length) for _ in range(a.items)]
     n_tok = sum(x.size - 1 for x in items)
-    forward_nll(model, items[:2], a.batch)                               # warm-up
+    forward_nll(model, items[:2], a.batch)  # warm-up
     plain_loop(model, items[:2], a.batch)
     t_probe, t_plain = [], []
-    for _ in range(max(5, a.repeats)):                                   # alternate: same load for both
+    for _ in range(max(5, a.repeats)):  # alternate: same load for both
         t = time.perf_counter()
         got = forward_nll(model, items, a.batch)
         t_probe.append(time.perf_counter() - t)
         t = time.perf_counter()
         ref = plain_loop(model, items, a.batch)
         t_plain.append(time.perf_counter() - t)
-    per_batch = [sum(r[0] for r in got[b:b + a.batch]) for b in range(0, len(items), a.batch)]
+    per_batch = [sum(r[0] for r in got[b : b + a.batch]) for b in range(0, len(items), a.batch)]
     diff = max(abs(x - y) / abs(y) for x, y in zip(per_batch, ref))
     probe, plain = statistics.median(t_probe), statistics.median(t_plain)
-    print(f"Pythia-14M-shaped GPT-NeoX, {a.items} items x {a.length} tokens, batch {a.batch}, "
-          f"torch threads {torch.get_num_threads()}, median of {len(t_probe)} runs")
+    print(
+        f"Pythia-14M-shaped GPT-NeoX, {a.items} items x {a.length} tokens, batch {a.batch}, "
+        f"torch threads {torch.get_num_threads()}, median of {len(t_probe)} runs"
+    )
     print(f"plain model(..., labels=...) loop : {plain:7.3f} s  {n_tok / plain:9.0f} tokens/s")
     print(f"forward_nll (blocked unembedding) : {probe:7.3f} s  {n_tok / probe:9.0f} tokens/s")
-    print(f"ratio (probe tokens/s over plain): {plain / probe:.2f}x (goal >= 1.0x); "
-          f"max relative difference of the NLL sums: {diff:.1e}")
+    print(
+        f"ratio (probe tokens/s over plain): {plain / probe:.2f}x (goal >= 1.0x); "
+        f"max relative difference of the NLL sums: {diff:.1e}"
+    )
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if diff > 1e-4:
         raise SystemExit("the NLLs differ")

@@ -10,6 +10,7 @@ average.
 
     python benchmarks/bench_quality.py [--toy-root data/toy-suite] [--checkpoints 12]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.toy_root / args.model.split("/")[1] / "suite.json").exists():
         from ingest.toy.train import train_suite
+
         train_suite(args.toy_root)
 
     from ingest.probes import get_probes
@@ -37,10 +39,11 @@ def main() -> None:
     from warehouse.quality import validate_job
 
     src = open_source(args.model, toy_root=args.toy_root)
-    steps = src.steps()[:args.checkpoints]
+    steps = src.steps()[: args.checkpoints]
     probes = get_probes(None)
     t0 = time.perf_counter()
     import warehouse.quality_gx as qgx
+
     qgx.gate()
     first = time.perf_counter() - t0
     print(f"Great Expectations import + context: {first:.2f} s (once per process)")
@@ -61,9 +64,11 @@ def main() -> None:
         ts = per_probe[probe.name]
         n_exp = sum(len(v) for v in probe.expectations({}, None).values())
         gate, run = statistics.median(ts[1:]), statistics.median(compute[probe.name][1:])
-        print(f"{probe.name:13s} first {1000 * ts[0]:7.1f} ms, then median {1000 * gate:6.1f} ms over {len(ts) - 1} jobs "
-              f"= {gate / run:5.2f}x the probe's own {1000 * run:7.1f} ms "
-              f"({len(probe.tables)} tables, {n_exp} declared expectations)")
+        print(
+            f"{probe.name:13s} first {1000 * ts[0]:7.1f} ms, then median {1000 * gate:6.1f} ms over {len(ts) - 1} jobs "
+            f"= {gate / run:5.2f}x the probe's own {1000 * run:7.1f} ms "
+            f"({len(probe.tables)} tables, {n_exp} declared expectations)"
+        )
         mix += ts[1:] if not probe.runs_model else ts[1::6]
     print(f"median over the demo's job mix: {1000 * statistics.median(mix):.1f} ms (goal < 20 ms)")
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

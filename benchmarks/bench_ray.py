@@ -13,6 +13,7 @@
 
     python benchmarks/bench_ray.py [--repeats 1] [--checkpoints-14m 6]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,15 +31,24 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import duckdb  # noqa: E402
 
-PYTHIA = {"14m": 14e6, "31m": 31e6, "70m": 70e6, "160m": 160e6, "410m": 410e6, "1b": 1.0e9,
-          "1.4b": 1.4e9, "2.8b": 2.8e9, "6.9b": 6.9e9, "12b": 12e9}
-P14M_PARAMS = 14_067_712     # parameters of the 14M shape below (embed + unembed + 6 layers)
+PYTHIA = {
+    "14m": 14e6,
+    "31m": 31e6,
+    "70m": 70e6,
+    "160m": 160e6,
+    "410m": 410e6,
+    "1b": 1.0e9,
+    "1.4b": 1.4e9,
+    "2.8b": 2.8e9,
+    "6.9b": 6.9e9,
+    "12b": 12e9,
+}
+P14M_PARAMS = 14_067_712  # parameters of the 14M shape below (embed + unembed + 6 layers)
 
 
 def tdw(*args: str, env: dict | None = None) -> float:
     t = time.perf_counter()
-    proc = subprocess.run([str(Path(sys.executable).parent / "tdw"), *args], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run([str(Path(sys.executable).parent / "tdw"), *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"tdw {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t
@@ -47,8 +57,10 @@ def tdw(*args: str, env: dict | None = None) -> float:
 def per_probe_seconds(wh: Path) -> dict[str, float]:
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        rows = con.execute("SELECT probe, median(epoch(ended_at) - epoch(started_at)) FROM raw.ingest_runs "
-                           "WHERE status='success' GROUP BY probe ORDER BY probe").fetchall()
+        rows = con.execute(
+            "SELECT probe, median(epoch(ended_at) - epoch(started_at)) FROM raw.ingest_runs "
+            "WHERE status='success' GROUP BY probe ORDER BY probe"
+        ).fetchall()
     finally:
         con.close()
     return dict(rows)
@@ -57,9 +69,18 @@ def per_probe_seconds(wh: Path) -> dict[str, float]:
 def write_14m(root: Path, n: int) -> None:
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-                        intermediate_size=512, max_position_embeddings=2048, rotary_pct=0.25)
+
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=128,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+    )
     from transformers.utils import logging as hf_logging
+
     hf_logging.disable_progress_bar()
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(cfg)
@@ -79,16 +100,21 @@ def job_phase(wh: Path) -> float:
         con.close()
 
 
-RUNS = {"local": ["--executor", "local"], "ray, 1 worker": ["--executor", "ray", "--ray-cpus", "1"],
-        "ray, 2 workers": ["--executor", "ray", "--ray-cpus", "2"]}
+RUNS = {
+    "local": ["--executor", "local"],
+    "ray, 1 worker": ["--executor", "ray", "--ray-cpus", "1"],
+    "ray, 2 workers": ["--executor", "ray", "--ray-cpus", "2"],
+}
 
 
 def plot(path: Path, toy: dict, p14: dict, speedups: dict) -> None:
     """Seconds per checkpoint per probe (log scale), and the executors' speed-ups."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     probes = sorted(p14, key=p14.get)
     x = np.arange(len(probes))
@@ -112,15 +138,16 @@ def plot(path: Path, toy: dict, p14: dict, speedups: dict) -> None:
     fig.savefig(path, dpi=110)
 
 
-def compare(label: str, source: list[str], n_jobs: int, work: Path, repeats: int, env: dict,
-            speedups: dict | None = None) -> Path:
+def compare(
+    label: str, source: list[str], n_jobs: int, work: Path, repeats: int, env: dict, speedups: dict | None = None
+) -> Path:
     """Ingest ``source`` with each executor; print medians and speed-ups; the local warehouse."""
     wall: dict[str, list[float]] = {k: [] for k in RUNS}
     jobs: dict[str, list[float]] = {k: [] for k in RUNS}
     for r in range(repeats):
         for name, extra in RUNS.items():
             run_dir = work / f"{label.split()[0].replace('/', '-')}-{r}-{name.replace(' ', '').replace(',', '')}"
-            wh = run_dir / "w.duckdb"                       # its own lake: run_dir/lake
+            wh = run_dir / "w.duckdb"  # its own lake: run_dir/lake
             wall[name].append(tdw("ingest", *source, "--warehouse", str(wh), *extra, env=env))
             jobs[name].append(job_phase(wh))
     base, base_jobs = statistics.median(wall["local"]), statistics.median(jobs["local"])
@@ -133,8 +160,10 @@ def compare(label: str, source: list[str], n_jobs: int, work: Path, repeats: int
             speedups.setdefault(label.split(" (")[0], {})[name] = base_jobs / j
     lake = work / f"{label.split()[0].replace('/', '-')}-0-ray2workers" / "lake"
     size = sum(f.stat().st_size for f in lake.rglob("*") if f.is_file())
-    print(f"   lake: {size / 2**20:.1f} MiB for {n_jobs} jobs ({size / 2**20 / n_jobs * 6:.2f} MiB a checkpoint, "
-          "every probe)")
+    print(
+        f"   lake: {size / 2**20:.1f} MiB for {n_jobs} jobs ({size / 2**20 / n_jobs * 6:.2f} MiB a checkpoint, "
+        "every probe)"
+    )
     return work / f"{label.split()[0].replace('/', '-')}-0-local" / "w.duckdb"
 
 
@@ -146,20 +175,35 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_ray_"))
     env = dict(os.environ, TDW_DATA_DIR=str(work))
     os.environ["TDW_DATA_DIR"] = str(work)
-    print(f"machine: {os.cpu_count()} CPUs; working in {work}; wall includes Ray's start-up, "
-          "the jobs phase (first job start to last job end) does not")
+    print(
+        f"machine: {os.cpu_count()} CPUs; working in {work}; wall includes Ray's start-up, "
+        "the jobs phase (first job start to last job end) does not"
+    )
     t = tdw("toy-suite", "--out", str(work / "toy"), "--steps", "256", "--every", "32", env=env)
     print(f"toy suite (256 steps, 13 checkpoints a model) trained in {t:.0f} s")
     write_14m(work / "p14m", args.checkpoints_14m)
 
     speedups: dict[str, dict[str, float]] = {}
-    toy_wh = compare("toy/neox-2l (13 checkpoints x 6 probes)",
-                     ["toy/neox-2l", "--toy-root", str(work / "toy")], 13 * 6, work, args.repeats, env, speedups)
-    p14_wh = compare(f"Pythia-14M shape ({args.checkpoints_14m} checkpoints x 6 probes)",
-                     [str(work / "p14m")], args.checkpoints_14m * 6, work, args.repeats, env, speedups)
+    toy_wh = compare(
+        "toy/neox-2l (13 checkpoints x 6 probes)",
+        ["toy/neox-2l", "--toy-root", str(work / "toy")],
+        13 * 6,
+        work,
+        args.repeats,
+        env,
+        speedups,
+    )
+    p14_wh = compare(
+        f"Pythia-14M shape ({args.checkpoints_14m} checkpoints x 6 probes)",
+        [str(work / "p14m")],
+        args.checkpoints_14m * 6,
+        work,
+        args.repeats,
+        env,
+        speedups,
+    )
     toy, p14 = per_probe_seconds(toy_wh), per_probe_seconds(p14_wh)
-    print(f"\n2. seconds per checkpoint per probe (median job, local executor, "
-          f"{os.cpu_count()} CPUs, float32)")
+    print(f"\n2. seconds per checkpoint per probe (median job, local executor, {os.cpu_count()} CPUs, float32)")
     print(f"   {'probe':14} {'toy neox-2l':>12} {'Pythia-14M shape':>17}")
     for probe in sorted(p14):
         print(f"   {probe:14} {toy.get(probe, float('nan')):12.2f} {p14[probe]:17.2f}")
@@ -169,8 +213,10 @@ def main() -> None:
     plot(work / "bench_ray.png", toy, p14, speedups)
     print(f"\nfigure: {work / 'bench_ray.png'}")
 
-    print("\n3. whole Pythia suite, 154 checkpoints a model, every probe: CPU-core hours, "
-          "extrapolated linearly in parameters from the 14M figures")
+    print(
+        "\n3. whole Pythia suite, 154 checkpoints a model, every probe: CPU-core hours, "
+        "extrapolated linearly in parameters from the 14M figures"
+    )
     total = 0.0
     for name, n in PYTHIA.items():
         hours = per_ckpt_14m * (n / P14M_PARAMS) * 154 / 3600

@@ -23,6 +23,7 @@ prompts: it stays flat because only one batch of activations is held at a time.
 Run: ``python benchmarks/bench_residual.py [--repeats 2] [--prompts 64] [--threads 1]``
 (about 3 minutes on 2 shared cores).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,17 @@ import torch
 
 from ingest.probes.residual import ResidualProbe, attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
-from ingest.probes.residual.sites import (capture, layout_of, prefix_caches, release_freed_memory,
-                                          traced_base)
+from ingest.probes.residual.sites import capture, layout_of, prefix_caches, release_freed_memory, traced_base
 from ingest.prompts import pad_right as padded
 from ingest.sources import open_source
 
 N_PROMPTS, SEQ, BATCH = 64, 128, 16
-PHASES = ("forward (base model, no lm_head)", "forward (causal LM, with lm_head)",
-          "capture + metrics, last token", "capture + metrics, all tokens")
+PHASES = (
+    "forward (base model, no lm_head)",
+    "forward (causal LM, with lm_head)",
+    "capture + metrics, last token",
+    "capture + metrics, all tokens",
+)
 
 
 class PeakRSS:
@@ -78,11 +82,21 @@ class PeakRSS:
 
 def build(root: Path) -> Path:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     torch.manual_seed(0)
-    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=512, num_hidden_layers=6,
-                        num_attention_heads=8, intermediate_size=2048, max_position_embeddings=2048,
-                        rotary_pct=0.25, use_parallel_residual=True, tie_word_embeddings=False,
-                        bos_token_id=0, eos_token_id=0)
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        intermediate_size=2048,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     GPTNeoXForCausalLM(cfg).save_pretrained(root / "pythia70m-shape" / "step0")
     return root / "pythia70m-shape"
 
@@ -94,12 +108,12 @@ class Bench:
         self.src = open_source(str(model_dir))
         self.ck = self.src.checkpoint(0)
         self.layout = layout_of(self.ck.config())
-        self.plain = self.ck.load_model()            # never wrapped by nnsight
+        self.plain = self.ck.load_model()  # never wrapped by nnsight
         self.model = self.ck.load_model()
         self.traced = traced_base(self.model)
         rng = np.random.default_rng(0)
         self.prompts = list(rng.integers(0, 50304, size=(n_prompts, SEQ)))
-        self.batches = [padded(self.prompts[s:s + BATCH]) for s in range(0, n_prompts, BATCH)]
+        self.batches = [padded(self.prompts[s : s + BATCH]) for s in range(0, n_prompts, BATCH)]
         self.rot = random_rotation(self.layout.d_model, 0)
         self.perms = layer_permutations(self.layout.n_points, 1, 0)
 
@@ -119,24 +133,36 @@ class Bench:
         for ids, lengths in which or self.batches:
             h = capture(self.traced, lay, ids, lengths, all_tokens)
             if all_tokens:
-                h = h.reshape(-1, lay.n_points, lay.d_model)   # [samples, points, d]
+                h = h.reshape(-1, lay.n_points, lay.d_model)  # [samples, points, d]
             stats.update(h)
             del h
-            release_freed_memory()                       # as the probe does after each batch
+            release_freed_memory()  # as the probe does after each batch
         if finalize:
             stats.finalize()
         return stats
 
     def phase(self, name: str):
-        return dict(zip(PHASES, (self.forward_base, self.forward_full,
-                                 lambda: self.capture_metrics(False),
-                                 lambda: self.capture_metrics(True))))[name]
+        return dict(
+            zip(
+                PHASES,
+                (
+                    self.forward_base,
+                    self.forward_full,
+                    lambda: self.capture_metrics(False),
+                    lambda: self.capture_metrics(True),
+                ),
+            )
+        )[name]
 
 
 def measure_memory(model_dir: str, phase: str, n_prompts: int, threads: int) -> int:
     """Peak RSS growth of one phase in a fresh child process (bytes)."""
-    out = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps(
-        [model_dir, phase, n_prompts, threads])], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", json.dumps([model_dir, phase, n_prompts, threads])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.strip().splitlines()[-1])
 
 
@@ -153,8 +179,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--prompts", type=int, default=N_PROMPTS, help="fewer for a smoke run")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1: stable ratios on a shared 2-core machine)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: stable ratios on a shared 2-core machine)"
+    )
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
@@ -164,20 +191,27 @@ def main() -> None:
         model_dir = build(Path(tmp))
         b = Bench(model_dir, args.prompts)
         lay = b.layout
-        b.forward_base(b.batches[:1])                # warm-up (allocator, kernels)
+        b.forward_base(b.batches[:1])  # warm-up (allocator, kernels)
         b.capture_metrics(False, b.batches[:1])
         times = {k: [] for k in PHASES}
         for _ in range(args.repeats):
             acc = dict.fromkeys(PHASES, 0.0)
             streams = {True: None, False: None}
-            for i in range(len(b.batches)):          # interleaved batch by batch
-                one, last = b.batches[i:i + 1], i == len(b.batches) - 1
+            for i in range(len(b.batches)):  # interleaved batch by batch
+                one, last = b.batches[i : i + 1], i == len(b.batches) - 1
 
                 def metrics(all_tokens: bool, one=one, last=last):
-                    streams[all_tokens] = b.capture_metrics(all_tokens, one, streams[all_tokens],
-                                                            finalize=last)
-                for k, fn in zip(PHASES, (lambda: b.forward_base(one), lambda: b.forward_full(one),
-                                          lambda: metrics(False), lambda: metrics(True))):
+                    streams[all_tokens] = b.capture_metrics(all_tokens, one, streams[all_tokens], finalize=last)  # noqa: F821
+
+                for k, fn in zip(
+                    PHASES,
+                    (
+                        lambda: b.forward_base(one),  # noqa: F821
+                        lambda: b.forward_full(one),  # noqa: F821
+                        lambda: metrics(False),
+                        lambda: metrics(True),
+                    ),
+                ):
                     t = time.perf_counter()
                     fn()
                     acc[k] += time.perf_counter() - t
@@ -191,12 +225,21 @@ def main() -> None:
         chosen = np.arange(4)
 
         def perturb():
-            caches = prefix_caches(b.model.base_model, [b.prompts[i] for i in chosen])
+            caches = prefix_caches(b.model.base_model, [b.prompts[i] for i in chosen])  # noqa: F821
             for at in lay.block_inputs()[:2]:
                 grid = attractor.plane_grid(basis.project(states[:, at])[:, :2], 3)
-                attractor.perturbation_runs(b.traced, b.model.base_model, lay,
-                                            [b.prompts[i] for i in chosen], states[chosen],
-                                            basis, at, grid, caches)
+                attractor.perturbation_runs(
+                    b.traced,  # noqa: F821
+                    b.model.base_model,  # noqa: F821
+                    lay,
+                    [b.prompts[i] for i in chosen],  # noqa: F821
+                    states[chosen],
+                    basis,
+                    at,
+                    grid,
+                    caches,
+                )
+
         pert = []
         for _ in range(args.repeats):
             t = time.perf_counter()
@@ -217,30 +260,32 @@ def main() -> None:
         mem = {k: measure_memory(str(model_dir), k, BATCH, args.threads) for k in PHASES}
         mem_all_4 = measure_memory(str(model_dir), PHASES[3], 4 * BATCH, args.threads)
 
-    mb = 1 / 2 ** 20
+    mb = 1 / 2**20
     base, full = med[PHASES[0]], med[PHASES[1]]
-    print(f"residual probe benchmark: Pythia-70M shape (6 x 512, vocab 50304), {args.prompts} "
-          f"prompts x {SEQ} tokens, batch {BATCH}, torch threads {args.threads}, "
-          f"median of {args.repeats}")
-    print(f"{'phase':44s} {'seconds':>8s} {'x base fwd':>10s} {'x full fwd':>10s} "
-          f"{'peak RSS +MB (1 batch)':>23s}")
+    print(
+        f"residual probe benchmark: Pythia-70M shape (6 x 512, vocab 50304), {args.prompts} "
+        f"prompts x {SEQ} tokens, batch {BATCH}, torch threads {args.threads}, "
+        f"median of {args.repeats}"
+    )
+    print(f"{'phase':44s} {'seconds':>8s} {'x base fwd':>10s} {'x full fwd':>10s} {'peak RSS +MB (1 batch)':>23s}")
     for k in PHASES:
-        print(f"{k:44s} {med[k]:8.2f} {med[k] / base:10.2f} {med[k] / full:10.2f} "
-              f"{mem[k] * mb:23.1f}")
+        print(f"{k:44s} {med[k]:8.2f} {med[k] / base:10.2f} {med[k] / full:10.2f} {mem[k] * mb:23.1f}")
     p = statistics.median(pert)
-    print(f"{'perturbation runs (2 layers x 4 prompts x 9)':44s} {p:8.2f} {p / base:10.2f} "
-          f"{p / full:10.2f}")
-    print(f"{'probe.run per checkpoint (defaults)':44s} {t_run:8.2f} {t_run / base:10.2f} "
-          f"{t_run / full:10.2f}")
+    print(f"{'perturbation runs (2 layers x 4 prompts x 9)':44s} {p:8.2f} {p / base:10.2f} {p / full:10.2f}")
+    print(f"{'probe.run per checkpoint (defaults)':44s} {t_run:8.2f} {t_run / base:10.2f} {t_run / full:10.2f}")
     print(f"{'context: shared basis, once per model':44s} {t_ctx:8.2f}")
-    print(f"all-token capture + metrics, peak RSS growth: {mem[PHASES[3]] * mb:.1f} MB with "
-          f"{BATCH} prompts, {mem_all_4 * mb:.1f} MB with {4 * BATCH} (one batch of activations "
-          f"at every point: {BATCH * SEQ * lay.n_points * lay.d_model * 4 * mb:.1f} MB)")
+    print(
+        f"all-token capture + metrics, peak RSS growth: {mem[PHASES[3]] * mb:.1f} MB with "
+        f"{BATCH} prompts, {mem_all_4 * mb:.1f} MB with {4 * BATCH} (one batch of activations "
+        f"at every point: {BATCH * SEQ * lay.n_points * lay.d_model * 4 * mb:.1f} MB)"
+    )
     for mode in ("last token", "all tokens"):
         r = med[f"capture + metrics, {mode}"] / base
-        print(f"target capture + metrics <= 1.5x plain forward ({mode}): {r:.2f}x the base-model "
-              f"forward, {med[f'capture + metrics, {mode}'] / full:.2f}x the causal-LM forward "
-              f"-> {'PASS' if r <= 1.5 else 'FAIL'}")
+        print(
+            f"target capture + metrics <= 1.5x plain forward ({mode}): {r:.2f}x the base-model "
+            f"forward, {med[f'capture + metrics, {mode}'] / full:.2f}x the causal-LM forward "
+            f"-> {'PASS' if r <= 1.5 else 'FAIL'}"
+        )
 
 
 if __name__ == "__main__":

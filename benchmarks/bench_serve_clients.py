@@ -9,6 +9,7 @@ the same way, for the before/after ratio.
 
     python benchmarks/bench_serve_clients.py [--rows 300000] [--repeats 200] [--baseline-src /work/main]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,8 @@ LARGE = "select * from marts.fct_msd"
 def make(wh: Path, rows: int) -> None:
     con = duckdb.connect(str(snapshot_path(wh)))
     con.execute(f"""CREATE SCHEMA marts;
-        CREATE TABLE marts.fct_msd AS SELECT 'EleutherAI/pythia-410m' AS model_id, 'layer.' || (range % 24) AS tensor_name,
+        CREATE TABLE marts.fct_msd AS SELECT 'EleutherAI/pythia-410m' AS model_id,
+            'layer.' || (range % 24) AS tensor_name,
             range AS step, range / 7.0 AS msd, (range % 1000)::INT AS n, range % 2 = 0 AS ok,
             TIMESTAMP '2026-01-01' + INTERVAL (range) SECOND AS ts FROM range({rows})""")
     con.close()
@@ -42,14 +44,20 @@ def make(wh: Path, rows: int) -> None:
 
 def start(src: Path, wh: Path) -> tuple[subprocess.Popen, int]:
     py = src / ".venv" / "bin" / "python"
-    proc = subprocess.Popen([str(py if py.exists() else sys.executable), "-m", "tdw", "serve", "--port", "0",
-                             "--warehouse", str(wh)], cwd=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(py if py.exists() else sys.executable), "-m", "tdw", "serve", "--port", "0", "--warehouse", str(wh)],
+        cwd=src,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if "serving" not in line:
         proc.kill()
         raise SystemExit(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    return proc, int(line.split(":")[-1].split("/")[0]) if "postgresql://" not in line else \
-        int(line.split("postgresql://")[1].split(":")[1].split("/")[0])
+    return proc, int(line.split(":")[-1].split("/")[0]) if "postgresql://" not in line else int(
+        line.split("postgresql://")[1].split(":")[1].split("/")[0]
+    )
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -69,10 +77,13 @@ def through(port: int, repeats: int, large_repeats: int) -> dict:
 
     def one(_):
         t = time.perf_counter()
-        c = psycopg.connect(host="127.0.0.1", port=port, user="bench", dbname="tdw", autocommit=True, connect_timeout=30)
+        c = psycopg.connect(
+            host="127.0.0.1", port=port, user="bench", dbname="tdw", autocommit=True, connect_timeout=30
+        )
         c.execute("select 1").fetchall()
         c.close()
         return (time.perf_counter() - t) * 1000
+
     with ThreadPoolExecutor(max_workers=50) as pool:
         burst = max(pool.map(one, range(50)))
     return {"small_ms": small, "large_ms": large, "burst_max_ms": burst}
@@ -103,16 +114,23 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=10)
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}), {a.rows} rows x 7 columns, medians")
-    print(f"{'':12} {'small query ms':>15} {'overhead ms':>12} {'large rows/s':>13} {'vs direct':>10} {'burst50 max ms':>15}")
+    print(
+        f"{'':12} {'small query ms':>15} {'overhead ms':>12} {'large rows/s':>13} "
+        f"{'vs direct':>10} {'burst50 max ms':>15}"
+    )
     print(f"{'direct':12} {d_small:15.3f} {'':>12} {a.rows / d_large * 1000:13,.0f} {'1.00':>10}")
     for name, r in runs.items():
         rps = a.rows / r["large_ms"] * 1000
-        print(f"{name:12} {r['small_ms']:15.3f} {r['small_ms'] - d_small:12.3f} {rps:13,.0f} "
-              f"{d_large / r['large_ms']:10.2f} {r['burst_max_ms']:15.1f}")
+        print(
+            f"{name:12} {r['small_ms']:15.3f} {r['small_ms'] - d_small:12.3f} {rps:13,.0f} "
+            f"{d_large / r['large_ms']:10.2f} {r['burst_max_ms']:15.1f}"
+        )
     if "baseline" in runs:
         s, b = runs["tdw serve"], runs["baseline"]
-        print(f"tdw serve vs baseline: small query {b['small_ms'] / s['small_ms']:.1f}x faster, "
-              f"large result {b['large_ms'] / s['large_ms']:.1f}x the rows/s")
+        print(
+            f"tdw serve vs baseline: small query {b['small_ms'] / s['small_ms']:.1f}x faster, "
+            f"large result {b['large_ms'] / s['large_ms']:.1f}x the rows/s"
+        )
     print("targets: overhead <= 2 ms; large rows/s >= 5x the baseline; no connect stall (burst max << 1000 ms)")
 
 

@@ -8,6 +8,7 @@ which opens a connection per query.
 
     python benchmarks/bench_serving.py [--warehouse PATH] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb  # noqa: E402
-
 from make_synthetic_warehouse import make  # noqa: E402
 
 REPORT_MODELS = ["EleutherAI/pythia-70m", "EleutherAI/pythia-410m", "EleutherAI/pythia-1b"]
@@ -53,12 +53,14 @@ def recorded_report_queries(warehouse: Path, out: Path) -> list[tuple[str, dict]
     """Every (sql, params) the report runs, captured by wrapping Context.df."""
     from analysis import report_sections
     from analysis.report import write_report
+
     seen: list[tuple[str, dict]] = []
     original = report_sections.Context.df
 
     def recording(self, sql, **params):
         seen.append((sql, {"models": self.models, **params} if "$models" in sql else params))
         return original(self, sql, **params)
+
     report_sections.Context.df = recording
     try:
         write_report(warehouse, REPORT_MODELS, out)
@@ -81,15 +83,21 @@ def main() -> None:
         print(f"generated {wh}: {sum(counts.values()):,} mart rows in {time.perf_counter() - t:.1f} s")
 
     from warehouse.snapshot import publish, snapshot_path
+
     pub = [publish(wh).seconds for _ in range(3)]
-    print(f"publish snapshot ({snapshot_path(wh).stat().st_size / 2**20:.0f} MiB): median "
-          f"{statistics.median(pub):.2f} s over 3 (target < 5 s)")
+    print(
+        f"publish snapshot ({snapshot_path(wh).stat().st_size / 2**20:.0f} MiB): median "
+        f"{statistics.median(pub):.2f} s over 3 (target < 5 s)"
+    )
 
     queries = recorded_report_queries(wh, tmp / "warmup" / "report.html")
     con = duckdb.connect(str(snapshot_path(wh)), read_only=True)
-    print(f"\n{len(queries)} report queries + {len(README_QUERIES)} README queries, median of {args.repeats} "
-          "(open connection | warehouse.sql.query, connection per query):")
+    print(
+        f"\n{len(queries)} report queries + {len(README_QUERIES)} README queries, median of {args.repeats} "
+        "(open connection | warehouse.sql.query, connection per query):"
+    )
     from warehouse.sql import query
+
     worst = 0.0
     for i, (sql, params) in enumerate(queries + [(q, {}) for q in README_QUERIES]):
         ms = median_ms(lambda: con.execute(sql, params).df(), args.repeats)
@@ -103,18 +111,36 @@ def main() -> None:
     print(f"slowest median: {worst:.1f} ms (target < 100 ms)")
 
     from analysis.report import write_report
+
     runs = []
     for k in range(3):
         r = write_report(wh, REPORT_MODELS, tmp / f"r{k}" / "report.html")
         runs.append(r.seconds)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nreport for 3 models in-process: median {statistics.median(runs):.1f} s over 3, "
-          f"{len(r.figures)} figures, peak RSS of this process {peak:.0f} MiB")
+    print(
+        f"\nreport for 3 models in-process: median {statistics.median(runs):.1f} s over 3, "
+        f"{len(r.figures)} figures, peak RSS of this process {peak:.0f} MiB"
+    )
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tdw", "report", "--models", ",".join(REPORT_MODELS),
-                    "--warehouse", str(wh), "--out", str(tmp / "cli" / "report.html")], check=True)
-    print(f"`tdw report` CLI for 3 models (with interpreter start and imports): "
-          f"{time.perf_counter() - t:.1f} s (target < 30 s)")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tdw",
+            "report",
+            "--models",
+            ",".join(REPORT_MODELS),
+            "--warehouse",
+            str(wh),
+            "--out",
+            str(tmp / "cli" / "report.html"),
+        ],
+        check=True,
+    )
+    print(
+        f"`tdw report` CLI for 3 models (with interpreter start and imports): "
+        f"{time.perf_counter() - t:.1f} s (target < 30 s)"
+    )
 
 
 if __name__ == "__main__":

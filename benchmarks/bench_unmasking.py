@@ -10,6 +10,7 @@ identical and the log-probabilities equal to float rounding (max |Δ|).
 
 The naive loop runs max(1, repeats - 2) times (it dominates the run time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,19 @@ from ingest.probes.unmasking import unmask_cached, unmask_naive
 
 def pythia14m_shaped(seed: int = 0):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     torch.manual_seed(seed)
-    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-                        intermediate_size=512, max_position_embeddings=2048, rotary_pct=0.25,
-                        use_parallel_residual=True, tie_word_embeddings=False)
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=128,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+    )
     return GPTNeoXForCausalLM(cfg).eval()
 
 
@@ -53,7 +63,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     items = [rng.integers(0, 50304, size=a.length) for _ in range(a.items)]
     n_gen = a.items * a.length * (a.length - 1) // 2
-    unmask_cached(model, items[:1])                                  # warm-up
+    unmask_cached(model, items[:1])  # warm-up
     t_naive, ref = timed(lambda: unmask_naive(model, items), max(1, a.repeats - 2))
     t_cached, got = timed(lambda: unmask_cached(model, items), a.repeats)
     t_per_item, per_item = timed(lambda: unmask_cached(model, items, max_rows=a.length - 1), a.repeats)
@@ -63,10 +73,8 @@ def main() -> None:
     print(f"model: Pythia-14M-shaped GPT-NeoX, torch threads {torch.get_num_threads()}")
     print(f"items {a.items} x {a.length} tokens: {len(ref)} prefixes, {n_gen} generated tokens")
     print(f"naive loop (prefix by prefix, full recompute) : {t_naive:8.3f} s  (median)")
-    print(f"cached, one item's prefixes per batch         : {t_per_item:8.3f} s  "
-          f"speed-up {t_naive / t_per_item:5.1f}x")
-    print(f"cached, all prefixes of all items batched     : {t_cached:8.3f} s  "
-          f"speed-up {t_naive / t_cached:5.1f}x")
+    print(f"cached, one item's prefixes per batch         : {t_per_item:8.3f} s  speed-up {t_naive / t_per_item:5.1f}x")
+    print(f"cached, all prefixes of all items batched     : {t_cached:8.3f} s  speed-up {t_naive / t_cached:5.1f}x")
     print(f"generated tokens identical: {same and same_pi}; max |delta log-prob| = {dlp:.2e}")
     if not (same and same_pi):
         raise SystemExit("outputs differ")

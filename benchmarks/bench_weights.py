@@ -20,6 +20,7 @@ the load average.
 
     python benchmarks/bench_weights.py [--checkpoints 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,17 @@ def write_14m(root: Path, n: int) -> None:
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
     from transformers.utils import logging as hf_logging
+
     hf_logging.disable_progress_bar()
-    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-                        intermediate_size=512, max_position_embeddings=2048, rotary_pct=0.25)
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=128,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=2048,
+        rotary_pct=0.25,
+    )
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(cfg)
     for i in range(n):
@@ -76,18 +85,20 @@ def peak_child(root: str) -> None:
 
     from ingest.probes.weights import WeightsProbe
     from ingest.sources import LocalSource
+
     probe = WeightsProbe()
     params = probe.params()
     ckpt = LocalSource(Path(root), "bench/weights").checkpoint(1000)
     largest = max(4 * math.prod(ckpt.tensors().shape(n)) for n in ("lm_head.weight", "gpt_neox.embed_in.weight"))
     ckpt._tensors = None
-    probe.run(LocalSource(Path(root), "bench/weights").checkpoint(0), params, {})   # imports, allocator warm
+    probe.run(LocalSource(Path(root), "bench/weights").checkpoint(0), params, {})  # imports, allocator warm
     base, peak, done = rss(), [0], threading.Event()
 
     def poll():
         while not done.is_set():
             peak[0] = max(peak[0], rss())
             time.sleep(0.001)
+
     t = threading.Thread(target=poll)
     t.start()
     probe.run(ckpt, params, {})
@@ -123,7 +134,7 @@ def main() -> None:
                 return [float(torch.sum(f.get_tensor(n))) for n in TENSORS]
 
         rr = []
-        for i in range(n_ckpt):                        # a job, then the baseline: same load for both
+        for i in range(n_ckpt):  # a job, then the baseline: same load for both
             ingest(str(root), revisions=f"step{i * 1000}", probes="weights", warehouse=wh, progress=False)
             for _ in range(2):
                 t = time.perf_counter()
@@ -131,9 +142,13 @@ def main() -> None:
                 rr.append(time.perf_counter() - t)
         base = 1000 * statistics.median(rr[2:])
         con = duckdb.connect(str(wh), read_only=True)
-        jobs = [r[0] for r in con.execute(
-            "SELECT epoch(ended_at) - epoch(started_at) FROM raw.ingest_runs WHERE status='success' "
-            "ORDER BY started_at").fetchall()]
+        jobs = [
+            r[0]
+            for r in con.execute(
+                "SELECT epoch(ended_at) - epoch(started_at) FROM raw.ingest_runs WHERE status='success' "
+                "ORDER BY started_at"
+            ).fetchall()
+        ]
         con.close()
         job = 1000 * statistics.median(jobs[1:])
 
@@ -155,24 +170,40 @@ def main() -> None:
         def load():
             step = next(k)
             f = {t: fr.assign(step=step) for t, fr in frames.items()}
-            db.load_job(lcon, probe.tables, f, {"model_id": "bench/weights", "step": step, "probe": "weights",
-                                                "params": params}, probe=probe, expectations={})
+            db.load_job(
+                lcon,
+                probe.tables,
+                f,
+                {"model_id": "bench/weights", "step": step, "probe": "weights", "params": params},
+                probe=probe,
+                expectations={},
+            )
+
         load_ms = median_ms(load, 5)
         lcon.close()
-        proc = subprocess.run([sys.executable, __file__, "--peak", str(root)], capture_output=True, text=True,
-                              check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--peak", str(root)], capture_output=True, text=True, check=True
+        )
         mem = json.loads(proc.stdout.strip().splitlines()[-1])
     mb = 50304 * 128 * 4 / 1e6
-    print(f"Pythia-14M shape, default tensors (2 x 50304 x 128 float32 = {2 * mb:.1f} MB), "
-          f"{n_ckpt} checkpoints; medians of >= 5 runs")
+    print(
+        f"Pythia-14M shape, default tensors (2 x 50304 x 128 float32 = {2 * mb:.1f} MB), "
+        f"{n_ckpt} checkpoints; medians of >= 5 runs"
+    )
     print(f"read + reduce (safe_open, get_tensor, torch.sum)  : {base:7.1f} ms")
-    print(f"weights job (raw.ingest_runs, jobs 2..{len(jobs)})       : {job:7.1f} ms  "
-          f"= {job / base:.1f}x the read+reduce pass (goal <= 20x)")
-    print(f"  its parts, timed apart: content hash {hash_ms:.1f} ms, probe {run_ms:.1f} ms, "
-          f"gate {gate_ms:.1f} ms, load with its commit {load_ms:.1f} ms")
+    print(
+        f"weights job (raw.ingest_runs, jobs 2..{len(jobs)})       : {job:7.1f} ms  "
+        f"= {job / base:.1f}x the read+reduce pass (goal <= 20x)"
+    )
+    print(
+        f"  its parts, timed apart: content hash {hash_ms:.1f} ms, probe {run_ms:.1f} ms, "
+        f"gate {gate_ms:.1f} ms, load with its commit {load_ms:.1f} ms"
+    )
     peak = mem["peak"]
-    print(f"probe peak memory above start: {peak / 1e6:.1f} MB = {peak / mem['largest']:.2f}x the largest "
-          f"tensor (goal <= 2x)")
+    print(
+        f"probe peak memory above start: {peak / 1e6:.1f} MB = {peak / mem['largest']:.2f}x the largest "
+        f"tensor (goal <= 2x)"
+    )
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

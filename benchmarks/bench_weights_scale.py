@@ -15,6 +15,7 @@ busy cores and the disk use near 1.2 GB (``--checkpoints 154`` runs the full cou
 
     python benchmarks/bench_weights_scale.py [--checkpoints 16] [--dtype float16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,15 +46,15 @@ def peak_rss_mb() -> float:
 def write_checkpoints(root: Path, n: int, dtype_name: str) -> list[int]:
     dtype = getattr(torch, dtype_name)
     g = torch.Generator().manual_seed(0)
-    w = torch.randn(SHAPE, generator=g) * 0.02                      # [vocab, d]
-    steps = [0] + [2 ** i for i in range(10)] + list(range(1000, 1000 * n, 1000))
+    w = torch.randn(SHAPE, generator=g) * 0.02  # [vocab, d]
+    steps = [0] + [2**i for i in range(10)] + list(range(1000, 1000 * n, 1000))
     steps = steps[:n]
     for s in steps:
         folder = root / f"step{s}"
         folder.mkdir(parents=True)
         save_file({"embed_out.weight": w.to(dtype).contiguous()}, str(folder / "model.safetensors"))
         (folder / "config.json").write_text(json.dumps({"vocab_size": SHAPE[0]}))
-        w += torch.randn(SHAPE, generator=g) * 0.002                 # a random walk
+        w += torch.randn(SHAPE, generator=g) * 0.002  # a random walk
     del w
     return steps
 
@@ -67,7 +68,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="tdw-scale-", dir=a.dir))
     try:
         t = time.perf_counter()
-        with mp.get_context("spawn").Pool(1) as pool:                # keeps the writer's memory out
+        with mp.get_context("spawn").Pool(1) as pool:  # keeps the writer's memory out
             steps = pool.apply(write_checkpoints, (root, a.checkpoints, a.dtype))
         t_write = time.perf_counter() - t
         size_mb = sum(p.stat().st_size for p in root.rglob("*.safetensors")) / 2**20
@@ -91,21 +92,31 @@ def main() -> None:
         n_vals = SHAPE[0] * SHAPE[1]
         med = statistics.median(per_ckpt[1:] or per_ckpt)
         tensor_mb = n_vals * 4 / 2**20
-        print(f"tensor {SHAPE[0]} x {SHAPE[1]} ({n_vals / 1e6:.1f} M values, {tensor_mb:.0f} MB as float32), "
-              f"{len(steps)} checkpoints as {a.dtype} ({size_mb:.0f} MB on disk, written in {t_write:.1f} s)")
-        print(f"per checkpoint (weights probe + displacement), median: {med:.2f} s "
-              f"-> {n_vals / med / 1e6:.1f} M values/s, {1 / med * 3600:.0f} checkpoints/hour")
+        print(
+            f"tensor {SHAPE[0]} x {SHAPE[1]} ({n_vals / 1e6:.1f} M values, {tensor_mb:.0f} MB as float32), "
+            f"{len(steps)} checkpoints as {a.dtype} ({size_mb:.0f} MB on disk, written in {t_write:.1f} s)"
+        )
+        print(
+            f"per checkpoint (weights probe + displacement), median: {med:.2f} s "
+            f"-> {n_vals / med / 1e6:.1f} M values/s, {1 / med * 3600:.0f} checkpoints/hour"
+        )
         print(f"total probe time {sum(per_ckpt):.1f} s; extrapolated to 154 checkpoints: {med * 154 / 60:.1f} min")
-        print(f"peak RSS (the checkpoints are written by a child process): "
-              f"before ingest {rss_before:.0f} MB, after 2 checkpoints {rss_after[min(2, len(steps))]:.0f} MB, "
-              f"after {len(steps)} {rss_after[len(steps)]:.0f} MB "
-              f"(growth over the last {len(steps) - 2}: {rss_after[len(steps)] - rss_after[min(2, len(steps))]:.0f} MB)")
-        print(f"ingest working set: {rss_after[len(steps)] - rss_before:.0f} MB "
-              f"= {(rss_after[len(steps)] - rss_before) / tensor_mb:.2f} x one float32 tensor "
-              f"(two checkpoints' float32 copies, 2.00 x, plus the transient file-dtype read buffer "
-              f"and chunk buffers)")
-        print(f"peak traced heap per checkpoint: max {max(heap_peaks):.0f} MB "
-              f"= {max(heap_peaks) / tensor_mb:.2f} x one float32 tensor")
+        print(
+            f"peak RSS (the checkpoints are written by a child process): "
+            f"before ingest {rss_before:.0f} MB, after 2 checkpoints {rss_after[min(2, len(steps))]:.0f} MB, "
+            f"after {len(steps)} {rss_after[len(steps)]:.0f} MB "
+            f"(growth over the last {len(steps) - 2}: {rss_after[len(steps)] - rss_after[min(2, len(steps))]:.0f} MB)"
+        )
+        print(
+            f"ingest working set: {rss_after[len(steps)] - rss_before:.0f} MB "
+            f"= {(rss_after[len(steps)] - rss_before) / tensor_mb:.2f} x one float32 tensor "
+            f"(two checkpoints' float32 copies, 2.00 x, plus the transient file-dtype read buffer "
+            f"and chunk buffers)"
+        )
+        print(
+            f"peak traced heap per checkpoint: max {max(heap_peaks):.0f} MB "
+            f"= {max(heap_peaks) / tensor_mb:.2f} x one float32 tensor"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -9,6 +9,7 @@ logits; an edge from each node to every node of a later layer), one task and one
 
     python benchmarks/make_synthetic_warehouse.py OUT.duckdb [--models 14m,31m]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 PYTHIA = {"14m": (6, 4), "31m": (6, 8), "70m": (6, 8), "160m": (12, 12), "410m": (24, 16), "1b": (16, 8)}
-STEPS = [0] + [2 ** i for i in range(10)] + list(range(1000, 143001, 1000))  # 154 checkpoints
+STEPS = [0] + [2**i for i in range(10)] + list(range(1000, 143001, 1000))  # 154 checkpoints
 TENSORS = ("lm_head.weight", "gpt_neox.embed_in.weight")
 
 TABLES = {
@@ -102,11 +103,16 @@ def make(out: Path, models: list[str]) -> dict[str, int]:
         p.unlink(missing_ok=True)
     con = duckdb.connect(str(out))
     con.execute("create schema marts; use marts")
-    con.execute("create temp table models as select * from (values " + ", ".join(
-        f"('EleutherAI/pythia-{k}', {PYTHIA[k][0]}, {PYTHIA[k][1]})" for k in models)
-        + ") v(model_id, n_layers, n_heads)")
-    con.execute("create temp table steps as select step, idx, step / 143000.0 as frac from (select unnest(?) as step, "
-                "generate_subscripts(?, 1) - 1 as idx)", [STEPS, STEPS])
+    con.execute(
+        "create temp table models as select * from (values "
+        + ", ".join(f"('EleutherAI/pythia-{k}', {PYTHIA[k][0]}, {PYTHIA[k][1]})" for k in models)
+        + ") v(model_id, n_layers, n_heads)"
+    )
+    con.execute(
+        "create temp table steps as select step, idx, step / 143000.0 as frac from (select unnest(?) as step, "
+        "generate_subscripts(?, 1) - 1 as idx)",
+        [STEPS, STEPS],
+    )
     con.execute("create temp table tensors as select unnest(?) as tensor_name", [list(TENSORS)])
     counts = {}
     for name, sql in TABLES.items():

@@ -8,11 +8,13 @@ half and retried, down to one item; the size that worked is remembered for the r
 process (per probe and model shape), so a worker finds its size once. Results do not depend
 on the batch size beyond float rounding: every item is computed on its own row.
 """
+
 from __future__ import annotations
 
 import gc
 import sys
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ingest.errors import TdwError
 
@@ -26,6 +28,7 @@ def is_oom(e: BaseException) -> bool:
         return True
     try:
         import torch
+
         if isinstance(e, torch.cuda.OutOfMemoryError):
             return True
     except ImportError:
@@ -36,6 +39,7 @@ def is_oom(e: BaseException) -> bool:
 def free_bytes(device: str) -> int:
     if str(device).startswith("cuda"):
         import torch
+
         return int(torch.cuda.mem_get_info(torch.device(device))[0])
     try:
         with open("/proc/meminfo") as f:
@@ -87,6 +91,7 @@ def _release() -> None:
     gc.collect()
     try:
         import torch
+
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     except ImportError:

@@ -8,6 +8,7 @@ of large models but change the measures themselves (perplexity, graph edge weigh
 residual metrics move in their third or fourth significant digit), so the dtype is a probe
 parameter and part of every job's lineage, never silently mixed within one series.
 """
+
 from __future__ import annotations
 
 from ingest.errors import TdwError
@@ -18,6 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def cuda_available() -> bool:
     import torch
+
     return torch.cuda.is_available()
 
 
@@ -37,6 +39,7 @@ def resolve_device(name: str, have_gpu: bool | None = None) -> str:
 
 def torch_dtype(name: str):
     import torch
+
     if name not in DTYPES:
         raise TdwError(f"unknown dtype {name!r}; use one of: {', '.join(DTYPES)}")
     return getattr(torch, name)
@@ -49,12 +52,14 @@ def device_of(module):
 
 def load(checkpoint, params: dict):
     """The checkpoint's model on the job's device, in the job's dtype (shared per checkpoint)."""
-    return checkpoint.load_model(dtype=torch_dtype(str(params.get("dtype", "float32"))),
-                                 device=resolve_device(str(params.get("device", "cpu"))))
+    return checkpoint.load_model(
+        dtype=torch_dtype(str(params.get("dtype", "float32"))), device=resolve_device(str(params.get("device", "cpu")))
+    )
 
 
-def apply(params_by: dict[str, dict], defaults_by: dict[str, dict], explicit: dict[str, dict],
-          device: str, dtype: str | None) -> None:
+def apply(
+    params_by: dict[str, dict], defaults_by: dict[str, dict], explicit: dict[str, dict], device: str, dtype: str | None
+) -> None:
     """Set the resolved device (and the dtype, when given) on every probe that has those
     parameters, unless ``--param probe.device=…`` set them for that probe explicitly."""
     if dtype is not None and dtype not in DTYPES:

@@ -22,14 +22,16 @@ single token, which have nothing to predict. ``max_items`` keeps the first items
 paper: the first 500 LAMBADA test items). Bad input fails with one ``TdwError`` line: an
 empty file, a file that is not text, ids outside the vocabulary, a non-integer array.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +44,9 @@ TOY = "toy"
 
 @dataclass(frozen=True)
 class EvalSet:
-    name: str                          # the `dataset` column of the marts
-    spec: str                          # what the user named
-    items: tuple[np.ndarray, ...]      # each [t_i] int64, t_i >= 2
+    name: str  # the `dataset` column of the marts
+    spec: str  # what the user named
+    items: tuple[np.ndarray, ...]  # each [t_i] int64, t_i >= 2
 
     @property
     def hash(self) -> str:
@@ -84,8 +86,7 @@ def _ids_from_lines(lines: list[str], path: Path) -> list[np.ndarray]:
     for i, ln in enumerate(lines, 1):
         if not _IDS_LINE.match(ln):
             raise TdwError(f"token file {path}: line {i} is not a list of integer ids: {ln[:40]!r}")
-        out.append(np.array([int(t) for t in re.split(r"[\s,]+", ln.strip().strip(",")) if t],
-                            dtype=np.int64))
+        out.append(np.array([int(t) for t in re.split(r"[\s,]+", ln.strip().strip(",")) if t], dtype=np.int64))
     return out
 
 
@@ -101,7 +102,7 @@ def _ids_from_npy(path: Path, item_len: int) -> list[np.ndarray]:
     if arr.dtype.kind not in "iu":
         raise TdwError(f"token file {path}: token ids must be integers, got dtype {arr.dtype}")
     if arr.ndim == 1:
-        return [arr[i:i + item_len].astype(np.int64) for i in range(0, arr.size, item_len)]
+        return [arr[i : i + item_len].astype(np.int64) for i in range(0, arr.size, item_len)]
     if arr.ndim == 2:
         return [row.astype(np.int64) for row in arr]
     raise TdwError(f"token file {path}: expected a 1-D or 2-D array of ids, got shape {arr.shape}")
@@ -127,7 +128,7 @@ def _texts_from_jsonl(text: str, path: Path) -> list[str]:
 def _windows(items: list[np.ndarray], max_len: int) -> list[np.ndarray]:
     out = []
     for x in items:
-        out += [x[i:i + max_len] for i in range(0, x.size, max_len)]
+        out += [x[i : i + max_len] for i in range(0, x.size, max_len)]
     return [x for x in out if x.size >= 2]
 
 
@@ -135,8 +136,9 @@ def _check_vocab(items: list[np.ndarray], vocab_size: int, where: str) -> None:
     for i, x in enumerate(items):
         bad = np.flatnonzero((x < 0) | (x >= vocab_size))
         if bad.size:
-            raise TdwError(f"{where}: item {i} holds token id {int(x[bad[0]])} outside the model's "
-                           f"vocabulary [0, {vocab_size})")
+            raise TdwError(
+                f"{where}: item {i} holds token id {int(x[bad[0]])} outside the model's vocabulary [0, {vocab_size})"
+            )
 
 
 def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: int) -> list[np.ndarray]:
@@ -145,14 +147,23 @@ def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: 
 
     spec = CorpusSpec(**corpus) if corpus else CorpusSpec()
     rng = np.random.default_rng([seed, 7919])
-    x = Corpus(spec).text(rng, n_items, item_len or spec.seq_len)   # [n_items, item_len]
+    x = Corpus(spec).text(rng, n_items, item_len or spec.seq_len)  # [n_items, item_len]
     return list(x)
 
 
-def load_eval_set(spec: str, *, vocab_size: int, max_len: int,
-                  tokenize: Callable[[str], list[int]] | None = None,
-                  corpus: dict[str, Any] | None = None, n_items: int = 32, item_len: int = 0,
-                  seed: int = 0, max_items: int = 0, name: str = "") -> EvalSet:
+def load_eval_set(
+    spec: str,
+    *,
+    vocab_size: int,
+    max_len: int,
+    tokenize: Callable[[str], list[int]] | None = None,
+    corpus: dict[str, Any] | None = None,
+    n_items: int = 32,
+    item_len: int = 0,
+    seed: int = 0,
+    max_items: int = 0,
+    name: str = "",
+) -> EvalSet:
     """Read, tokenize, window and validate one evaluation set."""
     spec = (spec or TOY).strip()
     if spec == TOY:
@@ -170,14 +181,17 @@ def load_eval_set(spec: str, *, vocab_size: int, max_len: int,
         else:
             text = _read_text(path)
             lines = _lines(text)
-            if mode == "tokens" or (mode == "" and path.suffix != ".jsonl"
-                                    and all(_IDS_LINE.match(ln) for ln in lines)):
+            if mode == "tokens" or (
+                mode == "" and path.suffix != ".jsonl" and all(_IDS_LINE.match(ln) for ln in lines)
+            ):
                 items = _ids_from_lines(lines, path)
             else:
                 texts = _texts_from_jsonl(text, path) if path.suffix == ".jsonl" else lines
                 if tokenize is None:
-                    raise TdwError(f"cannot read text file {path}: the model has no tokenizer "
-                                   "(give token ids instead: a .npy or a file of ids)")
+                    raise TdwError(
+                        f"cannot read text file {path}: the model has no tokenizer "
+                        "(give token ids instead: a .npy or a file of ids)"
+                    )
                 items = [np.asarray(tokenize(t), dtype=np.int64) for t in texts]
         _check_vocab(items, vocab_size, f"evaluation set {path}")
     items = _windows(items, max_len)
@@ -197,9 +211,20 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     if vocab <= 0:
         raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
     spec = params.get("eval_set") or TOY
-    tokenize = (None if spec == TOY or str(spec).endswith(".npy")
-                else tokenizer_for(checkpoint, vocab, add_special_tokens=False))
-    return load_eval_set(spec, vocab_size=vocab, max_len=max_len, tokenize=tokenize,
-                         corpus=checkpoint.suite().get("corpus"), n_items=int(params["n_items"]),
-                         item_len=int(params["item_len"]), seed=int(params["eval_seed"]),
-                         max_items=int(params["max_items"]), name=params.get("dataset") or "")
+    tokenize = (
+        None
+        if spec == TOY or str(spec).endswith(".npy")
+        else tokenizer_for(checkpoint, vocab, add_special_tokens=False)
+    )
+    return load_eval_set(
+        spec,
+        vocab_size=vocab,
+        max_len=max_len,
+        tokenize=tokenize,
+        corpus=checkpoint.suite().get("corpus"),
+        n_items=int(params["n_items"]),
+        item_len=int(params["item_len"]),
+        seed=int(params["eval_seed"]),
+        max_items=int(params["max_items"]),
+        name=params.get("dataset") or "",
+    )

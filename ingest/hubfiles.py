@@ -8,6 +8,7 @@ and only with ``--allow-pickle``. The content identity of a remote file is its h
 (for LFS files the sha256 of its bytes, the name of its blob in the cache), so it costs no
 download.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,6 +23,7 @@ INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 def _cached(repo: str, name: str, rev: str) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
+
     hit = try_to_load_from_cache(repo, name, revision=rev)
     return Path(hit) if isinstance(hit, str) else None
 
@@ -30,13 +32,18 @@ def _file(repo: str, name: str, rev: str, allow_pickle: bool, etag: str | None =
     """A cached Path, a downloaded pickle, or a RemoteFile read by ranges."""
     from huggingface_hub import hf_hub_download, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
+
     local = _cached(repo, name, rev)
     if local is not None:
         return local
     if name.endswith(".bin"):
         return Path(hf_hub_download(repo, name, revision=rev)) if allow_pickle else RemoteFile("", name)
-    f = RemoteFile(hf_hub_url(repo, name, revision=rev), name, headers=build_hf_headers(),
-                   fallback=lambda: Path(hf_hub_download(repo, name, revision=rev)))
+    f = RemoteFile(
+        hf_hub_url(repo, name, revision=rev),
+        name,
+        headers=build_hf_headers(),
+        fallback=lambda: Path(hf_hub_download(repo, name, revision=rev)),
+    )
     f.etag = etag
     return f
 
@@ -46,7 +53,9 @@ def layout(repo: str, rev: str, allow_pickle: bool) -> tuple[list, dict[str, str
     Hub errors (missing repo, revision, network) propagate for the caller to word."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import EntryNotFoundError
+
     from ingest.sources import read_index
+
     for name in (SINGLE[0], INDEXES[0], SINGLE[1], INDEXES[1]):
         if name in INDEXES:
             try:
@@ -68,10 +77,11 @@ def layout(repo: str, rev: str, allow_pickle: bool) -> tuple[list, dict[str, str
 def etag_hash(files: list) -> str:
     """The content identity of hub weight files: sha256 over their ETags (blob names)."""
     from huggingface_hub import get_hf_file_metadata
+
     h = hashlib.sha256()
     for f in files:
-        if isinstance(f, Path):
-            tag = f.resolve().name      # the cache stores each file as blobs/<etag>
+        if isinstance(f, Path):  # noqa: SIM108
+            tag = f.resolve().name  # the cache stores each file as blobs/<etag>
         else:
             tag = getattr(f, "etag", None) or get_hf_file_metadata(f.url).etag
         if not tag:

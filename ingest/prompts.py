@@ -7,11 +7,13 @@ so a real token never sees the padding after it, and each probe reads only real 
 (``lengths``). The set's ``digest`` is stored with the residual tables, so a result names
 the exact prompts it came from.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,8 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PromptSet:
-    prompts: tuple[np.ndarray, ...]     # each [length_i] int64
-    source: str                         # how they were made: a task name, 'toy:...' or a file path
+    prompts: tuple[np.ndarray, ...]  # each [length_i] int64
+    source: str  # how they were made: a task name, 'toy:...' or a file path
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -39,16 +41,17 @@ class PromptSet:
             h.update(np.asarray(p, dtype=np.int64).tobytes() + b"|")
         return h.hexdigest()[:16]
 
-    def padded(self, start: int = 0, stop: int | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def padded(self, start: int = 0, stop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts ``start:stop`` right-padded: ([n, max_len] int64 ids, [n] int64 lengths)."""
         return pad_right(self.prompts[start:stop])
 
 
-def pad_right(prompts: Sequence[np.ndarray]) -> tuple["torch.Tensor", "torch.Tensor"]:
+def pad_right(prompts: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id arrays with 0: ([n, max_len] int64, [n] lengths)."""
     import torch
+
     lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
     ids = torch.zeros((len(prompts), int(lengths.max())), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, :len(p)] = torch.as_tensor(np.asarray(p, dtype=np.int64))
+        ids[i, : len(p)] = torch.as_tensor(np.asarray(p, dtype=np.int64))
     return ids, lengths

@@ -8,15 +8,15 @@ twice: the file is fetched whole once by ``fallback`` (for the hub: ``hf_hub_dow
 into the cache), a warning is printed once per process, and later reads are local.
 ``bytes_received`` counts the body bytes that crossed the network.
 """
+
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ingest.errors import TdwError
 
@@ -34,14 +34,15 @@ def warn_once(message: str) -> None:
 class RemoteFile:
     """One file at ``url`` read by byte ranges; ``name`` is its file name (``x.safetensors``)."""
 
-    def __init__(self, url: str, name: str, headers: dict[str, str] | None = None,
-                 fallback: Callable[[], Path] | None = None):
+    def __init__(
+        self, url: str, name: str, headers: dict[str, str] | None = None, fallback: Callable[[], Path] | None = None
+    ):
         self.url, self.name, self.headers = url, name, dict(headers or {})
         self.fallback = fallback
         self.bytes_received = 0
-        self.local: Path | None = None          # set once the whole file has been fetched
+        self.local: Path | None = None  # set once the whole file has been fetched
         self._size: int | None = None
-        self._head = b""                         # the first bytes, read once to learn the size
+        self._head = b""  # the first bytes, read once to learn the size
 
     def __repr__(self) -> str:
         return f"RemoteFile({self.url!r})"
@@ -57,7 +58,7 @@ class RemoteFile:
         if n <= 0:
             return b""
         if start + n <= len(self._head):
-            return self._head[start:start + n]
+            return self._head[start : start + n]
         if self.local is not None:
             with open(self.local, "rb") as f:
                 f.seek(start)
@@ -66,22 +67,28 @@ class RemoteFile:
         try:
             resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
         except Exception as e:
-            raise TdwError(f"{self.name}: cannot read {self.url} ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:80] if str(e) else ''})") from None
+            raise TdwError(
+                f"{self.name}: cannot read {self.url} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:80] if str(e) else ''})"
+            ) from None
         with resp:
             if resp.status == 206:
                 m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
                 if m is None or int(m.group(1)) != start:
-                    raise TdwError(f"{self.name}: the server answered a range request with "
-                                   f"Content-Range {resp.headers.get('Content-Range')!r}")
+                    raise TdwError(
+                        f"{self.name}: the server answered a range request with "
+                        f"Content-Range {resp.headers.get('Content-Range')!r}"
+                    )
                 self._size = int(m.group(3))
                 data = resp.read(n)
                 self.bytes_received += len(data)
                 if len(data) != min(n, self._size - start):
                     raise TdwError(f"{self.name}: short read from {self.url} ({len(data)} of {n} bytes)")
                 return data
-            warn_once(f"{self.url.split('/')[2] if '//' in self.url else self.url} refused byte-range reads "
-                      f"(HTTP {resp.status}); downloading whole files instead")
+            warn_once(
+                f"{self.url.split('/')[2] if '//' in self.url else self.url} refused byte-range reads "
+                f"(HTTP {resp.status}); downloading whole files instead"
+            )
             if self.fallback is not None:
                 resp.close()
                 self.local = self.fallback()
@@ -91,7 +98,7 @@ class RemoteFile:
         return self.read(start, n)
 
     def _download(self, resp) -> Path:
-        tmp = tempfile.NamedTemporaryFile(prefix="tdw-", suffix="-" + self.name, delete=False)
+        tmp = tempfile.NamedTemporaryFile(prefix="tdw-", suffix="-" + self.name, delete=False)  # noqa: SIM115
         with tmp:
             while chunk := resp.read(1 << 22):
                 self.bytes_received += len(chunk)

@@ -15,15 +15,16 @@ A spec is one of
   including B; K defaults to 1).
 Checkpoints are always ordered by step number, never by listing order.
 """
+
 from __future__ import annotations
 
 import re
 
 from ingest.errors import TdwError
 
-_STEP = re.compile(r"^(?:step)?([0-9]+)$")    # ASCII digits only: int() also takes '١٢٣'
-MAX_STEP = 2**63 - 1                          # raw.*.step is BIGINT
-MAX_LISTED = 1_000_000                        # steps one spec may name (a range is materialised)
+_STEP = re.compile(r"^(?:step)?([0-9]+)$")  # ASCII digits only: int() also takes '١٢٣'
+MAX_STEP = 2**63 - 1  # raw.*.step is BIGINT
+MAX_LISTED = 1_000_000  # steps one spec may name (a range is materialised)
 MAX_PATTERN = 1000
 
 PRESETS = {
@@ -55,8 +56,10 @@ class Naming:
             except re.error as e:
                 raise TdwError(f"--revision-pattern {pattern!r} is not a valid regex ({e})") from None
             if "step" not in rx.groupindex:
-                raise TdwError(f"--revision-pattern {pattern!r} has no named group 'step' "
-                               "(write (?P<step>\\d+) where the step number is)")
+                raise TdwError(
+                    f"--revision-pattern {pattern!r} has no named group 'step' "
+                    "(write (?P<step>\\d+) where the step number is)"
+                )
             self.patterns.append(rx)
 
     def match(self, name: str) -> tuple[int, int | None] | None:
@@ -66,8 +69,13 @@ class Naming:
             if m is None:
                 continue
             digits = m.group("step")
-            if digits is None or not digits.isascii() or not digits.isdigit() or len(digits) > 19 \
-                    or int(digits) > MAX_STEP:
+            if (
+                digits is None
+                or not digits.isascii()
+                or not digits.isdigit()
+                or len(digits) > 19
+                or int(digits) > MAX_STEP
+            ):
                 continue
             groups = m.groupdict()
             tokens = None
@@ -82,8 +90,10 @@ class Naming:
         """The step of a revision name, or a one-line error naming the patterns tried."""
         hit = self.match(name.strip())
         if hit is None:
-            raise TdwError(f"revision {name!r} matches no revision pattern ({self.text}: "
-                           f"{' | '.join(rx.pattern for rx in self.patterns)})")
+            raise TdwError(
+                f"revision {name!r} matches no revision pattern ({self.text}: "
+                f"{' | '.join(rx.pattern for rx in self.patterns)})"
+            )
         return hit[0]
 
 
@@ -91,8 +101,9 @@ def step_of(revision: str) -> int:
     """The step number of a revision name such as ``step1000``."""
     m = _STEP.match(revision.strip())
     if not m or len(m.group(1)) > 19 or int(m.group(1)) > MAX_STEP:
-        raise TdwError(f"not a checkpoint revision: {revision!r} (expected step<N>, N an ASCII "
-                       f"integer up to {MAX_STEP})")
+        raise TdwError(
+            f"not a checkpoint revision: {revision!r} (expected step<N>, N an ASCII integer up to {MAX_STEP})"
+        )
     return int(m.group(1))
 
 
@@ -129,8 +140,10 @@ def parse_spec(spec: str, naming: Naming | None = None) -> list[int] | None:
             if every <= 0 or stop < start:
                 raise TdwError(f"malformed revision range {item!r}: need A <= B and K > 0")
             if (stop - start) // every + 1 + len(steps) > MAX_LISTED:
-                raise TdwError(f"revision range {item!r} names {(stop - start) // every + 1} steps, more "
-                               f"than {MAX_LISTED}: narrow it or give a step K")
+                raise TdwError(
+                    f"revision range {item!r} names {(stop - start) // every + 1} steps, more "
+                    f"than {MAX_LISTED}: narrow it or give a step K"
+                )
             steps.update(range(start, stop + 1, every))
         else:
             try:
@@ -142,8 +155,9 @@ def parse_spec(spec: str, naming: Naming | None = None) -> list[int] | None:
     return sorted(steps)
 
 
-def select(available: list[int], spec: str, naming: Naming | None = None,
-           names: dict[int, str] | None = None) -> list[int]:
+def select(
+    available: list[int], spec: str, naming: Naming | None = None, names: dict[int, str] | None = None
+) -> list[int]:
     """The steps of ``available`` that ``spec`` names; every named step must exist."""
     wanted = parse_spec(spec, naming)
     have = sorted(set(available))
@@ -151,8 +165,13 @@ def select(available: list[int], spec: str, naming: Naming | None = None,
         return have
     missing = [s for s in wanted if s not in set(have)]
     if missing:
-        name = (lambda s: (names or {}).get(s, revision_of(s)))
+
+        def name(s):
+            return (names or {}).get(s, revision_of(s))
+
         shown = ", ".join(revision_of(s) for s in missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise TdwError(f"revision(s) not found: {shown} ({len(have)} available, "
-                       f"from {name(have[0]) if have else '-'} to {name(have[-1]) if have else '-'})")
+        raise TdwError(
+            f"revision(s) not found: {shown} ({len(have)} available, "
+            f"from {name(have[0]) if have else '-'} to {name(have[-1]) if have else '-'})"
+        )
     return wanted

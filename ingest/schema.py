@@ -12,6 +12,7 @@ Loading a job deletes the rows of the slices present in its output, then inserts
 transaction, so a rerun never duplicates or half-writes rows. ``Expect`` rows are the
 data-quality gate's declarations (``warehouse.quality``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-FINITE = sys.float_info.max          # |x| <= FINITE  <=>  x is finite (for non-NULL x)
+FINITE = sys.float_info.max  # |x| <= FINITE  <=>  x is finite (for non-NULL x)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Expect:
     together), ``between`` (one column's non-NULL values in [lo, hi], open at a bound when
     ``strict``; a None bound is absent), ``greater`` (columns (a, b): a > b, or a >= b
     when not ``strict``, where both are set), ``pairs_in`` ((a, b) values in ``values``)."""
+
     kind: str
     columns: tuple[str, ...]
     lo: float | None = None
@@ -64,12 +66,12 @@ def pairs_in(a: str, b: str, pairs) -> Expect:
 
 @dataclass(frozen=True)
 class TableSpec:
-    name: str                                  # raw.<name>
-    columns: tuple[tuple[str, str], ...]       # (column, DuckDB type), model_id/step first
-    key: tuple[str, ...]                       # natural key
-    replace_by: tuple[str, ...] = ()           # slice a job owns, beyond (model_id, step)
+    name: str  # raw.<name>
+    columns: tuple[tuple[str, str], ...]  # (column, DuckDB type), model_id/step first
+    key: tuple[str, ...]  # natural key
+    replace_by: tuple[str, ...] = ()  # slice a job owns, beyond (model_id, step)
     description: str = ""
-    expect: tuple[Expect, ...] = ()            # checked before a job's rows are committed
+    expect: tuple[Expect, ...] = ()  # checked before a job's rows are committed
 
     @property
     def column_names(self) -> list[str]:
@@ -78,7 +80,6 @@ class TableSpec:
     def expectations(self) -> tuple[Expect, ...]:
         """The natural key unique and not NULL, then the declared ``expect``."""
         return (unique(*self.key), not_null(*self.key), *self.expect)
-
 
 
 def params_hash(params: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ A ``Checkpoint`` gives lazy tensor access (weight probes read only what they nee
 content hash of its weight files, and a full Hugging Face model for probes that run it.
 ``trust_remote_code`` is never set.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,18 +27,34 @@ from ingest.errors import TdwError
 from ingest.revisions import Naming, revision_of, select
 from ingest.tensors import TensorFile, check_regular
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 DEFAULT_TOY_ROOT = Path(os.environ.get("TDW_TOY_ROOT", "data/toy-suite"))
 
 
-MAX_JSON_BYTES = 16 * 2**20      # config.json and the shard index are small
+MAX_JSON_BYTES = 16 * 2**20  # config.json and the shard index are small
 MAX_SHARDS = 10_000
 # config.json sizes a model must respect before one is built (documented in the README)
-CONFIG_LIMITS = {"num_hidden_layers": 1024, "n_layer": 1024, "num_layers": 1024, "hidden_size": 65536,
-                 "n_embd": 65536, "d_model": 65536, "intermediate_size": 1 << 20, "n_inner": 1 << 20,
-                 "num_attention_heads": 4096, "n_head": 4096, "num_key_value_heads": 4096,
-                 "vocab_size": 4_000_000, "max_position_embeddings": 1 << 22, "n_positions": 1 << 22}
+CONFIG_LIMITS = {
+    "num_hidden_layers": 1024,
+    "n_layer": 1024,
+    "num_layers": 1024,
+    "hidden_size": 65536,
+    "n_embd": 65536,
+    "d_model": 65536,
+    "intermediate_size": 1 << 20,
+    "n_inner": 1 << 20,
+    "num_attention_heads": 4096,
+    "n_head": 4096,
+    "num_key_value_heads": 4096,
+    "vocab_size": 4_000_000,
+    "max_position_embeddings": 1 << 22,
+    "n_positions": 1 << 22,
+}
 
 
 def read_json(path: Path, what: str) -> object:
@@ -60,8 +77,11 @@ def read_index(path: Path, folder_name: str) -> dict[str, str]:
 
 def check_index(index: object, where: str, suffix: str) -> dict[str, str]:
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+    if (
+        not isinstance(weight_map, dict)
+        or not weight_map
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items())
+    ):
         raise TdwError(f"{where}: the shard index has no weight_map of tensor name -> file")
     shards = set(weight_map.values())
     if len(shards) > MAX_SHARDS:
@@ -108,14 +128,14 @@ class Checkpoint:
     model_id: str
     step: int
     revision: str
-    source: str                      # 'local' | 'toy' | 'hub'
-    folder: Path | None = None       # resolved local folder (hub: a cache snapshot)
+    source: str  # 'local' | 'toy' | 'hub'
+    folder: Path | None = None  # resolved local folder (hub: a cache snapshot)
     hub_repo: str | None = None
     allow_pickle: bool = False
     _tensors: TensorFile | None = field(default=None, repr=False)
     _hash: str | None = field(default=None, repr=False)
-    _model: tuple | None = field(default=None, repr=False)   # ((dtype, device), model) last loaded
-    remote: tuple | None = field(default=None, repr=False)   # hub: (files, weight_map) cached or by ranges
+    _model: tuple | None = field(default=None, repr=False)  # ((dtype, device), model) last loaded
+    remote: tuple | None = field(default=None, repr=False)  # hub: (files, weight_map) cached or by ranges
 
     def files(self) -> list[Path]:
         if self.folder is None or not self.folder.is_dir():
@@ -135,6 +155,7 @@ class Checkpoint:
     def content_hash(self) -> str:
         if self._hash is None and self.remote is not None:
             from ingest.hubfiles import etag_hash
+
             self._hash = etag_hash(self.remote[0])
         if self._hash is None:
             self._hash = file_hash(self.files())
@@ -167,9 +188,11 @@ class Checkpoint:
             if name in names and vocab and width:
                 shape = self.tensors().shape(name)
                 if len(shape) != 2 or shape[1] != width or shape[0] < vocab:
-                    raise TdwError(f"{self.folder}: config.json does not match the weights "
-                                   f"({name} is {'x'.join(map(str, shape))}, config says "
-                                   f"vocab_size={vocab}, hidden_size={width})")
+                    raise TdwError(
+                        f"{self.folder}: config.json does not match the weights "
+                        f"({name} is {'x'.join(map(str, shape))}, config says "
+                        f"vocab_size={vocab}, hidden_size={width})"
+                    )
 
     def release(self) -> None:
         """Drop the cached model and tensor reader (the pipeline calls it after a step)."""
@@ -187,12 +210,14 @@ class Checkpoint:
             return self._model[1]
         self.tensors()  # validates the weight files with a clean error first
         from ingest.modelcheck import check_config_matches_weights
+
         check_config_matches_weights(self)
         where = self.hub_repo if self.source == "hub" else str(self.folder)
         kwargs = {"revision": self.revision} if self.source == "hub" else {}
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                where, dtype=dtype or torch.float32, trust_remote_code=False, **kwargs)
+                where, dtype=dtype or torch.float32, trust_remote_code=False, **kwargs
+            )
         except (OSError, ValueError, RuntimeError) as e:
             raise TdwError(f"cannot load {self.model_id}@{self.revision}: {str(e).strip().splitlines()[0]}") from None
         model = model.to(device).eval()
@@ -204,15 +229,18 @@ class LocalSource:
     """Checkpoint folders on disk, named as the series names them (``step<N>/``,
     ``checkpoint-<N>/`` of a Trainer output directory, ``ckpt_<N>/`` ...)."""
 
-    def __init__(self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False,
-                 naming: Naming | None = None):
+    def __init__(
+        self, root: Path, model_id: str, kind: str = "local", allow_pickle: bool = False, naming: Naming | None = None
+    ):
         self.root, self.model_id, self.kind, self.allow_pickle = root, model_id, kind, allow_pickle
         self.naming = naming or Naming()
 
     def is_trainer_output(self) -> bool:
         """A Hugging Face Trainer output directory: ``checkpoint-<N>/trainer_state.json``."""
-        return any(p.is_dir() and p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file()
-                   for p in self.root.iterdir())
+        return any(
+            p.is_dir() and p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file()
+            for p in self.root.iterdir()
+        )
 
     def _folders(self) -> dict[int, Path]:
         """{step: folder} of every checkpoint directory (``step010/`` is step 10)."""
@@ -242,14 +270,15 @@ class LocalSource:
     def steps(self) -> list[int]:
         found = self._folders()
         if not found:
-            raise TdwError(f"{self.root}: no checkpoint directories matching the revision pattern "
-                           f"({self.naming.text}; e.g. step<N>/ or checkpoint-<N>/)")
+            raise TdwError(
+                f"{self.root}: no checkpoint directories matching the revision pattern "
+                f"({self.naming.text}; e.g. step<N>/ or checkpoint-<N>/)"
+            )
         return sorted(found)
 
     def checkpoint(self, step: int) -> Checkpoint:
         folder = self._folders().get(step, self.root / revision_of(step))
-        return Checkpoint(self.model_id, step, folder.name, self.kind, folder=folder,
-                          allow_pickle=self.allow_pickle)
+        return Checkpoint(self.model_id, step, folder.name, self.kind, folder=folder, allow_pickle=self.allow_pickle)
 
     def inputs(self) -> dict:
         """What the run was trained on (the toy suite records corpus, schedule and seed)."""
@@ -279,12 +308,14 @@ class HubSource:
 
     def _cached_steps(self) -> list[int]:
         from huggingface_hub.constants import HF_HUB_CACHE
+
         refs = Path(HF_HUB_CACHE) / ("models--" + self.model_id.replace("/", "--")) / "refs"
         return self._index([p.name for p in refs.iterdir()] if refs.exists() else [])
 
     def steps(self) -> list[int]:
         from huggingface_hub import HfApi
         from huggingface_hub.errors import RepositoryNotFoundError
+
         try:
             refs = HfApi().list_repo_refs(self.model_id)
             names = [b.name for b in refs.branches]
@@ -294,14 +325,15 @@ class HubSource:
             cached = self._cached_steps()
             if cached:
                 return cached
-            raise TdwError(f"cannot list revisions of {self.model_id!r}: the hub is unreachable "
-                           "and nothing is cached") from None
+            raise TdwError(
+                f"cannot list revisions of {self.model_id!r}: the hub is unreachable and nothing is cached"
+            ) from None
         return self._index(names)
 
     def checkpoint(self, step: int) -> Checkpoint:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (EntryNotFoundError, RepositoryNotFoundError,
-                                            RevisionNotFoundError)
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
         if step not in self._names:
             try:
                 self.steps()
@@ -309,8 +341,10 @@ class HubSource:
                 pass
         rev = self._names.get(step, revision_of(step))
         from huggingface_hub.constants import HF_HUB_OFFLINE
+
         if not HF_HUB_OFFLINE:
             from ingest.hubfiles import layout
+
             try:
                 folder = Path(hf_hub_download(self.model_id, "config.json", revision=rev)).parent
                 found = layout(self.model_id, rev, self.allow_pickle)
@@ -323,10 +357,18 @@ class HubSource:
             except TdwError:
                 raise
             except Exception:
-                found = folder = None   # unreachable: fall back to what the cache holds
+                found = folder = None  # unreachable: fall back to what the cache holds
             if found is not None:
-                return Checkpoint(self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id,
-                                  allow_pickle=self.allow_pickle, remote=found)
+                return Checkpoint(
+                    self.model_id,
+                    step,
+                    rev,
+                    "hub",
+                    folder=folder,
+                    hub_repo=self.model_id,
+                    allow_pickle=self.allow_pickle,
+                    remote=found,
+                )
         folder = None
         for name in ("model.safetensors", "pytorch_model.bin"):
             try:
@@ -340,19 +382,22 @@ class HubSource:
             except EntryNotFoundError:
                 continue
             except Exception as e:
-                raise TdwError(f"cannot fetch {self.model_id}@{rev}: hub unreachable and not cached "
-                               f"({type(e).__name__})") from None
+                raise TdwError(
+                    f"cannot fetch {self.model_id}@{rev}: hub unreachable and not cached ({type(e).__name__})"
+                ) from None
         if folder is None:
             raise TdwError(f"{self.model_id}@{rev}: no model.safetensors or pytorch_model.bin")
-        return Checkpoint(self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id,
-                          allow_pickle=self.allow_pickle)
+        return Checkpoint(
+            self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id, allow_pickle=self.allow_pickle
+        )
 
     def inputs(self) -> dict:
         return {}
 
 
-def open_source(spec: str, toy_root: Path | None = None, allow_pickle: bool = False,
-                revision_pattern: str | None = None):
+def open_source(
+    spec: str, toy_root: Path | None = None, allow_pickle: bool = False, revision_pattern: str | None = None
+):
     """A source from what the user typed: a toy-suite model, a local directory or a hub id;
     ``revision_pattern`` is a preset name or a regex with a ``step`` group (ingest.revisions)."""
     naming = Naming(revision_pattern)

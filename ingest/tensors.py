@@ -8,6 +8,7 @@ Tensor names are canonical: GPT-NeoX files store the unembedding as ``embed_out.
 (transformers 5 still writes that name); once loaded it is ``lm_head.weight``, and that is
 the name the warehouse uses. Aliases select the common tensors of any architecture.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -48,8 +49,10 @@ def select_tensors(names: list[str], pattern: str) -> list[str]:
         else:
             hits = [n for n in names if fnmatch.fnmatchcase(n, part)]
         if not hits:
-            raise TdwError(f"tensor pattern {part!r} matches no tensor "
-                           f"(the checkpoint has {len(names)}, e.g. {', '.join(names[:3])})")
+            raise TdwError(
+                f"tensor pattern {part!r} matches no tensor "
+                f"(the checkpoint has {len(names)}, e.g. {', '.join(names[:3])})"
+            )
         chosen += [n for n in hits if n not in chosen]
     if not chosen:
         raise TdwError(f"tensor pattern {pattern!r} selects nothing")
@@ -57,10 +60,29 @@ def select_tensors(names: list[str], pattern: str) -> list[str]:
 
 
 # safetensors dtypes and their sizes in bits (as the safetensors library defines them)
-DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16,
-              "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64, "U64": 64,
-              "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "C64": 64}
-MAX_HEADER = 100 * 2**20          # the safetensors library's own limit
+DTYPE_BITS = {
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "C64": 64,
+}
+MAX_HEADER = 100 * 2**20  # the safetensors library's own limit
 MAX_TENSORS = 1_000_000
 MAX_DIMS = 8
 
@@ -130,21 +152,27 @@ def parse_header(read, size: int, where: str) -> tuple[dict, int]:
         raise _bad(path, f"{len(tensors)} tensors, more than {MAX_TENSORS}")
     spans = []
     for k, v in tensors:
-        if not isinstance(v, dict):       # other fields are ignored, as the library ignores them
+        if not isinstance(v, dict):  # other fields are ignored, as the library ignores them
             raise _bad(path, f"tensor {k!r}: entry must be an object with dtype, shape and data_offsets")
         dtype, shape, offsets = v.get("dtype"), v.get("shape"), v.get("data_offsets")
         if dtype not in DTYPE_BITS:
             raise _bad(path, f"tensor {k!r}: unknown dtype {dtype!r}")
-        if (not isinstance(shape, list) or len(shape) > MAX_DIMS
-                or not all(type(d) is int and 0 <= d < 2**53 for d in shape)):
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_DIMS
+            or not all(type(d) is int and 0 <= d < 2**53 for d in shape)
+        ):
             raise _bad(path, f"tensor {k!r}: shape must be at most {MAX_DIMS} non-negative integers")
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(type(o) is int and 0 <= o < 2**63 for o in offsets) or offsets[0] > offsets[1]):
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int and 0 <= o < 2**63 for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
             raise _bad(path, f"tensor {k!r}: data_offsets must be [begin, end] with 0 <= begin <= end")
         bits = DTYPE_BITS[dtype] * math.prod(shape)
         if bits % 8 or offsets[1] - offsets[0] != bits // 8:
-            raise _bad(path, f"tensor {k!r}: {offsets[1] - offsets[0]} bytes do not hold shape "
-                             f"{shape} of {dtype}")
+            raise _bad(path, f"tensor {k!r}: {offsets[1] - offsets[0]} bytes do not hold shape {shape} of {dtype}")
         spans.append((offsets[0], offsets[1], k))
     need = max((stop for _, stop, _ in spans), default=0)
     if 8 + n + need > size:
@@ -152,8 +180,11 @@ def parse_header(read, size: int, where: str) -> tuple[dict, int]:
     end = 0
     for begin, stop, k in sorted(spans):
         if begin != end:
-            raise _bad(path, f"tensor {k!r}: data_offsets {'overlap' if begin < end else 'leave a gap'} "
-                             "(they must tile the data buffer)")
+            raise _bad(
+                path,
+                f"tensor {k!r}: data_offsets {'overlap' if begin < end else 'leave a gap'} "
+                "(they must tile the data buffer)",
+            )
         end = stop
     if 8 + n + end > size:
         raise TdwError(f"{path}: truncated checkpoint ({size} bytes, header needs {8 + n + end})")
@@ -178,15 +209,16 @@ class TensorFile:
         self.bytes_read = 0
         self._where: dict[str, tuple[object, str]] = {}
         self._spans: dict[str, tuple[object, int, int, str, tuple[int, ...]]] = {}  # file, start, end, dtype, shape
-        self._shapes: dict[str, tuple[int, ...]] = {}                              # from safetensors headers
+        self._shapes: dict[str, tuple[int, ...]] = {}  # from safetensors headers
         self._opened: set[str] = set()
         self._bins: dict[object, dict] = {}
         self._index: dict[str, list[str]] | None = None
         by_name = {_name(f): f for f in files}
         for f in files:
             if _suffix(f) == ".bin" and not allow_pickle:
-                raise TdwError(f"{_name(f)} is a pickle checkpoint: pass --allow-pickle to read it "
-                               "(loaded with weights_only=True)")
+                raise TdwError(
+                    f"{_name(f)} is a pickle checkpoint: pass --allow-pickle to read it (loaded with weights_only=True)"
+                )
             if _suffix(f) not in (".bin", ".safetensors"):
                 raise TdwError(f"{_name(f)}: unsupported checkpoint format")
         if weight_map is None:
@@ -218,17 +250,24 @@ class TensorFile:
                 info = header[k]
                 self._shapes[canonical(k)] = tuple(info["shape"])
                 begin, end = info["data_offsets"]
-                self._spans[canonical(k)] = (f, data_start + begin, data_start + end, info["dtype"],
-                                             tuple(info["shape"]))
+                self._spans[canonical(k)] = (
+                    f,
+                    data_start + begin,
+                    data_start + end,
+                    info["dtype"],
+                    tuple(info["shape"]),
+                )
         else:
             names = list(self._load_bin(f).keys())
         if self._index is not None:
             expected = set(self._index.get(key, []))
             if set(names) != expected:
                 extra, missing = sorted(set(names) - expected), sorted(expected - set(names))
-                raise TdwError(f"{key}: the shard disagrees with the index "
-                               f"({len(missing)} tensor(s) missing, e.g. {missing[:2]}; "
-                               f"{len(extra)} not in the index, e.g. {extra[:2]})")
+                raise TdwError(
+                    f"{key}: the shard disagrees with the index "
+                    f"({len(missing)} tensor(s) missing, e.g. {missing[:2]}; "
+                    f"{len(extra)} not in the index, e.g. {extra[:2]})"
+                )
         else:
             for raw in names:
                 if canonical(raw) in self._where:
@@ -293,6 +332,7 @@ def _suffix(f) -> str:
 def _decode(data: bytes, dtype: str, shape: tuple[int, ...], where: str) -> torch.Tensor:
     """One tensor from its raw bytes, by the safetensors library itself (a one-tensor file)."""
     from safetensors.torch import load
+
     head = json.dumps({"t": {"dtype": dtype, "shape": list(shape), "data_offsets": [0, len(data)]}}).encode()
     head += b" " * (-len(head) % 8)
     try:

@@ -12,10 +12,12 @@ default: perplexity sets and graph prompts are scored token by token and add non
 residual prompts keep the tokenizer's own (a BOS where it adds one). Bytes have none.
 ``trust_remote_code`` is never set.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 Tokenize = Callable[[str], list[int]]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
@@ -34,6 +36,7 @@ def own_tokenizer(checkpoint: Any):
     if not hub and (folder is None or not any((folder / f).exists() for f in TOKENIZER_FILES)):
         return None
     from transformers import AutoTokenizer
+
     where = checkpoint.hub_repo if hub else str(folder)
     kwargs = {"revision": checkpoint.revision} if hub else {}
     try:

@@ -7,6 +7,7 @@ warehouse can put the learning-rate schedule and the loss curve beside the probe
 dynamics (warm-up end against the MSD peak is then one query). Records are flattened to
 (log_step, metric, value); non-numeric and non-finite values are left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ def read_log(folder: Path) -> pd.DataFrame | None:
     """The flattened log_history of ``folder/trainer_state.json``; None when there is none.
     A file that is not a Trainer state is a one-line TdwError."""
     from ingest.tensors import check_regular
+
     path = folder / STATE_FILE
     if not (path.exists() or path.is_symlink()):
         return None
@@ -57,6 +59,11 @@ def flatten(history: list) -> pd.DataFrame:
 
 def write_state(folder: Path, global_step: int, history: list[dict]) -> None:
     """Write ``trainer_state.json`` as the Trainer does (the fields the warehouse reads)."""
-    state = {"global_step": global_step, "log_history": history, "best_metric": None,
-             "best_model_checkpoint": None, "is_world_process_zero": True}
+    state = {
+        "global_step": global_step,
+        "log_history": history,
+        "best_metric": None,
+        "best_model_checkpoint": None,
+        "is_world_process_zero": True,
+    }
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1))

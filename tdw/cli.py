@@ -4,6 +4,7 @@ Errors a user can cause print one line (``error: ...``) and exit 1; nothing else
 traceback unless TDW_DEBUG=1 (``tdw.errors``). Every path a command writes is confined
 to the data directory (``warehouse.paths``: ``$TDW_DATA_DIR``, default ``./data``).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def _parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict
         probe, dot, name = key.partition(".")
         if not sep or not dot or not probe or not name:
             raise TdwError(f"malformed --param {item!r}: expected probe.name=value")
-        params.setdefault(probe, {})[name] = value     # typed by warehouse.params against the default
+        params.setdefault(probe, {})[name] = value  # typed by warehouse.params against the default
     if tensors:
         params.setdefault("weights", {})["tensors"] = tensors
     return params
@@ -43,6 +44,7 @@ def _parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict
 def toy_suite(out: Path, steps: int | None, every: int | None):
     """Train the toy checkpoint suite (small GPT-NeoX models, seeded, deterministic)."""
     from ingest.toy.train import TrainSpec, train_suite
+
     out = confine(out, "--out")
     spec = TrainSpec()
     if steps is not None or every is not None:
@@ -51,17 +53,21 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
         spec = TrainSpec(total_steps=steps or spec.total_steps, every=every or spec.every)
     metas = train_suite(out, spec)
     for m in metas:
-        click.echo(f"{out / m['model']['name']}: {len(m['schedule'])} checkpoints, "
-                   f"steps {m['schedule'][0]}..{m['schedule'][-1]}")
+        click.echo(
+            f"{out / m['model']['name']}: {len(m['schedule'])} checkpoints, "
+            f"steps {m['schedule'][0]}..{m['schedule'][-1]}"
+        )
 
 
 @main.command()
 @click.argument("source")
-@click.option("--revisions", default="all", show_default=True,
-              help="step<N>, a list, a range step<A>:<B>:<K>, or all.")
-@click.option("--revision-pattern", default=None,
-              help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
-                   "with a named group 'step' (default: every preset).")
+@click.option("--revisions", default="all", show_default=True, help="step<N>, a list, a range step<A>:<B>:<K>, or all.")
+@click.option(
+    "--revision-pattern",
+    default=None,
+    help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
+    "with a named group 'step' (default: every preset).",
+)
 @click.option("--probes", default=None, help="Comma-separated probe names (default: every probe).")
 @WAREHOUSE_OPT
 @click.option("--force", is_flag=True, help="Re-ingest checkpoints even if unchanged.")
@@ -69,21 +75,46 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
 @click.option("--param", "params", multiple=True, help="probe.name=value (repeatable).")
 @click.option("--toy-root", type=click.Path(path_type=Path), default=None, help="Where toy/<name> models live.")
 @click.option("--allow-pickle", is_flag=True, help="Read pytorch_model.bin (weights_only=True).")
-@click.option("--resume", is_flag=True,
-              help="Finish an interrupted ingest (the default behaviour: completed jobs are skipped).")
-@click.option("--wait", type=float, default=0.0, show_default=True,
-              help="Seconds to wait for another process's lock on the warehouse.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Run jobs in this process, or as Ray tasks writing to the Parquet lake.")
-@click.option("--lake", type=click.Path(path_type=Path), default=None,
-              help="Parquet lake for finished jobs (ray: default <warehouse dir>/lake; local: none).")
-@click.option("--ray-address", default=None,
-              help="Ray cluster (host:port, auto, ray://…); default: start Ray on this machine.")
+@click.option(
+    "--resume", is_flag=True, help="Finish an interrupted ingest (the default behaviour: completed jobs are skipped)."
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another process's lock on the warehouse.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Run jobs in this process, or as Ray tasks writing to the Parquet lake.",
+)
+@click.option(
+    "--lake",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parquet lake for finished jobs (ray: default <warehouse dir>/lake; local: none).",
+)
+@click.option(
+    "--ray-address", default=None, help="Ray cluster (host:port, auto, ray://…); default: start Ray on this machine."
+)
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a Ray started here (default: all).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where probes that run the model run (auto: CUDA when there is a GPU).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
-              help="Model dtype for probes that run the model (default float32; others change the measures).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where probes that run the model run (auto: CUDA when there is a GPU).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Model dtype for probes that run the model (default float32; others change the measures).",
+)
 def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ...], **options):
     """Run probes on SOURCE's checkpoints and load the results.
 
@@ -92,6 +123,7 @@ def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ..
     """
     from warehouse.pipeline import IngestRequest
     from warehouse.pipeline import ingest as run
+
     options["warehouse"] = confine_warehouse(options["warehouse"])
     if options["lake"] is not None:
         options["lake"] = confine(options["lake"], "--lake")
@@ -108,11 +140,17 @@ def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ..
 @click.argument("lake", type=click.Path(path_type=Path))
 @WAREHOUSE_OPT
 @click.option("--model", default=None, help="Only this model's jobs (default: every model in the lake).")
-@click.option("--wait", type=float, default=0.0, show_default=True,
-              help="Seconds to wait for another process's lock on the warehouse.")
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another process's lock on the warehouse.",
+)
 def load_lake(lake, warehouse, model, wait):
     """Load the finished jobs of a Parquet lake (written by workers elsewhere) into the warehouse."""
     from warehouse.pipeline import load_lake as run
+
     warehouse = confine_warehouse(warehouse)
     loaded, failed, present = run(lake, warehouse, model, wait=wait)
     click.echo(f"{lake}: {loaded} jobs loaded, {failed} recorded as failed, {present} already present")
@@ -127,6 +165,7 @@ def load_lake(lake, warehouse, model, wait):
 def build(warehouse, select, quiet):
     """Build and test every mart with dbt (dbt build)."""
     from warehouse.dbt import build as run
+
     warehouse = confine_warehouse(warehouse)
     run(warehouse, select, quiet=quiet)
     click.echo(f"built {warehouse}")
@@ -134,11 +173,11 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
-@click.option("--stale-as-warnings", is_flag=True,
-              help="Report byte-identical (stale) checkpoints without failing.")
+@click.option("--stale-as-warnings", is_flag=True, help="Report byte-identical (stale) checkpoints without failing.")
 def check(warehouse, stale_as_warnings):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run
+
     ok, summary = run(confine_warehouse(warehouse), stale_as_warnings=stale_as_warnings)
     click.echo(summary)
     sys.exit(0 if ok else 1)
@@ -151,6 +190,7 @@ def check(warehouse, stale_as_warnings):
 def figures(warehouse, out, tensor):
     """Write the density heatmap and MSD curves of every model as PNG files."""
     from analysis.plots import write_figures
+
     for p in write_figures(warehouse, confine(out, "--out"), tensor):
         click.echo(str(p))
 
@@ -159,14 +199,18 @@ def figures(warehouse, out, tensor):
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--retrain", is_flag=True, help="Train the toy suite again even if present.")
 @click.option("--probes", default=None, help="Probes to run (default: every probe).")
-@click.option("--full", is_flag=True,
-              help="Run the model-running probes on every checkpoint too (default: every sixth and the last).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Run the model-running probes on every checkpoint too (default: every sixth and the last).",
+)
 def demo(data_dir, retrain, probes, full):
     """Train the toy suite, ingest it with every probe, build the marts, summarise, plot.
 
     --data-dir must lie inside $TDW_DATA_DIR when that is set; otherwise it becomes the
     data directory for the run."""
     from tdw.demo import run_demo
+
     if os.environ.get(DATA_DIR_ENV):
         data_dir = confine(data_dir, "--data-dir")
     else:
@@ -175,7 +219,7 @@ def demo(data_dir, retrain, probes, full):
     sys.exit(run_demo(data_dir, retrain, probes, full))
 
 
-register(main)     # sql, publish, serve, report, docs
+register(main)  # sql, publish, serve, report, docs
 
 if __name__ == "__main__":
     main()

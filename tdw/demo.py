@@ -1,5 +1,6 @@
 """The main job on the embedded default: train the toy suite, ingest it with every probe,
 build the marts, print a summary and write the figures."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,7 @@ def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None, f
     for m in SUITE:
         steps = [int(p.name[4:]) for p in (toy_root / m.name).glob("step*")]
         for names, revisions in demo_plan(probes, full, sorted(steps)):
-            result = ingest(f"toy/{m.name}", warehouse=warehouse, toy_root=toy_root, probes=names,
-                            revisions=revisions)
+            result = ingest(f"toy/{m.name}", warehouse=warehouse, toy_root=toy_root, probes=names, revisions=revisions)
             click.echo(f"  [{names}] " + result.summary().replace("\n", "\n  "))
             failed += len(result.failed)
     click.echo("[3/4] building the marts (dbt build) ...")
@@ -52,10 +52,8 @@ def run_demo(data_dir: Path, retrain: bool = False, probes: str | None = None, f
     click.echo(format_frame(summary_frame(warehouse)))
     paths = write_figures(warehouse, figures)
     report = write_report(warehouse, [f"toy/{m.name}" for m in SUITE], data_dir / "report" / "report.html")
-    click.echo(f"\nwarehouse: {warehouse.resolve()} (serving snapshot for readers: "
-               f"{serving_path(warehouse).name})")
+    click.echo(f"\nwarehouse: {warehouse.resolve()} (serving snapshot for readers: {serving_path(warehouse).name})")
     click.echo(f"figures:   {figures.resolve()}/ ({', '.join(p.name for p in paths)})")
-    click.echo(f"report:    {report.html.resolve()} ({len(report.sections)} sections, "
-               f"{len(report.figures)} figures)")
+    click.echo(f"report:    {report.html.resolve()} ({len(report.sections)} sections, {len(report.figures)} figures)")
     click.echo(f'try:       tdw sql "select * from marts.fct_bifurcation" --warehouse {warehouse}')
     return 1 if failed else 0

@@ -14,6 +14,7 @@ builds: :func:`pytest_collection_modifyitems` marks ``slow`` each test that uses
 or the built warehouse (directly or through another fixture) and each test of a module that
 trains or runs ``dbt build`` itself, so a new test of that kind needs no marker of its own.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,6 +56,7 @@ def _shared_dir(tmp_path_factory, name: str) -> Path:
 
 def _build_once(tmp_path_factory, name: str, build) -> Path:
     from filelock import FileLock
+
     folder = _shared_dir(tmp_path_factory, name)
     with FileLock(str(folder) + ".lock"):
         if not (folder / ".done").exists():
@@ -78,6 +80,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_suite(tmp_path_factory) -> Path:
     from ingest.toy.train import train_suite
+
     return _build_once(tmp_path_factory, "toy-suite", lambda root: train_suite(root, progress=False))
 
 
@@ -97,15 +100,18 @@ def built_warehouse(toy_suite, tmp_path_factory) -> Path:
     def make(folder: Path) -> None:
         wh = folder / "warehouse.duckdb"
         for model in TOY_MODELS:
-            result = ingest(model, revisions=toy_revisions(toy_suite, model), warehouse=wh,
-                            toy_root=toy_suite, progress=False)
+            result = ingest(
+                model, revisions=toy_revisions(toy_suite, model), warehouse=wh, toy_root=toy_suite, progress=False
+            )
             assert result.ok, result.summary()
         build(wh)
+
     return _build_once(tmp_path_factory, "built-warehouse", make) / "warehouse.duckdb"
 
 
-def write_checkpoints(root: Path, steps: list[int], shapes: dict[str, tuple[int, ...]],
-                      seed: int = 0, drift: float = 0.05) -> dict[int, dict[str, np.ndarray]]:
+def write_checkpoints(
+    root: Path, steps: list[int], shapes: dict[str, tuple[int, ...]], seed: int = 0, drift: float = 0.05
+) -> dict[int, dict[str, np.ndarray]]:
     """Synthetic GPT-NeoX-named checkpoints whose tensors random-walk over steps."""
     import torch
     from safetensors.torch import save_file
@@ -118,21 +124,28 @@ def write_checkpoints(root: Path, steps: list[int], shapes: dict[str, tuple[int,
     for step in steps:
         folder = root / f"step{step}"
         folder.mkdir(parents=True, exist_ok=True)
-        GPTNeoXConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=4 * width).to_json_file(folder / "config.json")
+        GPTNeoXConfig(
+            vocab_size=vocab, hidden_size=width, num_hidden_layers=1, num_attention_heads=2, intermediate_size=4 * width
+        ).to_json_file(folder / "config.json")
         save_file({k: torch.from_numpy(v.copy()) for k, v in state.items()}, str(folder / "model.safetensors"))
         written[step] = {k: v.copy() for k, v in state.items()}
-        state = {k: (v + rng.normal(0, drift * 0.02, v.shape) + 0.001 * np.sign(v)).astype(np.float32)
-                 for k, v in state.items()}
+        state = {
+            k: (v + rng.normal(0, drift * 0.02, v.shape) + 0.001 * np.sign(v)).astype(np.float32)
+            for k, v in state.items()
+        }
     return written
 
 
 @pytest.fixture
 def make_checkpoints(tmp_path):
     def make(steps=(0, 1, 2, 4, 8, 16), shapes=None, seed=0, name="run"):
-        shapes = shapes or {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16),
-                            "gpt_neox.layers.0.mlp.dense_h_to_4h.weight": (32, 16)}
+        shapes = shapes or {
+            "embed_out.weight": (64, 16),
+            "gpt_neox.embed_in.weight": (64, 16),
+            "gpt_neox.layers.0.mlp.dense_h_to_4h.weight": (32, 16),
+        }
         root = tmp_path / name
         tensors = write_checkpoints(root, list(steps), shapes, seed)
         return root, tensors
+
     return make

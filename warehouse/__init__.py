@@ -1,4 +1,5 @@
 """The warehouse: the DuckDB file, its raw tables and manifest, dbt builds, the CLI."""
+
 import os
 from pathlib import Path
 

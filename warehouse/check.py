@@ -8,6 +8,7 @@ fails the job); its failures appear here as failed jobs, and the summary counts 
 expectations (``failed_expectations`` of the mart) over the jobs whose latest attempt
 failed the gate.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from ingest.errors import TdwError
 from warehouse import db
 from warehouse.dbt import run_dbt
 
-
-FAILING_KINDS = ("failed_job", "identical_checkpoint")   # flags that fail `tdw check`
+FAILING_KINDS = ("failed_job", "identical_checkpoint")  # flags that fail `tdw check`
 
 
 def check(warehouse: Path, stale_as_warnings: bool = False) -> tuple[bool, str]:
@@ -38,20 +38,29 @@ def check(warehouse: Path, stale_as_warnings: bool = False) -> tuple[bool, str]:
         jobs = con.execute("select status, count(*) from raw.ingest_runs group by status order by status").fetchall()
         lines.append("ingest attempts: " + ", ".join(f"{n} {s}" for s, n in jobs))
         try:
-            flagged = con.execute("select kind, probe, count(*) as n, any_value(issue) from marts.fct_data_quality "
-                                  "group by kind, probe order by kind, probe").fetchall()
-            rows = con.execute("select model_id, step, probe, kind, issue from marts.fct_data_quality "
-                               "order by model_id, step, probe limit 20").fetchall()
-            gate = [json.loads(r[0]) for r in con.execute(
-                "select failed_expectations from marts.fct_data_quality "
-                "where failed_expectations is not null").fetchall()]
+            flagged = con.execute(
+                "select kind, probe, count(*) as n, any_value(issue) from marts.fct_data_quality "
+                "group by kind, probe order by kind, probe"
+            ).fetchall()
+            rows = con.execute(
+                "select model_id, step, probe, kind, issue from marts.fct_data_quality "
+                "order by model_id, step, probe limit 20"
+            ).fetchall()
+            gate = [
+                json.loads(r[0])
+                for r in con.execute(
+                    "select failed_expectations from marts.fct_data_quality where failed_expectations is not null"
+                ).fetchall()
+            ]
         except Exception:  # noqa: BLE001 — marts not built yet
             raise TdwError("marts.fct_data_quality is missing: run `tdw build` first") from None
     finally:
         con.close()
     counts = Counter(e for failed in gate for e in failed)
-    lines.append(f"quality gate: {len(gate)} jobs failed it" + (
-        ": " + "; ".join(f"{e} ({n})" for e, n in counts.most_common(5)) if gate else ""))
+    lines.append(
+        f"quality gate: {len(gate)} jobs failed it"
+        + (": " + "; ".join(f"{e} ({n})" for e, n in counts.most_common(5)) if gate else "")
+    )
     if not flagged:
         lines.append("flagged checkpoints: none")
     for kind, probe, n, example in flagged:

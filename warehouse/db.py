@@ -8,6 +8,7 @@ Before the transaction begins, the job's frames pass the data-quality gate
 (``warehouse.quality``): a job that fails it commits nothing and is recorded as failed
 with the failed expectations in ``failed_expectations`` (a JSON list).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import re
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -27,13 +28,31 @@ from warehouse import quality
 from warehouse.faults import corrupt_frames
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts")
-MANIFEST = TableSpec("ingest_runs", (
-    ("run_id", "VARCHAR"), ("model_id", "VARCHAR"), ("step", "BIGINT"), ("revision", "VARCHAR"),
-    ("source", "VARCHAR"), ("probe", "VARCHAR"), ("probe_version", "VARCHAR"), ("params", "VARCHAR"),
-    ("params_hash", "VARCHAR"), ("content_hash", "VARCHAR"), ("code_version", "VARCHAR"),
-    ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("ended_at", "TIMESTAMPTZ"),
-    ("rows", "VARCHAR"), ("error", "VARCHAR"), ("failed_expectations", "VARCHAR"),
-), ("run_id",), (), "One row per ingest job attempt: what ran, on what, with what result.")
+MANIFEST = TableSpec(
+    "ingest_runs",
+    (
+        ("run_id", "VARCHAR"),
+        ("model_id", "VARCHAR"),
+        ("step", "BIGINT"),
+        ("revision", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("probe", "VARCHAR"),
+        ("probe_version", "VARCHAR"),
+        ("params", "VARCHAR"),
+        ("params_hash", "VARCHAR"),
+        ("content_hash", "VARCHAR"),
+        ("code_version", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("started_at", "TIMESTAMPTZ"),
+        ("ended_at", "TIMESTAMPTZ"),
+        ("rows", "VARCHAR"),
+        ("error", "VARCHAR"),
+        ("failed_expectations", "VARCHAR"),
+    ),
+    ("run_id",),
+    (),
+    "One row per ingest job attempt: what ran, on what, with what result.",
+)
 DUCKDB_MAGIC = b"DUCK"
 
 
@@ -81,8 +100,10 @@ def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.Du
                 raise TdwError(f"cannot open warehouse {path}: {msg}") from None
             if time.monotonic() >= deadline:
                 waited = f" after waiting {wait:g} s" if wait else ""
-                raise TdwError(f"warehouse {path} is locked by {_holder(msg)}{waited}: let it finish, close "
-                               "it (or its BI connection), or pass --wait SECONDS") from None
+                raise TdwError(
+                    f"warehouse {path} is locked by {_holder(msg)}{waited}: let it finish, close "
+                    "it (or its BI connection), or pass --wait SECONDS"
+                ) from None
             if not told:
                 sys.stderr.write(f"waiting up to {wait:g} s for the lock on {path} held by {_holder(msg)}\n")
                 sys.stderr.flush()
@@ -104,9 +125,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> Non
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     for spec in [MANIFEST, *specs]:
         con.execute(_ddl(spec))
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' AND table_name=?",
-            [spec.name]).fetchall()}
+        have = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' AND table_name=?",
+                [spec.name],
+            ).fetchall()
+        }
         for c, t in spec.columns:
             if c not in have:
                 con.execute(f'ALTER TABLE raw."{spec.name}" ADD COLUMN "{c}" {t}')
@@ -114,14 +139,20 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> Non
             con.execute(f"COMMENT ON TABLE raw.\"{spec.name}\" IS '{spec.description.replace(chr(39), '')}'")
 
 
-def _manifest_row(job: dict, status: str, rows: dict | None, error: str | None,
-                  failed_expectations: list[str] | None = None) -> pd.DataFrame:
+def _manifest_row(
+    job: dict, status: str, rows: dict | None, error: str | None, failed_expectations: list[str] | None = None
+) -> pd.DataFrame:
     row = {c: None for c in MANIFEST.column_names}
     row.update({k: v for k, v in job.items() if k in row})
-    row.update(run_id=job.get("run_id") or str(uuid.uuid4()), status=status, ended_at=datetime.now(timezone.utc),
-               rows=json.dumps(rows) if rows is not None else None, error=error,
-               params=json.dumps(job.get("params", {}), sort_keys=True, default=str),
-               failed_expectations=json.dumps(failed_expectations) if failed_expectations else None)
+    row.update(
+        run_id=job.get("run_id") or str(uuid.uuid4()),
+        status=status,
+        ended_at=datetime.now(UTC),
+        rows=json.dumps(rows) if rows is not None else None,
+        error=error,
+        params=json.dumps(job.get("params", {}), sort_keys=True, default=str),
+        failed_expectations=json.dumps(failed_expectations) if failed_expectations else None,
+    )
     return pd.DataFrame([row])[MANIFEST.column_names]
 
 
@@ -134,8 +165,15 @@ def _insert(con, table: str, frame: pd.DataFrame) -> None:
         con.unregister("_tdw_frame")
 
 
-def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: dict,
-             before_commit=None, probe=None, expectations=None) -> dict[str, int]:
+def load_job(
+    con,
+    specs: list[TableSpec],
+    frames: dict[str, pd.DataFrame],
+    job: dict,
+    before_commit=None,
+    probe=None,
+    expectations=None,
+) -> dict[str, int]:
     """Check one job's frames (the quality gate), then replace its rows in every table it
     produced and record it, atomically. The expectations are ``expectations`` if given, else
     ``probe``'s, else those of the registered probe named ``job["probe"]``, else the
@@ -159,8 +197,7 @@ def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: 
             if len(frame):
                 con.register("_tdw_slices", frame[slice_cols].drop_duplicates())
                 cond = " AND ".join(f't."{c}" = s."{c}"' for c in slice_cols)
-                con.execute(f'DELETE FROM raw."{name}" t WHERE EXISTS '
-                            f"(SELECT 1 FROM _tdw_slices s WHERE {cond})")
+                con.execute(f'DELETE FROM raw."{name}" t WHERE EXISTS (SELECT 1 FROM _tdw_slices s WHERE {cond})')
                 con.unregister("_tdw_slices")
                 _insert(con, name, frame)
         _insert(con, MANIFEST.name, _manifest_row(job, "success", counts, None))
@@ -187,11 +224,12 @@ def done_hashes(con, model_id: str, versions: dict[tuple, str]) -> dict[tuple, s
     """For each (step, probe, params hash) in ``versions`` (mapped to the probe version it
     would run with): the content hash its latest successful run saw, when that run used
     the same probe version. A job whose checkpoint still has that hash would change nothing."""
-    rows = con.execute(   # fetchall: DuckDB 2 refuses new statements while a result is unfinished
+    rows = con.execute(  # fetchall: DuckDB 2 refuses new statements while a result is unfinished
         "SELECT step, probe, params_hash, probe_version, content_hash FROM raw.ingest_runs "
         "WHERE model_id=? AND status='success' "
         "QUALIFY row_number() OVER (PARTITION BY step, probe, params_hash ORDER BY ended_at DESC) = 1",
-        [model_id]).fetchall()
+        [model_id],
+    ).fetchall()
     return {(s, p, h): c for s, p, h, v, c in rows if versions.get((s, p, h)) == v}
 
 

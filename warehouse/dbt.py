@@ -14,6 +14,7 @@ complete file into place (``warehouse.snapshot``). For the fault-injection tests
 ``TDW_FAULT_AT=publish:0`` stops the parent after dbt succeeded, before publishing
 (``warehouse.faults``).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,15 +36,18 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def _workdir(warehouse: Path) -> Path:
     work = warehouse.resolve().parent / DBT_WORKDIR
-    quoted = str(warehouse.resolve()).replace("'", "''")          # a YAML single-quoted scalar
+    quoted = str(warehouse.resolve()).replace("'", "''")  # a YAML single-quoted scalar
     try:
         work.mkdir(parents=True, exist_ok=True)
         (work / "profiles.yml").write_text(
             "tdw:\n  target: warehouse\n  outputs:\n    warehouse:\n      type: duckdb\n"
-            f"      path: '{quoted}'\n      schema: main\n      threads: 1\n")
+            f"      path: '{quoted}'\n      schema: main\n      threads: 1\n"
+        )
     except OSError as e:
-        raise TdwError(f"cannot write dbt's work folder {work} ({e.strerror or e}): dbt needs a "
-                       "writable folder beside the warehouse") from None
+        raise TdwError(
+            f"cannot write dbt's work folder {work} ({e.strerror or e}): dbt needs a "
+            "writable folder beside the warehouse"
+        ) from None
     return work
 
 
@@ -52,10 +56,11 @@ def _die_with_parent() -> None:
     ``kill -9``), so an orphaned dbt never keeps running and holding the warehouse's lock."""
     import ctypes
     import signal
+
     PR_SET_PDEATHSIG = 1
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):   # not Linux: the process group below still lets us kill it
+    except (OSError, AttributeError):  # not Linux: the process group below still lets us kill it
         pass
 
 
@@ -80,35 +85,56 @@ def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> No
     if not warehouse.exists():
         raise TdwError(f"no warehouse at {warehouse} (run `tdw ingest` first)")
     work = _workdir(warehouse)
-    argv = [*command.split(), "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(work),
-            "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *args]
+    argv = [
+        *command.split(),
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(work),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        *args,
+    ]
     if quiet:
         argv.insert(0, "--quiet")
-    proc = subprocess.Popen([sys.executable, "-m", "warehouse.dbt", json.dumps(argv)], env=dbt_env(),
-                            stderr=subprocess.PIPE, text=True, errors="replace",
-                            preexec_fn=_die_with_parent, process_group=0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "warehouse.dbt", json.dumps(argv)],
+        env=dbt_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        preexec_fn=_die_with_parent,
+        process_group=0,
+    )
     try:
         _, stderr = proc.communicate()
-    except BaseException:               # Ctrl-C, or the parent is being torn down: take dbt along
+    except BaseException:  # Ctrl-C, or the parent is being torn down: take dbt along
         os.killpg(proc.pid, 9)
         proc.wait()
         raise
     if proc.returncode != 0:
-        lines = [ANSI.sub("", ln[len(ERROR_PREFIX):]) for ln in stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
+        lines = [ANSI.sub("", ln[len(ERROR_PREFIX) :]) for ln in stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
         last = _one_line(stderr)
         if not lines and "lock" in last.lower():
-            raise TdwError(f"dbt {command} failed: warehouse {warehouse} is locked by another process "
-                           "(another build or ingest?): let it finish and rerun")
+            raise TdwError(
+                f"dbt {command} failed: warehouse {warehouse} is locked by another process "
+                "(another build or ingest?): let it finish and rerun"
+            )
         raise TdwError(lines[0] if lines else f"dbt {command} failed: " + (last or "see " + str(work / "logs")))
 
 
 def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> None:
     """``dbt build``: every model, then its tests; on success, publish the serving snapshot."""
     from warehouse.snapshot import SUFFIX
+
     if Path(warehouse).name.endswith(SUFFIX):
-        raise TdwError(f"{warehouse} is a serving snapshot (what readers open), not a working "
-                       "warehouse: build the working file it was published from")
-    if Path(warehouse).is_file():                # a warehouse from before a manifest column was added
+        raise TdwError(
+            f"{warehouse} is a serving snapshot (what readers open), not a working "
+            "warehouse: build the working file it was published from"
+        )
+    if Path(warehouse).is_file():  # a warehouse from before a manifest column was added
         con = db.connect(Path(warehouse))
         try:
             db.ensure_tables(con, [])
@@ -117,6 +143,7 @@ def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> Non
     run_dbt(warehouse, "build", *(["--select", select] if select else []), quiet=quiet)
     fault_point("publish", 0)
     from warehouse.snapshot import publish
+
     publish(Path(warehouse))
 
 
@@ -131,6 +158,7 @@ def _fault_callbacks() -> list:
         if event.info.name == "NodeFinished":
             finished[0] += 1
             fault_point("dbt", finished[0])
+
     return [on_event]
 
 
@@ -149,8 +177,9 @@ def _invoke(argv: list[str]) -> str | None:
             failures.append(f"{r.node.name}: {(r.message or status).strip().splitlines()[0]}")
     if failures:
         return f"dbt {command} failed ({len(failures)}): " + "; ".join(failures[:5])
-    return f"dbt {command} failed: " + (str(res.exception).strip().splitlines()[0] if res.exception
-                                        else "see the dbt log")
+    return f"dbt {command} failed: " + (
+        str(res.exception).strip().splitlines()[0] if res.exception else "see the dbt log"
+    )
 
 
 if __name__ == "__main__":

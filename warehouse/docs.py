@@ -6,6 +6,7 @@ the file system with no server; ``manifest.json`` and ``catalog.json`` are copie
 for tools that read them (and for ``dbt docs serve``-style viewers). ``dbt docs generate``
 reads the catalog from the working file, so it runs like a build: not during an ingest.
 """
+
 from __future__ import annotations
 
 import shutil

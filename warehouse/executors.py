@@ -8,13 +8,15 @@ that opens DuckDB — loads each directory as it arrives, one transaction a job.
 the local executor takes the same route (compute → lake → load), so the two differ only in
 where the compute runs.
 """
+
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 
@@ -29,6 +31,7 @@ FORWARDED_ENV = ("TDW_FAULT_AT", "TDW_FAULT_FILE", "TDW_FAULT_ONCE", "HF_HUB_OFF
 @dataclass
 class Plan:
     """Everything a worker needs to open the source again and run its jobs."""
+
     source: str
     toy_root: str | None
     allow_pickle: bool
@@ -45,8 +48,13 @@ class Plan:
 
 def _open(plan: Plan):
     from ingest.sources import open_source
-    return open_source(plan.source, toy_root=Path(plan.toy_root) if plan.toy_root else None,
-                       allow_pickle=plan.allow_pickle, revision_pattern=plan.revision_pattern)
+
+    return open_source(
+        plan.source,
+        toy_root=Path(plan.toy_root) if plan.toy_root else None,
+        allow_pickle=plan.allow_pickle,
+        revision_pattern=plan.revision_pattern,
+    )
 
 
 def _done(plan: Plan, con) -> dict[tuple, str]:
@@ -66,8 +74,9 @@ def _write_lake(lake_root: Path, out: jobs.Outcome) -> jobs.Outcome:
 
 
 # ---------------------------------------------------------------------------------- local
-def run_local(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcome], None],
-              on_start: Callable[[str], None]) -> None:
+def run_local(
+    plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcome], None], on_start: Callable[[str], None]
+) -> None:
     src = _open(plan)
     done = _done(plan, con)
     by_probe = {p.name: p for p in plan.probes}
@@ -77,7 +86,7 @@ def run_local(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcom
         def open_once(step=step):
             if not opened:
                 try:
-                    opened.append(src.checkpoint(step))       # shared by the probes of a step
+                    opened.append(src.checkpoint(step))  # shared by the probes of a step
                 except TdwError as e:
                     opened.append(e)
             if isinstance(opened[0], TdwError):
@@ -88,8 +97,7 @@ def run_local(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcom
             on_start(f"step{step} {probe.name}")
             job = jobs.job_record(plan.model_id, plan.kind, step, probe, plan.params[probe.name])
             key = (step, probe.name, job["params_hash"])
-            out = jobs.run_job(open_once, probe, plan.params[probe.name], contexts[probe.name], job,
-                               done.get(key))
+            out = jobs.run_job(open_once, probe, plan.params[probe.name], contexts[probe.name], job, done.get(key))
             if plan.lake is not None:
                 out = _write_lake(plan.lake, out)
                 if out.status != "skipped":
@@ -121,32 +129,39 @@ def check_ray_address(address: str | None) -> None:
 def ray_connect(address: str | None, cpus: int | None) -> bool:
     """Connect to (or start) Ray; True when this call started it and must shut it down."""
     import logging
+
     import ray
+
     if ray.is_initialized():
         return False
     check_ray_address(address)
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    kwargs: dict[str, Any] = dict(logging_level=logging.ERROR, log_to_driver=False,
-                                  runtime_env={"env_vars": env} if env else None)
+    kwargs: dict[str, Any] = dict(
+        logging_level=logging.ERROR, log_to_driver=False, runtime_env={"env_vars": env} if env else None
+    )
     try:
         if not address or address == "local":
             ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except Exception as e:  # ray raises ConnectionError, RuntimeError, ValueError…
-        raise TdwError(f"cannot connect to Ray at {address or 'a new local instance'}: "
-                       f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        raise TdwError(
+            f"cannot connect to Ray at {address or 'a new local instance'}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+        ) from None
     return True
 
 
 def ray_gpus() -> float:
     import ray
+
     return float(ray.cluster_resources().get("GPU", 0))
 
 
 def _remote_job(plan: Plan, probe_name: str, step: int, context: dict, done_hash: str | None) -> jobs.Outcome:
     """Body of one Ray task: open the checkpoint, run one probe, write the lake."""
     import ray
+
     probe = next(p for p in plan.probes if p.name == probe_name)
     src = _open(plan)
     job = jobs.job_record(plan.model_id, plan.kind, step, probe, plan.params[probe_name])
@@ -155,12 +170,20 @@ def _remote_job(plan: Plan, probe_name: str, step: int, context: dict, done_hash
     return _write_lake(plan.lake, out)
 
 
-def run_ray(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcome], None],
-            on_start: Callable[[str], None], max_retries: int = 3) -> None:
+def run_ray(
+    plan: Plan,
+    con,
+    contexts: dict,
+    on_outcome: Callable[[jobs.Outcome], None],
+    on_start: Callable[[str], None],
+    max_retries: int = 3,
+) -> None:
     import ray
+
     by_probe = {p.name: p for p in plan.probes}
-    planned = [jobs.job_record(plan.model_id, plan.kind, s, p, plan.params[p.name])
-               for s in plan.steps for p in plan.probes]
+    planned = [
+        jobs.job_record(plan.model_id, plan.kind, s, p, plan.params[p.name]) for s in plan.steps for p in plan.probes
+    ]
     done = _done(plan, con)
     task = ray.remote(_remote_job)
     plan_ref = ray.put(plan)
@@ -168,10 +191,15 @@ def run_ray(plan: Plan, con, contexts: dict, on_outcome: Callable[[jobs.Outcome]
     pending: dict = {}
     for j in planned:
         gpus = 1 if plan.device.startswith("cuda") and by_probe[j["probe"]].runs_model else 0
-        ref = task.options(num_cpus=1, num_gpus=gpus, max_retries=max_retries,
-                           retry_exceptions=False, name=f"tdw step{j['step']} {j['probe']}").remote(
-            plan_ref, j["probe"], j["step"], ctx_refs[j["probe"]],
-            done.get((j["step"], j["probe"], j["params_hash"])))
+        ref = task.options(
+            num_cpus=1,
+            num_gpus=gpus,
+            max_retries=max_retries,
+            retry_exceptions=False,
+            name=f"tdw step{j['step']} {j['probe']}",
+        ).remote(
+            plan_ref, j["probe"], j["step"], ctx_refs[j["probe"]], done.get((j["step"], j["probe"], j["params_hash"]))
+        )
         pending[ref] = j
     on_start(f"{len(pending)} tasks on {int(ray.cluster_resources().get('CPU', 0))} CPUs")
     try:

@@ -9,6 +9,7 @@ of nodes finished) and ``publish`` (dbt succeeded, the snapshot not yet publishe
 The marker's line ends with the PID that reached the point (a Ray
 worker, say); with ``TDW_FAULT_ONCE=1`` the point fires only while the marker is absent.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ def fault_point(point: str, step: int) -> None:
     marker = os.environ.get("TDW_FAULT_FILE")
     if marker:
         if os.environ.get("TDW_FAULT_ONCE") and os.path.exists(marker):
-            return                     # a retried job (Ray) passes the point the second time
+            return  # a retried job (Ray) passes the point the second time
         with open(marker, "w") as f:
             f.write(f"{point}:{step}:{os.getpid()}\n")
     time.sleep(float(parts[2]) if len(parts) > 2 else 3600)
@@ -51,6 +52,7 @@ def corrupt_frames(job: dict, frames: dict) -> dict:
     if kind not in CORRUPTIONS:
         raise ValueError(f"TDW_FAULT_CORRUPT kind {kind!r} is not one of {CORRUPTIONS}")
     import pandas as pd
+
     frame = frames[table].copy().reset_index(drop=True)
     if kind == "duplicate":
         frame = pd.concat([frame, frame.iloc[:1]], ignore_index=True)

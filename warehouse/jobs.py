@@ -6,13 +6,14 @@ touches DuckDB, so it runs the same in the ingest process (local executor) and i
 worker. ``commit`` and ``load_lake_job`` are the loader's half: they run only in the one
 process that holds the warehouse's write lock.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,16 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 @lru_cache(maxsize=1)
 def code_version() -> str:
     from importlib.metadata import version
+
     v = version("tdw")
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{v}+{sha}" if sha else v
@@ -43,24 +50,31 @@ def code_version() -> str:
 
 def job_record(model_id: str, kind: str, step: int, probe: Probe, params: dict[str, Any]) -> dict:
     """The manifest fields of one job, before it runs."""
-    return {"model_id": model_id, "step": step, "probe": probe.name, "probe_version": probe.version,
-            "params": params, "params_hash": params_hash(params), "source": kind,
-            "revision": f"step{step}", "code_version": code_version(),
-            "started_at": datetime.now(timezone.utc)}
+    return {
+        "model_id": model_id,
+        "step": step,
+        "probe": probe.name,
+        "probe_version": probe.version,
+        "params": params,
+        "params_hash": params_hash(params),
+        "source": kind,
+        "revision": f"step{step}",
+        "code_version": code_version(),
+        "started_at": datetime.now(UTC),
+    }
 
 
 @dataclass
 class Outcome:
     job: dict
-    status: str                                   # 'done' | 'skipped' | 'failed'
+    status: str  # 'done' | 'skipped' | 'failed'
     frames: dict[str, pd.DataFrame] | None = None
     error: str | None = None
     lake_path: str | None = None
-    worker: dict = field(default_factory=dict)    # where it ran (Ray: node, pid)
+    worker: dict = field(default_factory=dict)  # where it ran (Ray: node, pid)
 
 
-def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dict,
-            done_hash: str | None) -> Outcome:
+def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dict, done_hash: str | None) -> Outcome:
     """Compute one job. ``open_checkpoint()`` returns the checkpoint (or raises TdwError);
     ``done_hash`` is the content hash the warehouse already holds for this job (or None)."""
     step = job["step"]
@@ -89,9 +103,15 @@ def one_line(e: BaseException) -> str:
 
 
 # DuckDB errors that come from one job's data, not from the file: that job fails, the batch goes on
-DATA_ERRORS = (duckdb.ConversionException, duckdb.ConstraintException, duckdb.InvalidInputException,
-               duckdb.OutOfRangeException, duckdb.BinderException, duckdb.TypeMismatchException,
-               duckdb.InvalidTypeException)
+DATA_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.ConstraintException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+    duckdb.BinderException,
+    duckdb.TypeMismatchException,
+    duckdb.InvalidTypeException,
+)
 
 
 def commit(con, probe: Probe, outcome: Outcome) -> None:
@@ -101,12 +121,18 @@ def commit(con, probe: Probe, outcome: Outcome) -> None:
         if outcome.status == "failed":
             db.record_failure(con, job, outcome.error)
             return
-        db.load_job(con, probe.tables, outcome.frames, job, probe=probe,       # quality gate first
-                    before_commit=lambda: fault_point("transaction", step))
+        db.load_job(
+            con,
+            probe.tables,
+            outcome.frames,
+            job,
+            probe=probe,  # quality gate first
+            before_commit=lambda: fault_point("transaction", step),
+        )
     except TdwError as e:
         outcome.status, outcome.error = "failed", str(e)
         db.record_failure(con, job, e)
-    except DATA_ERRORS as e:            # load_job rolled back; the file itself is fine
+    except DATA_ERRORS as e:  # load_job rolled back; the file itself is fine
         outcome.status, outcome.error = "failed", f"cannot load: {one_line(e)}"
         db.record_failure(con, job, outcome.error)
 
@@ -131,6 +157,7 @@ def load_lake_job(con, path: Path, probes: dict[str, Probe]) -> Outcome | None:
     probe = probes.get(job["probe"])
     if probe is None:
         from ingest.probes import get_probes
+
         try:
             probe = get_probes(job["probe"])[0]
         except TdwError as e:

@@ -14,6 +14,7 @@ into a hidden temporary sibling, then renames it into place, so a worker killed 
 leaves only a ``.tmp-*`` directory that nothing reads (and the next attempt removes).
 The loader skips run ids the manifest already holds: loading twice changes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,7 @@ JOB_FILE = "_job.json"
 
 def job_dir(lake: Path, probe: str, model_id: str, step: int, params_hash: str) -> Path:
     """Where one job's files live; the model id is percent-quoted, so it is one component."""
-    return (Path(lake) / probe / f"model={quote(model_id, safe='')}" / f"step={int(step)}"
-            / f"params={params_hash}")
+    return Path(lake) / probe / f"model={quote(model_id, safe='')}" / f"step={int(step)}" / f"params={params_hash}"
 
 
 def check_writable(lake: Path) -> Path:
@@ -56,8 +56,7 @@ def _jsonable(job: dict) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in job.items()}
 
 
-def write_job(lake: Path, job: dict, frames: dict[str, pd.DataFrame] | None,
-              error: str | None = None) -> Path:
+def write_job(lake: Path, job: dict, frames: dict[str, pd.DataFrame] | None, error: str | None = None) -> Path:
     """Write one finished job (its frames, or the error that failed it); returns its directory."""
     final = job_dir(lake, job["probe"], job["model_id"], job["step"], job["params_hash"])
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -68,14 +67,19 @@ def write_job(lake: Path, job: dict, frames: dict[str, pd.DataFrame] | None,
         table = pa.Table.from_pandas(frame, preserve_index=False)
         pq.write_table(table, tmp / f"{name}.parquet")
         rows[name] = len(frame)
-    meta = dict(_jsonable(job), run_id=job.get("run_id") or str(uuid.uuid4()),
-                status="failed" if error else "success", error=error, rows=rows,
-                ended_at=datetime.now().astimezone().isoformat())
+    meta = dict(
+        _jsonable(job),
+        run_id=job.get("run_id") or str(uuid.uuid4()),
+        status="failed" if error else "success",
+        error=error,
+        rows=rows,
+        ended_at=datetime.now().astimezone().isoformat(),
+    )
     (tmp / JOB_FILE).write_text(json.dumps(meta, sort_keys=True, default=str))
-    for stale in final.parent.glob(f".tmp-{final.name}-*"):      # earlier attempts killed midway
+    for stale in final.parent.glob(f".tmp-{final.name}-*"):  # earlier attempts killed midway
         if stale != tmp:
             shutil.rmtree(stale, ignore_errors=True)
-    if final.exists():                                          # a rerun replaces the old job
+    if final.exists():  # a rerun replaces the old job
         old = final.parent / f".tmp-{final.name}-old-{uuid.uuid4().hex[:8]}"
         os.replace(final, old)
         shutil.rmtree(old, ignore_errors=True)
@@ -101,13 +105,17 @@ def _check_meta(path: Path, meta: object) -> dict:
             raise BadLakeJob(f"lake job {path}: {JOB_FILE} field {k!r} is missing or not a {t.__name__}")
     if not 0 <= meta["step"] < 2**63 or meta["status"] not in ("success", "failed"):
         raise BadLakeJob(f"lake job {path}: {JOB_FILE} has step {meta['step']} / status {meta['status']!r}")
-    if meta["status"] == "success" and not (isinstance(meta.get("rows"), dict) and all(
-            isinstance(k, str) and type(v) is int and v >= 0 for k, v in meta["rows"].items())):
+    if meta["status"] == "success" and not (
+        isinstance(meta.get("rows"), dict)
+        and all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in meta["rows"].items())
+    ):
         raise BadLakeJob(f"lake job {path}: {JOB_FILE} field 'rows' must map table names to row counts")
     expected = job_dir(path.parents[3], meta["probe"], meta["model_id"], meta["step"], meta["params_hash"])
     if expected.parts[-4:] != path.parts[-4:]:
-        raise BadLakeJob(f"lake job {path}: its {JOB_FILE} names another job ({meta['probe']}, "
-                         f"{meta['model_id']}, step {meta['step']})")
+        raise BadLakeJob(
+            f"lake job {path}: its {JOB_FILE} names another job ({meta['probe']}, "
+            f"{meta['model_id']}, step {meta['step']})"
+        )
     return meta
 
 
@@ -136,15 +144,17 @@ def read_job(path: Path) -> tuple[dict, dict[str, pd.DataFrame] | None, str | No
         try:
             frames[name] = pq.read_table(path / f"{name}.parquet").to_pandas()
         except (OSError, pa.ArrowException) as e:
-            raise BadLakeJob(f"lake job {path}: table {name} is unreadable ({str(e).splitlines()[0][:120]})",
-                             meta) from None
+            raise BadLakeJob(
+                f"lake job {path}: table {name} is unreadable ({str(e).splitlines()[0][:120]})", meta
+            ) from None
         frame = frames[name]
         if len(frame) != n:
             raise BadLakeJob(f"lake job {path}: {name} has {len(frame)} rows, expected {n}", meta)
         for col, want in (("model_id", meta["model_id"]), ("step", meta["step"])):
             if col in frame and len(frame) and not (frame[col] == want).all():
-                raise BadLakeJob(f"lake job {path}: {name} holds rows of another {col} than its "
-                                 f"{JOB_FILE} ({want!r})", meta)
+                raise BadLakeJob(
+                    f"lake job {path}: {name} holds rows of another {col} than its {JOB_FILE} ({want!r})", meta
+                )
     return meta, frames, None
 
 
@@ -160,6 +170,9 @@ def complete_jobs(lake: Path, model_id: str | None = None) -> list[Path]:
     """Every complete job directory (optionally of one model), in (probe, model, step) order."""
     lake = Path(lake)
     model = f"model={quote(model_id, safe='')}" if model_id else "model=*"
-    found = [p.parent for p in lake.glob(f"*/{model}/step=*/params=*/{JOB_FILE}")
-             if p.parent.parent.name[5:].isascii() and p.parent.parent.name[5:].isdigit()]
+    found = [
+        p.parent
+        for p in lake.glob(f"*/{model}/step=*/params=*/{JOB_FILE}")
+        if p.parent.parent.name[5:].isascii() and p.parent.parent.name[5:].isdigit()
+    ]
     return sorted(found, key=lambda p: (p.parts[-4], p.parts[-3], int(p.parts[-2][5:]), p.parts[-1]))

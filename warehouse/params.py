@@ -12,6 +12,7 @@ Ranges (documented in the README): counts are at least 1 (0 where the default 0 
 bounds of ``UPPER`` (``MAX_COUNT`` otherwise); fractions of ``FRACTIONS`` lie in (0, 1].
 ``batch_size`` may be ``auto``.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,11 +24,25 @@ from ingest.errors import TdwError
 MAX_COUNT = 10**9
 MAX_SEED = 2**63 - 1
 MAX_TEXT = 10_000
-UPPER = {"n_prompts": 100_000, "n_items": 1_000_000, "max_items": 1_000_000, "msd_sample": 100_000_000,
-         "seq_len": 65_536, "prompt_len": 65_536, "item_len": 65_536, "logits_chunk_mb": 1 << 20,
-         "n_permutations": 100_000, "grid": 1_000, "n_pairs": 10_000_000, "max_rows": 100_000_000,
-         "batch_size": 1 << 20, "threads": 1024, "cpu_threads": 1024, "unmasking_items": 1_000_000,
-         "perturb_prompts": 100_000}
+UPPER = {
+    "n_prompts": 100_000,
+    "n_items": 1_000_000,
+    "max_items": 1_000_000,
+    "msd_sample": 100_000_000,
+    "seq_len": 65_536,
+    "prompt_len": 65_536,
+    "item_len": 65_536,
+    "logits_chunk_mb": 1 << 20,
+    "n_permutations": 100_000,
+    "grid": 1_000,
+    "n_pairs": 10_000_000,
+    "max_rows": 100_000_000,
+    "batch_size": 1 << 20,
+    "threads": 1024,
+    "cpu_threads": 1024,
+    "unmasking_items": 1_000_000,
+    "perturb_prompts": 100_000,
+}
 FRACTIONS = {"rms_fraction", "grid_margin"}
 AUTO = {"batch_size"}
 _INT = re.compile(r"^[+-]?[0-9]+$")
@@ -60,8 +75,9 @@ def _float(probe: str, name: str, value: Any, default: float) -> float:
     high = 1.0 if name in FRACTIONS else 1e9
     low_ok = value >= 0 if name == "grid_margin" else value > 0 if default > 0 else value >= 0
     if not low_ok or value > high:
-        raise TdwError(f"{what} must be {'positive' if default > 0 else 'non-negative'} and at most {high:g}, "
-                       f"got {value}")
+        raise TdwError(
+            f"{what} must be {'positive' if default > 0 else 'non-negative'} and at most {high:g}, got {value}"
+        )
     return float(value)
 
 
@@ -103,7 +119,8 @@ def check_params(overrides: dict[str, dict], probes: dict[str, type]) -> dict[st
         defaults = probes[probe].defaults
         for name, value in values.items():
             if name not in defaults:
-                raise TdwError(f"probe {probe!r} has no parameter {name!r}; "
-                               f"its parameters: {', '.join(sorted(defaults))}")
+                raise TdwError(
+                    f"probe {probe!r} has no parameter {name!r}; its parameters: {', '.join(sorted(defaults))}"
+                )
             out.setdefault(probe, {})[name] = check_value(probe, name, value, defaults[name])
     return out

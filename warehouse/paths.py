@@ -18,6 +18,7 @@ separators, NUL and control characters become ``_``, ``..`` becomes ``__``, a le
 Paths that are only read (checkpoints, ``--toy-root``, the snapshot that ``tdw sql`` and
 ``tdw serve`` open) are not confined.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ from ingest.errors import TdwError
 
 DATA_DIR_ENV = "TDW_DATA_DIR"
 DEFAULT_DATA_DIR = Path("data")
-DBT_WORKDIR = ".tdw-dbt"            # dbt's profile, target and logs, beside the warehouse
+DBT_WORKDIR = ".tdw-dbt"  # dbt's profile, target and logs, beside the warehouse
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -46,8 +47,10 @@ def confine(path: Path | str, what: str, root: Path | None = None) -> Path:
         raise TdwError(f"{what} {text!r} contains a NUL byte")
     resolved = Path(text).expanduser().resolve()
     if resolved != root and root not in resolved.parents:
-        raise TdwError(f"{what} {text} resolves to {resolved}, outside the data directory {root} "
-                       f"(set {DATA_DIR_ENV} to write elsewhere)")
+        raise TdwError(
+            f"{what} {text} resolves to {resolved}, outside the data directory {root} "
+            f"(set {DATA_DIR_ENV} to write elsewhere)"
+        )
     return resolved
 
 
@@ -57,11 +60,18 @@ def confine_warehouse(path: Path | str, what: str = "--warehouse") -> Path:
     if wh == data_dir():
         raise TdwError(f"{what} {path} is the data directory itself, not a DuckDB file in it")
     from warehouse.snapshot import SUFFIX, snapshot_path
+
     if wh.name.endswith(SUFFIX):
-        raise TdwError(f"{what} {path} is a serving snapshot (what readers open), not a working "
-                       "warehouse: give the working file it was published from")
-    for derived in (wh.with_name(wh.name + ".wal"), snapshot_path(wh), snapshot_path(wh).with_name(
-            snapshot_path(wh).name + ".wal"), wh.parent / DBT_WORKDIR):
+        raise TdwError(
+            f"{what} {path} is a serving snapshot (what readers open), not a working "
+            "warehouse: give the working file it was published from"
+        )
+    for derived in (
+        wh.with_name(wh.name + ".wal"),
+        snapshot_path(wh),
+        snapshot_path(wh).with_name(snapshot_path(wh).name + ".wal"),
+        wh.parent / DBT_WORKDIR,
+    ):
         confine(derived, f"{what} {path}: {derived.name}")
     return wh
 

@@ -10,6 +10,7 @@ as one task per (checkpoint, probe) writing Parquet to the lake. Either way this
 the only DuckDB writer; with a lake it first loads any finished job an interrupted run left
 there, then skips it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from ingest.errors import TdwError
 from ingest.probes import PROBES, Probe, all_tables, get_probes
 from ingest.probes.base import params_hash
 from ingest.sources import checkpoints, open_source
-from warehouse import db, executors, jobs, lake as lake_mod
+from warehouse import db, executors, jobs
+from warehouse import lake as lake_mod
 from warehouse.params import check_params
 
 EXECUTORS = ("local", "ray")
@@ -36,7 +38,7 @@ class IngestResult:
     done: list[tuple[int, str]] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
     failed: list[tuple[int, str, str]] = field(default_factory=list)
-    recovered: int = 0                 # finished jobs an interrupted run left in the lake
+    recovered: int = 0  # finished jobs an interrupted run left in the lake
     workers: set = field(default_factory=set)
 
     @property
@@ -55,8 +57,10 @@ class IngestResult:
             self.workers.add((out.worker.get("node"), out.worker.get("pid")))
 
     def summary(self) -> str:
-        s = (f"{self.model_id}: {len(self.steps)} checkpoints, {len(self.done)} jobs loaded, "
-             f"{len(self.skipped)} unchanged (skipped), {len(self.failed)} failed")
+        s = (
+            f"{self.model_id}: {len(self.steps)} checkpoints, {len(self.done)} jobs loaded, "
+            f"{len(self.skipped)} unchanged (skipped), {len(self.failed)} failed"
+        )
         if self.recovered:
             s += f", {self.recovered} recovered from the lake"
         if self.workers:
@@ -79,8 +83,7 @@ def _validate(source, steps: list[int], probes: list[Probe], params: dict) -> No
         return
 
 
-def _recover(con, lake: Path, model_id: str, steps: list[int], probes: list[Probe],
-             params_by: dict[str, dict]) -> int:
+def _recover(con, lake: Path, model_id: str, steps: list[int], probes: list[Probe], params_by: dict[str, dict]) -> int:
     """Load the finished jobs an interrupted run of this same plan (steps, probes, parameters,
     probe versions) left in the lake, each exactly once; other runs' jobs are left alone."""
     by_probe = {p.name: p for p in probes}
@@ -103,13 +106,14 @@ class IngestRequest:
 
     The command builds one and hands it down; :func:`ingest` checks it and resolves it into
     the ``executors.Plan`` the workers run (model id, steps, probes, their parameters)."""
+
     source: str
     revisions: str = "all"
     probes: str | None = None
     warehouse: Path = Path("data/warehouse.duckdb")
     toy_root: Path | None = None
     force: bool = False
-    params: dict[str, dict] | None = None         # probe -> name -> value, typed by check_params
+    params: dict[str, dict] | None = None  # probe -> name -> value, typed by check_params
     allow_pickle: bool = False
     progress: bool = True
     wait: float = 0.0
@@ -130,8 +134,9 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
         raise TypeError("ingest(request) takes no further options")
     if req.executor not in EXECUTORS:
         raise TdwError(f"unknown executor {req.executor!r}; use one of: {', '.join(EXECUTORS)}")
-    src = open_source(req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle,
-                      revision_pattern=req.revision_pattern)
+    src = open_source(
+        req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle, revision_pattern=req.revision_pattern
+    )
     steps = checkpoints(src, req.revisions)
     chosen = get_probes(req.probes)
     overrides = check_params(req.params or {}, PROBES)
@@ -153,13 +158,25 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
         resolved = devices.resolve_device(req.device, have_gpu)
         devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, req.dtype)
         _validate(src, steps, chosen, params_by)
-        plan = executors.Plan(req.source, str(req.toy_root) if req.toy_root else None, req.allow_pickle,
-                              src.model_id, src.kind, steps, chosen, params_by, req.force, lake, resolved,
-                              req.revision_pattern)
+        plan = executors.Plan(
+            req.source,
+            str(req.toy_root) if req.toy_root else None,
+            req.allow_pickle,
+            src.model_id,
+            src.kind,
+            steps,
+            chosen,
+            params_by,
+            req.force,
+            lake,
+            resolved,
+            req.revision_pattern,
+        )
         return _run(req, plan, src)
     finally:
         if started_ray:
             import ray
+
             ray.shutdown()
 
 
@@ -173,8 +190,12 @@ def _run(req: IngestRequest, plan: executors.Plan, src) -> IngestResult:
         if plan.lake is not None:
             result.recovered = _recover(con, plan.lake, plan.model_id, plan.steps, plan.probes, plan.params)
         contexts = {p.name: p.context(src, plan.steps, plan.params[p.name]) for p in plan.probes}
-        bar = tqdm(total=len(plan.steps) * len(plan.probes), desc=f"ingest {plan.model_id}", unit="job",
-                   disable=not req.progress)
+        bar = tqdm(
+            total=len(plan.steps) * len(plan.probes),
+            desc=f"ingest {plan.model_id}",
+            unit="job",
+            disable=not req.progress,
+        )
 
         def on_outcome(out: jobs.Outcome) -> None:
             result.add(out)
@@ -190,8 +211,9 @@ def _run(req: IngestRequest, plan: executors.Plan, src) -> IngestResult:
         try:
             run(plan, con, contexts, on_outcome, on_start)
         except (duckdb.Error, OSError) as e:  # the file or the disk failed (full, I/O): stop the batch
-            raise TdwError(f"writing {at[0]} to {warehouse} failed ({jobs.one_line(e)}); "
-                           "earlier jobs are kept, rerun to resume") from None
+            raise TdwError(
+                f"writing {at[0]} to {warehouse} failed ({jobs.one_line(e)}); earlier jobs are kept, rerun to resume"
+            ) from None
         bar.close()
     finally:
         _close(con, warehouse)
@@ -203,12 +225,14 @@ def _close(con, warehouse: Path) -> None:
     try:
         con.close()
     except duckdb.Error as e:
-        raise TdwError(f"closing {warehouse} failed ({jobs.one_line(e)}); committed jobs are in its "
-                       "write-ahead log and are kept") from None
+        raise TdwError(
+            f"closing {warehouse} failed ({jobs.one_line(e)}); committed jobs are in its write-ahead log and are kept"
+        ) from None
 
 
-def load_lake(lake: Path, warehouse: Path, model_id: str | None = None, wait: float = 0.0,
-              progress: bool = True) -> tuple[int, int, int]:
+def load_lake(
+    lake: Path, warehouse: Path, model_id: str | None = None, wait: float = 0.0, progress: bool = True
+) -> tuple[int, int, int]:
     """Load every complete lake job (of one model, or all) that the warehouse lacks, one
     transaction a job: for lakes filled by workers elsewhere. Returns (loaded, failed, present)."""
     lake = Path(lake)
@@ -224,8 +248,9 @@ def load_lake(lake: Path, warehouse: Path, model_id: str | None = None, wait: fl
             out = jobs.load_lake_job(con, path, {})
             counts[2 if out is None else 0 if out.status == "done" else 1] += 1
     except (duckdb.Error, OSError) as e:
-        raise TdwError(f"loading {lake} into {warehouse} failed ({jobs.one_line(e)}); "
-                       "jobs loaded so far are kept, rerun to finish") from None
+        raise TdwError(
+            f"loading {lake} into {warehouse} failed ({jobs.one_line(e)}); jobs loaded so far are kept, rerun to finish"
+        ) from None
     finally:
         _close(con, Path(warehouse))
     return counts[0], counts[1], counts[2]

@@ -14,9 +14,11 @@ and the batch goes on.
 Empty frames (a displacement job on a model's first checkpoint) have nothing to check.
 Great Expectations is imported on the first non-empty job, not at import time.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -33,34 +35,40 @@ class QualityError(TdwError):
     def __init__(self, expectations: list[str], probe: str = ""):
         self.expectations = list(expectations)
         what = f"{probe} " if probe else ""
-        super().__init__(f"{what}data-quality gate failed ({len(self.expectations)}): "
-                         + "; ".join(self.expectations))
+        super().__init__(f"{what}data-quality gate failed ({len(self.expectations)}): " + "; ".join(self.expectations))
 
 
 def registered_probe(name: str | None) -> Probe | None:
     """The registered probe called ``name`` (None when there is none)."""
     from ingest.probes import PROBES
+
     cls = PROBES.get(name or "")
     return cls() if cls else None
 
 
-def declared(probe: Probe | None, frames: dict[str, pd.DataFrame], job: dict[str, Any] | None = None,
-             specs: Iterable[TableSpec] = ()) -> dict[str, tuple[Expect, ...]]:
+def declared(
+    probe: Probe | None,
+    frames: dict[str, pd.DataFrame],
+    job: dict[str, Any] | None = None,
+    specs: Iterable[TableSpec] = (),
+) -> dict[str, tuple[Expect, ...]]:
     """The expectations of each table: the probe's, or (no probe) the TableSpecs' own."""
     if probe is not None:
         return probe.expectations(frames, job)
     return {s.name: s.expectations() for s in specs}
 
 
-def validate_frames(expectations: dict[str, tuple[Expect, ...]], frames: dict[str, pd.DataFrame],
-                    probe: str = "") -> None:
+def validate_frames(
+    expectations: dict[str, tuple[Expect, ...]], frames: dict[str, pd.DataFrame], probe: str = ""
+) -> None:
     """Check every non-empty frame against its table's expectations; QualityError if any fails."""
     todo = [(t, f) for t, f in frames.items() if len(f) and expectations.get(t)]
     if not todo:
         return
     from warehouse.quality_gx import gate
+
     g = gate()
-    failed = g.job_failures([(table, frame, expectations[table]) for table, frame in todo])   # one GX run a job
+    failed = g.job_failures([(table, frame, expectations[table]) for table, frame in todo])  # one GX run a job
     if failed:
         raise QualityError(failed, probe)
 

@@ -32,12 +32,13 @@ A failure is reported as ``table: expectation_type(columns)`` with GX's names
 probe leaves NULL by design passes. DESIGN.md: GX 1.x's SQL datasource fails on DuckDB, so
 frames are validated as pandas frames, with analytics off.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from typing import ClassVar, Tuple
+from typing import ClassVar
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -56,11 +57,14 @@ from ingest.schema import Expect  # noqa: E402
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
-TYPES = {"unique": "expect_compound_key_to_be_unique", "not_null": "expect_columns_to_not_be_null",
-         "between": "expect_columns_values_to_be_between",
-         "greater": "expect_column_pair_values_a_to_be_greater_than_b",
-         "pairs_in": "expect_column_pair_values_to_be_in_set"}
-ORDER = {"unique": 0, "greater": 0, "pairs_in": 0, "not_null": 1, "between": 2}   # reporting order
+TYPES = {
+    "unique": "expect_compound_key_to_be_unique",
+    "not_null": "expect_columns_to_not_be_null",
+    "between": "expect_columns_values_to_be_between",
+    "greater": "expect_column_pair_values_a_to_be_greater_than_b",
+    "pairs_in": "expect_column_pair_values_to_be_in_set",
+}
+ORDER = {"unique": 0, "greater": 0, "pairs_in": 0, "not_null": 1, "between": 2}  # reporting order
 SEP = ":"
 
 
@@ -115,9 +119,9 @@ def _key_codes(cols: list, n: int) -> np.ndarray:
                 continue
             codes, uniques = pd.factorize(x, use_na_sentinel=False)
             k = len(uniques)
-        if k <= 1:                                     # a constant column tells no rows apart
+        if k <= 1:  # a constant column tells no rows apart
             continue
-        if radix * k >= 1 << 62:                       # keep the product in range: renumber
+        if radix * k >= 1 << 62:  # keep the product in range: renumber
             combined = pd.factorize(combined)[0].astype(np.int64)
             radix = int(combined.max()) + 1
         combined = combined * k + codes
@@ -154,12 +158,18 @@ def _pair_violations(a, b, e: Expect) -> np.ndarray:
 def evaluate(cols: Columns, n: int, expectations: tuple[Expect, ...]) -> list[str]:
     """``expectation_type(columns)`` for each declaration the rows fail, in reporting order."""
     out: list[tuple[int, int, str]] = []
-    nulls = [c for c in dict.fromkeys(c for e in expectations if e.kind == "not_null" for c in e.columns)
-             if _nulls(cols[c]).any()]
+    nulls = [
+        c
+        for c in dict.fromkeys(c for e in expectations if e.kind == "not_null" for c in e.columns)
+        if _nulls(cols[c]).any()
+    ]
     if nulls:
         out.append((1, 0, f"{TYPES['not_null']}({', '.join(nulls)})"))
-    ranged = [e.columns[0] for e in expectations if e.kind == "between"
-              and _out_of_range(_floats(cols[e.columns[0]]), e).any()]
+    ranged = [
+        e.columns[0]
+        for e in expectations
+        if e.kind == "between" and _out_of_range(_floats(cols[e.columns[0]]), e).any()
+    ]
     if ranged:
         out.append((2, 0, f"{TYPES['between']}({', '.join(dict.fromkeys(ranged))})"))
     for k, e in enumerate(expectations):
@@ -207,13 +217,17 @@ class FailedDeclarations(TableMetricProvider):
 
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
-        df, _, _ = execution_engine.get_compute_domain(domain_kwargs=metric_domain_kwargs,
-                                                       domain_type=MetricDomainTypes.TABLE)
+        df, _, _ = execution_engine.get_compute_domain(
+            domain_kwargs=metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE
+        )
         failed = []
         for table, expectations in _DECLARATIONS[metric_value_kwargs["declarations"]]:
             mine = df[table + SEP].to_numpy(dtype=bool)
-            cols = {c[len(table) + 1:]: df[c][mine].reset_index(drop=True) for c in df.columns
-                    if c.startswith(table + SEP) and c != table + SEP}
+            cols = {
+                c[len(table) + 1 :]: df[c][mine].reset_index(drop=True)
+                for c in df.columns
+                if c.startswith(table + SEP) and c != table + SEP
+            }
             failed += [f"{table}: {d}" for d in evaluate(cols, int(mine.sum()), expectations)]
         return failed
 
@@ -222,8 +236,9 @@ class ExpectTablesToMeetDeclarations(BatchExpectation):
     """Expect each table's rows (columns ``<table>:<column>``; ``<table>:`` marks its rows)
     to meet its declared expectations (observed: ``table: expectation_type(columns)`` for
     each one failed)."""
+
     declarations: str
-    domain_keys: ClassVar[Tuple[str, ...]] = ("row_condition", "condition_parser")
+    domain_keys: ClassVar[tuple[str, ...]] = ("row_condition", "condition_parser")
     success_keys = ("declarations",)
     metric_dependencies = ("table.failed_declarations",)
 
@@ -275,7 +290,7 @@ class Gate:
             missing += [f"{table}: expect_column_to_exist({c})" for c in absent]
             if absent or not expectations:
                 continue
-            cols = {c: frame[c] for c in used}           # never the list columns (token ids, samples)
+            cols = {c: frame[c] for c in used}  # never the list columns (token ids, samples)
             keep = witnesses(cols, len(frame), expectations)
             parts.append((table, {c: v.iloc[keep] for c, v in cols.items()}, keep.size))
             declarations.append((table, expectations))
@@ -284,8 +299,9 @@ class Gate:
         batch = side_by_side(parts)
         with self.lock:
             suite = self._suite(tuple(declarations))
-            validator = Validator(batch_definition=self.batch, batch_parameters={"dataframe": batch},
-                                  result_format="BASIC")
+            validator = Validator(
+                batch_definition=self.batch, batch_parameters={"dataframe": batch}, result_format="BASIC"
+            )
             result = validator.validate_expectation_suite(suite)
         if result.success:
             return []

@@ -31,6 +31,7 @@ DBeaver) connects to it. The protocol, session commands and catalog are in
   name without a password. Binding to another address needs ``allow_remote`` and a password
   (MD5 authentication, one user); without ``allow_remote`` only loopback peers are accepted.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -68,7 +69,7 @@ class SnapshotConnection:
         self._db: duckdb.DuckDBPyConnection | None = None
         self._inode: tuple[int, int] | None = None
         self._catalogs: dict[int, Catalog] = {}
-        self.catalog(self.database())     # built now, so the first client does not wait for it
+        self.catalog(self.database())  # built now, so the first client does not wait for it
 
     def database(self) -> duckdb.DuckDBPyConnection:
         """The open snapshot, reopened when a newer one has been renamed into place."""
@@ -94,7 +95,7 @@ class SnapshotConnection:
             st = os.stat(target)
             try:
                 con = sqlguard.open_read_only(target)
-            except TdwError as e:   # name the snapshot, not the private link
+            except TdwError as e:  # name the snapshot, not the private link
                 raise TdwError(str(e).replace(str(target), str(self.path))) from None
         finally:
             if target == link:
@@ -121,8 +122,14 @@ class SnapshotConnection:
 class TdwServer(PgServer):
     """The PostgreSQL-protocol server on a snapshot; loopback peers only unless ``allow_remote``."""
 
-    def __init__(self, address: tuple[str, int], conn: SnapshotConnection, auth: dict[str, str] | None,
-                 allow_remote: bool, idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        conn: SnapshotConnection,
+        auth: dict[str, str] | None,
+        allow_remote: bool,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ):
         self.conn, self.allow_remote = conn, allow_remote
         super().__init__(address, conn.new_session, auth, idle_timeout)
 
@@ -139,15 +146,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_server(warehouse: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                allow_remote: bool = False, user: str = "tdw", password: str | None = None,
-                timeout: float | None = 60.0,
-                idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT) -> TdwServer:
+def make_server(
+    warehouse: Path,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    allow_remote: bool = False,
+    user: str = "tdw",
+    password: str | None = None,
+    timeout: float | None = 60.0,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+) -> TdwServer:
     """A server bound to ``host:port`` (port 0: any free one); call ``serve_forever()``."""
     if not is_loopback(host):
         if not allow_remote:
-            raise TdwError(f"--host {host} exposes the warehouse beyond this machine: "
-                           "pass --allow-remote and a --password to do so")
+            raise TdwError(
+                f"--host {host} exposes the warehouse beyond this machine: "
+                "pass --allow-remote and a --password to do so"
+            )
         if not password:
             raise TdwError("--allow-remote needs a password (--password or TDW_SERVE_PASSWORD)")
     timeout = sqlguard.check_timeout(timeout, "--timeout")

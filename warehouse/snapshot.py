@@ -23,6 +23,7 @@ copied into a separate file that only readers open:
 Raw and staging tables are not copied: the snapshot holds the public SQL contract
 (DESIGN.md) and nothing else. ``tdw sql --working`` reads the working file itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -84,8 +85,10 @@ def _materialise_views(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     counts = {}
     for schema in SERVED_SCHEMAS:
         for name, kind in con.execute(
-                "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ? "
-                "AND table_catalog = current_database() ORDER BY table_name", [schema]).fetchall():
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_catalog = current_database() ORDER BY table_name",
+            [schema],
+        ).fetchall():
             target = f"{_quote(schema)}.{_quote(name)}"
             if kind == "VIEW":
                 raise TdwError(f"served relation {schema}.{name} is a view: materialise marts as tables")
@@ -110,12 +113,12 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{build_id[:8]}.tmp")
     try:
         return _publish(warehouse, out, tmp, build_id, t0)
-    except OSError as e:            # disk full, read-only folder: the previous snapshot is kept
-        raise TdwError(f"publishing {out} failed ({e.strerror or e}); the previous snapshot is "
-                       "kept") from None
+    except OSError as e:  # disk full, read-only folder: the previous snapshot is kept
+        raise TdwError(f"publishing {out} failed ({e.strerror or e}); the previous snapshot is kept") from None
     except duckdb.Error as e:
-        raise TdwError(f"publishing {out} failed ({str(e).strip().splitlines()[0]}); the previous "
-                       "snapshot is kept") from None
+        raise TdwError(
+            f"publishing {out} failed ({str(e).strip().splitlines()[0]}); the previous snapshot is kept"
+        ) from None
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             try:
@@ -129,9 +132,9 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     warehouse): those whose publishing process no longer runs, or of an unknown process."""
     removed = []
     for p in out.parent.glob(f".{out.name}.*.tmp*"):
-        parts = p.name[len(out.name) + 2:].split(".")
+        parts = p.name[len(out.name) + 2 :].split(".")
         pid = int(parts[0]) if len(parts) >= 3 and parts[0].isdigit() else None
-        if pid is not None and (pid == os.getpid() or _alive(pid)):   # a publish still running
+        if pid is not None and (pid == os.getpid() or _alive(pid)):  # a publish still running
             continue
         try:
             p.unlink()
@@ -165,16 +168,21 @@ def _publish(warehouse: Path, out: Path, tmp: Path, build_id: str, t0: float) ->
     try:
         con.execute("BEGIN TRANSACTION")
         for (schema,) in con.execute(
-                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
-                "AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog')").fetchall():
+            "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
+            "AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog')"
+        ).fetchall():
             if schema not in SERVED_SCHEMAS:
                 con.execute(f"DROP SCHEMA {_quote(schema)} CASCADE")
         tables = _materialise_views(con)
         con.execute("CREATE SCHEMA serving")
-        con.execute("CREATE TABLE serving.snapshot (build_id VARCHAR, published_at TIMESTAMPTZ, "
-                    "source VARCHAR, n_tables INTEGER)")
-        con.execute("INSERT INTO serving.snapshot VALUES (?, ?, ?, ?)",
-                    [build_id, datetime.now(timezone.utc), str(warehouse.resolve()), len(tables)])
+        con.execute(
+            "CREATE TABLE serving.snapshot (build_id VARCHAR, published_at TIMESTAMPTZ, "
+            "source VARCHAR, n_tables INTEGER)"
+        )
+        con.execute(
+            "INSERT INTO serving.snapshot VALUES (?, ?, ?, ?)",
+            [build_id, datetime.now(UTC), str(warehouse.resolve()), len(tables)],
+        )
         con.execute("CREATE TABLE serving.tables (table_name VARCHAR, n_rows BIGINT)")
         if tables:
             con.executemany("INSERT INTO serving.tables VALUES (?, ?)", list(tables.items()))
@@ -190,10 +198,12 @@ def connect(warehouse: Path, working: bool = False) -> duckdb.DuckDBPyConnection
     """A read-only, locked-down connection (``warehouse.sqlguard``) to the snapshot (or, when
     none was published or ``working``, to the working file)."""
     from warehouse import sqlguard
+
     if working or not snapshot_path(warehouse).exists():
         return sqlguard.lock_down(db.connect(Path(warehouse), read_only=True))
     try:
         return sqlguard.open_read_only(snapshot_path(warehouse))
     except TdwError as e:
-        raise TdwError(f"cannot open the serving snapshot {snapshot_path(warehouse)}: "
-                       f"{str(e).split(': ', 1)[-1]}") from None
+        raise TdwError(
+            f"cannot open the serving snapshot {snapshot_path(warehouse)}: {str(e).split(': ', 1)[-1]}"
+        ) from None

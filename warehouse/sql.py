@@ -9,6 +9,7 @@ Queries read the serving snapshot (``warehouse/snapshot.py``) when one was publi
 they never block ingest or a build and never see half a build; ``working=True`` reads the
 working file instead (raw and staging tables live only there). The timeout is the guard's.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def check_read_only(query: str) -> None:
     sqlguard.check_statements(query)
 
 
-def run_with_timeout(con: duckdb.DuckDBPyConnection, sql: str, timeout: float | None,
-                     params: list | None = None) -> pd.DataFrame:
+def run_with_timeout(
+    con: duckdb.DuckDBPyConnection, sql: str, timeout: float | None, params: list | None = None
+) -> pd.DataFrame:
     """Execute ``sql`` on ``con`` within ``timeout`` seconds (``warehouse.sqlguard.run``)."""
     return sqlguard.run(con, sql, timeout, params)
 
@@ -45,8 +47,10 @@ def query(warehouse: Path, sql: str, timeout: float | None = None, working: bool
         return run_with_timeout(con, sql, timeout)
     except TdwError as e:
         if not working and any(f'schema "{s}" does not exist' in str(e) for s in ("raw", "staging", "intermediate")):
-            raise TdwError(f"{e} (the serving snapshot holds the marts only: use --working for the "
-                           "raw, staging and intermediate tables)") from None
+            raise TdwError(
+                f"{e} (the serving snapshot holds the marts only: use --working for the "
+                "raw, staging and intermediate tables)"
+            ) from None
         raise
     finally:
         con.close()
@@ -60,7 +64,8 @@ def format_frame(df: pd.DataFrame, fmt: str = "table", max_rows: int = 200) -> s
     shown = df.head(max_rows)
     cells = [[str(c) for c in shown.columns]] + [
         ["" if pd.isna(v) is True else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row]
-        for row in shown.itertuples(index=False)]
+        for row in shown.itertuples(index=False)
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))] if cells[0] else []
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -24,6 +24,7 @@ SELECT) are accepted, and ``EXPLAIN [ANALYZE]`` is classified as the statement i
 Running a query (:func:`run`) binds parameters, enforces a timeout (DuckDB has none: a
 timer thread calls ``interrupt()``) and turns any DuckDB error into a one-line TdwError.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,12 @@ from ingest.errors import TdwError
 ALLOWED = {"SELECT", "EXPLAIN"}
 MAX_TIMEOUT = 7 * 24 * 3600.0
 # set before the lock; the lock then keeps every setting as it is for the life of the database
-LOCKDOWN = (("enable_external_access", "false"), ("autoinstall_known_extensions", "false"),
-            ("autoload_known_extensions", "false"), ("allow_community_extensions", "false"))
+LOCKDOWN = (
+    ("enable_external_access", "false"),
+    ("autoinstall_known_extensions", "false"),
+    ("autoload_known_extensions", "false"),
+    ("allow_community_extensions", "false"),
+)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+|\((?:[^()]*)\)\s*)?", re.IGNORECASE)
 _PARSER = threading.local()
 
@@ -97,8 +102,10 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         raise TdwError(f"cannot make the connection read-only: {str(e).splitlines()[0]}") from None
     if external:
         con.close()
-        raise TdwError("cannot make the connection read-only: this database was opened in this "
-                       "process with external access on and its configuration locked")
+        raise TdwError(
+            "cannot make the connection read-only: this database was opened in this "
+            "process with external access on and its configuration locked"
+        )
     return con
 
 
@@ -124,8 +131,13 @@ def check_timeout(timeout: float | None, what: str = "timeout") -> float | None:
     return t
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, timeout: float | None = None,
-        params: list | dict | None = None, arrow: bool = False) -> Any:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    timeout: float | None = None,
+    params: list | dict | None = None,
+    arrow: bool = False,
+) -> Any:
     """Execute ``sql`` (with bound ``params``) on ``con`` and materialise the result (a pandas
     DataFrame, or an Arrow table with ``arrow``; None for a statement without rows). Past
     ``timeout`` seconds the query is interrupted; any DuckDB error is a one-line TdwError."""
@@ -133,14 +145,16 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, timeout: float | None = None,
     fired = threading.Event()
     timer = None
     if timeout is not None:
+
         def stop() -> None:
             fired.set()
             con.interrupt()
+
         timer = threading.Timer(timeout, stop)
         timer.daemon = True
         timer.start()
     try:
-        rel = con.sql(sql, params=params or None)     # lazy: runs when materialised below
+        rel = con.sql(sql, params=params or None)  # lazy: runs when materialised below
         if rel is None:
             return None
         return rel.to_arrow_table() if arrow else rel.df()

@@ -6,6 +6,7 @@ draws matplotlib figures, one panel per model side by side (or one line per mode
 curves compare better on shared axes). ``ctx.x(model, steps)`` puts steps on the report's
 x axis: raw steps, or steps over the model's last step when normalised.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,12 +38,15 @@ class Section:
 
 
 class Context:
-    def __init__(self, con: duckdb.DuckDBPyConnection, models: list[str], normalise: bool,
-                 graph_steps: list[int] | None):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, models: list[str], normalise: bool, graph_steps: list[int] | None
+    ):
         self.con, self.models, self.normalise, self.graph_steps = con, models, normalise, graph_steps
         self._has: dict[str, bool] = {}
-        last = self.df("select model_id, max(step) as last_step from marts.dim_checkpoint "
-                       "where list_contains($models, model_id) group by 1")
+        last = self.df(
+            "select model_id, max(step) as last_step from marts.dim_checkpoint "
+            "where list_contains($models, model_id) group by 1"
+        )
         self.last_step = dict(zip(last["model_id"], last["last_step"].astype(float)))
         cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         self.colors = {m: cycle[i % len(cycle)] for i, m in enumerate(models)}
@@ -55,11 +59,19 @@ class Context:
     def has(self, table: str) -> bool:
         """``marts.<table>`` exists and holds rows for at least one chosen model."""
         if table not in self._has:
-            exists = self.con.execute("select count(*) from information_schema.tables where "
-                                      "table_schema = 'marts' and table_name = ?", [table]).fetchall()[0][0]
-            self._has[table] = bool(exists) and self.con.execute(
-                f"select count(*) from (select 1 from marts.{table} where list_contains($models, model_id) "
-                "limit 1)", {"models": self.models}).fetchall()[0][0] > 0
+            exists = self.con.execute(
+                "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = ?",
+                [table],
+            ).fetchall()[0][0]
+            self._has[table] = (
+                bool(exists)
+                and self.con.execute(
+                    f"select count(*) from (select 1 from marts.{table} where list_contains($models, model_id) "
+                    "limit 1)",
+                    {"models": self.models},
+                ).fetchall()[0][0]
+                > 0
+            )
         return self._has[table]
 
     def x(self, model: str, steps) -> np.ndarray:
@@ -76,11 +88,15 @@ class Context:
         if not hasattr(self, "_capability"):
             self._capability = {}
             if self.has("fct_phase_alignment"):
-                cols = self.df("select column_name from information_schema.columns where "
-                               "table_schema = 'marts' and table_name = 'fct_phase_alignment'")["column_name"]
+                cols = self.df(
+                    "select column_name from information_schema.columns where "
+                    "table_schema = 'marts' and table_name = 'fct_phase_alignment'"
+                )["column_name"]
                 if "capability_step" in set(cols):
-                    rows = self.df("select model_id, capability_step from marts.fct_phase_alignment "
-                                   "where list_contains($models, model_id) and capability_step is not null")
+                    rows = self.df(
+                        "select model_id, capability_step from marts.fct_phase_alignment "
+                        "where list_contains($models, model_id) and capability_step is not null"
+                    )
                     self._capability = dict(zip(rows["model_id"], rows["capability_step"].astype(float)))
         return self._capability
 
@@ -104,12 +120,13 @@ class Context:
         or when ``linear`` (a figure that must match a paper's linear axes, e.g. MSD)."""
         if not self.normalise and not linear:
             ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlim(left=0)                         # steps start at 0: no negative decades
+        ax.set_xlim(left=0)  # steps start at 0: no negative decades
         ax.set_xlabel(self.xlabel)
 
 
-def build_section(ctx: Context, key: str, title: str, figures: list[Figure],
-                  tables: list[tuple[str, str, str]] = ()) -> Section | None:
+def build_section(
+    ctx: Context, key: str, title: str, figures: list[Figure], tables: list[tuple[str, str, str]] = ()
+) -> Section | None:
     """A section of ``figures`` (None when there are none) and, for each (mart, caption, sql)
     whose mart holds rows for the chosen models, the table ``sql`` reads."""
     if not figures:

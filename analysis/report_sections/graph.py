@@ -4,6 +4,7 @@ distribution, and the graph itself at chosen checkpoints (METHODS §A).
 Every figure uses one (task, ablation) slice: task ``induction`` when a model has it, and the
 first ablation type in name order.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,16 +17,19 @@ MAX_EDGES = 80
 
 
 def _slice(ctx: Context, table: str) -> tuple[str, str] | None:
-    rows = ctx.df(f"select task, ablation, count(distinct model_id) as n from marts.{table} "
-                  "where list_contains($models, model_id) group by 1, 2 "
-                  "order by n desc, task <> 'induction', task, ablation limit 1")
+    rows = ctx.df(
+        f"select task, ablation, count(distinct model_id) as n from marts.{table} "
+        "where list_contains($models, model_id) group by 1, 2 "
+        "order by n desc, task <> 'induction', task, ablation limit 1"
+    )
     return (rows["task"][0], rows["ablation"][0]) if len(rows) else None
 
 
 def roles_figure(ctx: Context, task: str, ablation: str) -> bytes:
     """Out-strength of each model's top spreaders and in-strength of its top gatherers (ranked at
     the last checkpoint) over training."""
-    cen = ctx.df("""
+    cen = ctx.df(
+        """
         with c as (select model_id, step, node, in_strength, out_strength from marts.fct_node_centrality
                    where list_contains($models, model_id) and task = $task and ablation = $abl),
         last as (select c.* from c join (select model_id, max(step) as step from c group by 1) using (model_id, step)),
@@ -33,7 +37,11 @@ def roles_figure(ctx: Context, task: str, ablation: str) -> bytes:
                 qualify row_number() over (partition by model_id order by out_strength desc) <= $k
                 union select model_id, node from last
                 qualify row_number() over (partition by model_id order by in_strength desc) <= $k)
-        select c.* from c semi join top using (model_id, node)""", task=task, abl=ablation, k=TOP)
+        select c.* from c semi join top using (model_id, node)""",
+        task=task,
+        abl=ablation,
+        k=TOP,
+    )
     models = [m for m in ctx.models if m in set(cen["model_id"])]
     fig, axes = panels(len(models))
     for ax, model in zip(axes, models):
@@ -54,9 +62,12 @@ def roles_figure(ctx: Context, task: str, ablation: str) -> bytes:
 def distribution_figure(ctx: Context, task: str, ablation: str) -> bytes:
     """Gini of the edge weights over training (left) and each model's histogram at its last
     checkpoint (right, log-spaced bins)."""
-    dist = ctx.df("select model_id, step, gini, hist_edges, hist_counts from marts.fct_edge_weight_distribution "
-                  "where list_contains($models, model_id) and task = $task and ablation = $abl order by step",
-                  task=task, abl=ablation)
+    dist = ctx.df(
+        "select model_id, step, gini, hist_edges, hist_counts from marts.fct_edge_weight_distribution "
+        "where list_contains($models, model_id) and task = $task and ablation = $abl order by step",
+        task=task,
+        abl=ablation,
+    )
     fig, (ax_g, ax_h) = panels(2, width=5.2)
     for model in ctx.models:
         d = dist[dist["model_id"] == model]
@@ -97,24 +108,39 @@ def _layout(nodes: pd.DataFrame) -> dict[str, tuple[float, float]]:
 def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
     """Each model (rows) at up to four checkpoints (columns): nodes by layer, the strongest edges
     drawn with width and opacity by weight."""
-    avail = ctx.df("select distinct model_id, step from marts.fct_node_centrality "
-                   "where list_contains($models, model_id) and task = $task and ablation = $abl",
-                   task=task, abl=ablation)
+    avail = ctx.df(
+        "select distinct model_id, step from marts.fct_node_centrality "
+        "where list_contains($models, model_id) and task = $task and ablation = $abl",
+        task=task,
+        abl=ablation,
+    )
     models = [m for m in ctx.models if m in set(avail["model_id"])]
-    chosen = {m: _pick_steps(sorted(avail.loc[avail["model_id"] == m, "step"].unique()), ctx.graph_steps)
-              for m in models}
+    chosen = {
+        m: _pick_steps(sorted(avail.loc[avail["model_id"] == m, "step"].unique()), ctx.graph_steps) for m in models
+    }
     steps = sorted({int(s) for ss in chosen.values() for s in ss})
     # only the chosen checkpoints' strongest edges leave DuckDB
-    edges = ctx.df("select model_id, step, src, dst, weight from marts.fct_graph_edges "
-                   "where list_contains($models, model_id) and list_contains($steps, step) "
-                   "and task = $task and ablation = $abl "
-                   "qualify row_number() over (partition by model_id, step order by weight desc) <= $top",
-                   steps=steps, task=task, abl=ablation, top=MAX_EDGES)
-    nodes = ctx.df("select model_id, step, node, layer from marts.fct_node_centrality "
-                   "where list_contains($models, model_id) and list_contains($steps, step) "
-                   "and task = $task and ablation = $abl", steps=steps, task=task, abl=ablation)
+    edges = ctx.df(
+        "select model_id, step, src, dst, weight from marts.fct_graph_edges "
+        "where list_contains($models, model_id) and list_contains($steps, step) "
+        "and task = $task and ablation = $abl "
+        "qualify row_number() over (partition by model_id, step order by weight desc) <= $top",
+        steps=steps,
+        task=task,
+        abl=ablation,
+        top=MAX_EDGES,
+    )
+    nodes = ctx.df(
+        "select model_id, step, node, layer from marts.fct_node_centrality "
+        "where list_contains($models, model_id) and list_contains($steps, step) "
+        "and task = $task and ablation = $abl",
+        steps=steps,
+        task=task,
+        abl=ablation,
+    )
     cols = max(len(s) for s in chosen.values())
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(len(models), cols, figsize=(3.6 * cols, 3.2 * len(models)), dpi=90, squeeze=False)
     for r, model in enumerate(models):
         for c in range(cols):
@@ -134,7 +160,7 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
             if pos:
                 xy = np.array(list(pos.values()))
                 ax.scatter(xy[:, 0], xy[:, 1], s=14, color="C0", zorder=3)
-                for name, (x, y) in pos.items():         # node labels: embed, L0.H1, L1.MLP, logits
+                for name, (x, y) in pos.items():  # node labels: embed, L0.H1, L1.MLP, logits
                     ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
             ax.set_title(f"{model} @ step {step}", fontsize=8)
     return png(fig)
@@ -143,17 +169,32 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
 def graph_section(ctx: Context) -> Section | None:
     figures = []
     if ctx.has("fct_node_centrality") and (sl := _slice(ctx, "fct_node_centrality")):
-        figures.append(Figure("node_roles", roles_figure(ctx, *sl),
-                              f"Node roles over training ({sl[0]}, {sl[1]}): top {TOP} spreaders (out-strength, "
-                              f"solid) and gatherers (in-strength, dashed) of the last checkpoint."))
+        figures.append(
+            Figure(
+                "node_roles",
+                roles_figure(ctx, *sl),
+                f"Node roles over training ({sl[0]}, {sl[1]}): top {TOP} spreaders (out-strength, "
+                f"solid) and gatherers (in-strength, dashed) of the last checkpoint.",
+            )
+        )
     if ctx.has("fct_edge_weight_distribution") and (sl := _slice(ctx, "fct_edge_weight_distribution")):
-        figures.append(Figure("edge_weights", distribution_figure(ctx, *sl),
-                              f"Edge-weight distribution ({sl[0]}, {sl[1]}): Gini over training and the histogram "
-                              "at the last checkpoint."))
+        figures.append(
+            Figure(
+                "edge_weights",
+                distribution_figure(ctx, *sl),
+                f"Edge-weight distribution ({sl[0]}, {sl[1]}): Gini over training and the histogram "
+                "at the last checkpoint.",
+            )
+        )
     if ctx.has("fct_graph_edges") and ctx.has("fct_node_centrality") and (sl := _slice(ctx, "fct_node_centrality")):
-        figures.append(Figure("graph", graph_figure(ctx, *sl),
-                              f"The causal graph ({sl[0]}, {sl[1]}) at chosen checkpoints: nodes by layer "
-                              f"(embed left, logits right), the {MAX_EDGES} strongest edges."))
+        figures.append(
+            Figure(
+                "graph",
+                graph_figure(ctx, *sl),
+                f"The causal graph ({sl[0]}, {sl[1]}) at chosen checkpoints: nodes by layer "
+                f"(embed left, logits right), the {MAX_EDGES} strongest edges.",
+            )
+        )
     if not figures:
         return None
     return Section("graph", "Component graph: roles, edge weights, the graph", figures)

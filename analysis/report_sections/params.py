@@ -1,6 +1,7 @@
 """Parameter dynamics: forward perplexity (seed Figure 4), causal-unmasking perplexity
 (Figure 6), covariance rank and its first difference (Figure 7); and the phases section:
 every signal's change step aligned, per model, with the checkpoints that bracket it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,9 +11,12 @@ from analysis.report_sections import Context, Figure, Section, build_section, pa
 
 MAX_PANELS = 4
 SIGNALS = {  # fct_phase_alignment column -> label
-    "msd_peak_step": "MSD peak", "perplexity_drop_step": "perplexity drop",
-    "unmasking_drop_step": "unmasked perplexity drop", "covariance_drop_step": "covariance-rank drop",
-    "stationarity_step": "stationarity"}
+    "msd_peak_step": "MSD peak",
+    "perplexity_drop_step": "perplexity drop",
+    "unmasking_drop_step": "unmasked perplexity drop",
+    "covariance_drop_step": "covariance-rank drop",
+    "stationarity_step": "stationarity",
+}
 
 
 def curves(ctx: Context, frame: pd.DataFrame, keys: list[str], y: str, ylabel: str, log_y: bool) -> bytes:
@@ -29,8 +33,7 @@ def curves(ctx: Context, frame: pd.DataFrame, keys: list[str], y: str, ylabel: s
         if log_y and (g[y].dropna() > 0).all():
             ax.set_yscale("log")
         ax.set_ylabel(ylabel)
-        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,))),
-                     fontsize=9)
+        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,))), fontsize=9)
         ax.legend(fontsize=7)
     return png(fig)
 
@@ -41,7 +44,7 @@ def covariance_panels(ctx: Context, cov: pd.DataFrame) -> bytes:
     fig, axes = panels(2)
     for model in ctx.models:
         m = cov[cov["model_id"] == model]
-        for k, (tol, g) in enumerate(sorted(m.groupby("tolerance"))):
+        for k, (_tol, g) in enumerate(sorted(m.groupby("tolerance"))):
             g = g.sort_values("step")
             style = dict(marker=".", ms=2, lw=1, color=ctx.colors[model], alpha=0.3 + 0.7 * k / 9)
             axes[0].plot(ctx.x(model, g["step"]), g["rank"], label=f"{model}" if k == 9 else None, **style)
@@ -59,32 +62,69 @@ def covariance_panels(ctx: Context, cov: pd.DataFrame) -> bytes:
 def params_section(ctx: Context) -> Section | None:
     figures = []
     if ctx.has("fct_perplexity"):
-        ppl = ctx.df("select model_id, step, dataset, method, perplexity from marts.fct_perplexity "
-                     "where list_contains($models, model_id) and perplexity is not null")
+        ppl = ctx.df(
+            "select model_id, step, dataset, method, perplexity from marts.fct_perplexity "
+            "where list_contains($models, model_id) and perplexity is not null"
+        )
         for method, caption in (
-                ("forward", "Perplexity of a forward pass over each evaluation set during training - the "
-                            "seed's Figure 4 (linear y)."),
-                ("causal_unmasking", "Perplexity under causal unmasking (every prefix of each item) during "
-                                     "training - the seed's Figure 6 (log y).")):
+            (
+                "forward",
+                "Perplexity of a forward pass over each evaluation set during training - the "
+                "seed's Figure 4 (linear y).",
+            ),
+            (
+                "causal_unmasking",
+                "Perplexity under causal unmasking (every prefix of each item) during "
+                "training - the seed's Figure 6 (log y).",
+            ),
+        ):
             rows = ppl[ppl["method"] == method]
             if len(rows):
                 log_y = method == "causal_unmasking"
-                figures.append(Figure(f"perplexity_{method}", curves(
-                    ctx, rows, ["dataset", "method"], "perplexity",
-                    "perplexity (log)" if log_y else "perplexity", log_y), caption))
+                figures.append(
+                    Figure(
+                        f"perplexity_{method}",
+                        curves(
+                            ctx,
+                            rows,
+                            ["dataset", "method"],
+                            "perplexity",
+                            "perplexity (log)" if log_y else "perplexity",
+                            log_y,
+                        ),
+                        caption,
+                    )
+                )
     if ctx.has("fct_covariance_rank"):
-        cov = ctx.df("select model_id, step, batch_size, tolerance, tensor_name, rank, rank_diff "
-                     "from marts.fct_covariance_rank where list_contains($models, model_id) and "
-                     "batch_size = coalesce((select max(batch_size) from marts.fct_covariance_rank "
-                     "where batch_size = 64), (select max(batch_size) from marts.fct_covariance_rank))")
-        figures.append(Figure("covariance_rank", covariance_panels(ctx, cov),
-                              "Rank of the covariance over a batch of B Gaussian vectors of W_U V (V ~ N(0, I_d)) "
-                              "at absolute tolerances 0.1 .. 1.0, and its first difference between ingested "
-                              "checkpoints - the seed's Figure 7."))
-    return build_section(ctx, "params", "Parameter dynamics: perplexity and covariance rank", figures, [(
-        "fct_stationarity", "Stationarity (per tensor; zero-initialised tensors are excluded)",
-        "select model_id, tensor_name, stationarity_status, stationary_step, fraction_of_training_saved "
-        "from marts.fct_stationarity where list_contains($models, model_id) order by 1, 2 limit 60")])
+        cov = ctx.df(
+            "select model_id, step, batch_size, tolerance, tensor_name, rank, rank_diff "
+            "from marts.fct_covariance_rank where list_contains($models, model_id) and "
+            "batch_size = coalesce((select max(batch_size) from marts.fct_covariance_rank "
+            "where batch_size = 64), (select max(batch_size) from marts.fct_covariance_rank))"
+        )
+        figures.append(
+            Figure(
+                "covariance_rank",
+                covariance_panels(ctx, cov),
+                "Rank of the covariance over a batch of B Gaussian vectors of W_U V (V ~ N(0, I_d)) "
+                "at absolute tolerances 0.1 .. 1.0, and its first difference between ingested "
+                "checkpoints - the seed's Figure 7.",
+            )
+        )
+    return build_section(
+        ctx,
+        "params",
+        "Parameter dynamics: perplexity and covariance rank",
+        figures,
+        [
+            (
+                "fct_stationarity",
+                "Stationarity (per tensor; zero-initialised tensors are excluded)",
+                "select model_id, tensor_name, stationarity_status, stationary_step, fraction_of_training_saved "
+                "from marts.fct_stationarity where list_contains($models, model_id) order by 1, 2 limit 60",
+            )
+        ],
+    )
 
 
 def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:
@@ -99,10 +139,16 @@ def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:
             vals = rows[col].dropna().to_numpy(dtype=float)
             if len(vals):
                 y = i + 0.08 * (j - 2)
-                ax.scatter(ctx.x(model, vals), np.full(len(vals), y), marker=markers[j % 5],
-                           color=f"C{j}", label=SIGNALS[col], zorder=3)
+                ax.scatter(
+                    ctx.x(model, vals),
+                    np.full(len(vals), y),
+                    marker=markers[j % 5],
+                    color=f"C{j}",
+                    label=SIGNALS[col],
+                    zorder=3,
+                )
                 lo_col, hi_col = col.replace("_step", "") + "_prev_step", col.replace("_step", "") + "_next_step"
-                if lo_col in rows.columns:       # the ingested checkpoints that bracket it
+                if lo_col in rows.columns:  # the ingested checkpoints that bracket it
                     lo = rows[lo_col].fillna(rows[col]).to_numpy(dtype=float)
                     hi = rows[hi_col].fillna(rows[col]).to_numpy(dtype=float)
                     ax.hlines(np.full(len(lo), y), ctx.x(model, lo), ctx.x(model, hi), color=f"C{j}", lw=1)
@@ -120,6 +166,7 @@ def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:
 def alignment_table(align: pd.DataFrame) -> pd.DataFrame:
     """fct_phase_alignment turned to fit a page: one row per signal, one column per model, each
     cell 'step (prev .. next)', the censored MSD peak shown with its reason, and the spread."""
+
     def cell(r, col: str) -> str:
         if col == "msd_peak_step" and r.get("msd_peak_status") not in (None, "peak") and pd.isna(r[col]):
             return str(r["msd_peak_status"])
@@ -130,6 +177,7 @@ def alignment_table(align: pd.DataFrame) -> pd.DataFrame:
         if base + "_prev_step" not in r:
             return str(int(r[col]))
         return f"{int(r[col])} ({'' if pd.isna(lo) else int(lo)} .. {'' if pd.isna(hi) else int(hi)})"
+
     rows = {label: [cell(r, col) for _, r in align.iterrows()] for col, label in SIGNALS.items() if col in align}
     rows["spread (steps)"] = ["-" if pd.isna(v) else str(int(v)) for v in align["spread_steps"]]
     rows["signals counted"] = [str(int(v)) for v in align["n_signals"]]
@@ -157,19 +205,31 @@ def phase_spans(ctx: Context, phases: pd.DataFrame) -> bytes:
 def phases_section(ctx: Context) -> Section | None:
     section = Section("phases", "Phases: change points of every signal, aligned")
     if ctx.has("fct_phase_alignment"):
-        align = ctx.df("select * from marts.fct_phase_alignment where list_contains($models, model_id) "
-                       "order by model_id")
+        align = ctx.df(
+            "select * from marts.fct_phase_alignment where list_contains($models, model_id) order by model_id"
+        )
         if align[[c for c in SIGNALS if c in align.columns]].notna().any().any():
-            section.figures.append(Figure("aligned_signals", aligned_signals(ctx, align),
-                                          "When each signal changes: MSD peak (only a real peak), perplexity "
-                                          "drops, covariance-rank drop, stationarity; each line spans the "
-                                          "ingested checkpoints before and after the step (METHODS, phase "
-                                          "alignment)."))
-        section.tables.append(("Phase alignment: step of each signal (previous .. next ingested checkpoint)",
-                               alignment_table(align)))
+            section.figures.append(
+                Figure(
+                    "aligned_signals",
+                    aligned_signals(ctx, align),
+                    "When each signal changes: MSD peak (only a real peak), perplexity "
+                    "drops, covariance-rank drop, stationarity; each line spans the "
+                    "ingested checkpoints before and after the step (METHODS, phase "
+                    "alignment).",
+                )
+            )
+        section.tables.append(
+            ("Phase alignment: step of each signal (previous .. next ingested checkpoint)", alignment_table(align))
+        )
     if ctx.has("fct_phases"):
-        phases = ctx.df("select model_id, signal, phase, start_step, end_step from marts.fct_phases "
-                        "where list_contains($models, model_id)")
-        section.figures.append(Figure("phase_spans", phase_spans(ctx, phases),
-                                      "Training phases of each signal (change-point segmentation)."))
+        phases = ctx.df(
+            "select model_id, signal, phase, start_step, end_step from marts.fct_phases "
+            "where list_contains($models, model_id)"
+        )
+        section.figures.append(
+            Figure(
+                "phase_spans", phase_spans(ctx, phases), "Training phases of each signal (change-point segmentation)."
+            )
+        )
     return section if section.figures or section.tables else None

@@ -1,5 +1,6 @@
 """The residual stream: mean trajectories through depth in a PCA plane, and the per-layer
 dynamics (continuity, velocity) at the first and last checkpoints (METHODS, residual dynamics)."""
+
 from __future__ import annotations
 
 from analysis.report_sections import Context, Figure, Section, panels, png
@@ -11,11 +12,15 @@ def _steps(frame, model: str) -> list[int]:
 
 
 def trajectory_figure(ctx: Context) -> bytes:
-    basis = ctx.df("select basis, count(*) as n from marts.fct_residual_trajectory "
-                   "where list_contains($models, model_id) group by 1 order by basis <> 'shared', n desc")
-    traj = ctx.df("select model_id, step, layer, pc1, pc2 from marts.fct_residual_trajectory "
-                  "where list_contains($models, model_id) and prompt_index = -1 and basis = $b order by layer",
-                  b=basis["basis"][0])
+    basis = ctx.df(
+        "select basis, count(*) as n from marts.fct_residual_trajectory "
+        "where list_contains($models, model_id) group by 1 order by basis <> 'shared', n desc"
+    )
+    traj = ctx.df(
+        "select model_id, step, layer, pc1, pc2 from marts.fct_residual_trajectory "
+        "where list_contains($models, model_id) and prompt_index = -1 and basis = $b order by layer",
+        b=basis["basis"][0],
+    )
     models = [m for m in ctx.models if m in set(traj["model_id"])]
     fig, axes = panels(len(models))
     for ax, model in zip(axes, models):
@@ -32,8 +37,10 @@ def trajectory_figure(ctx: Context) -> bytes:
 
 
 def dynamics_figure(ctx: Context) -> bytes:
-    dyn = ctx.df("select model_id, step, layer, continuity, velocity from marts.fct_residual_dynamics "
-                 "where list_contains($models, model_id) order by layer")
+    dyn = ctx.df(
+        "select model_id, step, layer, continuity, velocity from marts.fct_residual_dynamics "
+        "where list_contains($models, model_id) order by layer"
+    )
     fig, (ax_c, ax_v) = panels(2, width=5.2)
     for model in ctx.models:
         d = dyn[dyn["model_id"] == model]
@@ -44,8 +51,7 @@ def dynamics_figure(ctx: Context) -> bytes:
             g = d[d["step"] == step]
             for ax, col in ((ax_c, "continuity"), (ax_v, "velocity")):
                 ax.plot(g["layer"], g[col], style, marker=".", color=ctx.colors[model], label=f"{model} @ {step}")
-    for ax, label in ((ax_c, "continuity (unit Pearson r, l to l+1)"),
-                      (ax_v, "velocity ||h(l+1) - h(l)||")):
+    for ax, label in ((ax_c, "continuity (unit Pearson r, l to l+1)"), (ax_v, "velocity ||h(l+1) - h(l)||")):
         ax.set_xlabel("sample point along depth")
         ax.set_ylabel(label)
         ax.legend(fontsize=6)
@@ -55,13 +61,23 @@ def dynamics_figure(ctx: Context) -> bytes:
 def residual_section(ctx: Context) -> Section | None:
     figures = []
     if ctx.has("fct_residual_trajectory"):
-        figures.append(Figure("trajectories", trajectory_figure(ctx),
-                              "Mean residual-stream trajectory through depth in its PCA plane at the first, "
-                              "middle and last checkpoints."))
+        figures.append(
+            Figure(
+                "trajectories",
+                trajectory_figure(ctx),
+                "Mean residual-stream trajectory through depth in its PCA plane at the first, "
+                "middle and last checkpoints.",
+            )
+        )
     if ctx.has("fct_residual_dynamics"):
-        figures.append(Figure("dynamics", dynamics_figure(ctx),
-                              "Continuity and velocity of the residual stream along depth, first (dotted) and "
-                              "last (solid) checkpoints."))
+        figures.append(
+            Figure(
+                "dynamics",
+                dynamics_figure(ctx),
+                "Continuity and velocity of the residual stream along depth, first (dotted) and "
+                "last (solid) checkpoints.",
+            )
+        )
     if not figures:
         return None
     return Section("residual", "Residual stream: trajectories and dynamics", figures)

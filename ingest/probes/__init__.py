@@ -1,4 +1,5 @@
 """Probe registry: every probe the project has, by name. `tdw ingest --probes` picks from it."""
+
 from __future__ import annotations
 
 from ingest.errors import TdwError
@@ -12,8 +13,9 @@ from ingest.probes.weights import WeightsProbe
 from ingest.schema import TableSpec
 
 # in this order: `tdw ingest` runs the probes (and lists them) as registered here
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe, *PARAM_PROBES, GraphProbe, ResidualProbe,
-                                                      TrainingLogProbe, CapabilityProbe)}
+PROBES: dict[str, type[Probe]] = {
+    p.name: p for p in (WeightsProbe, *PARAM_PROBES, GraphProbe, ResidualProbe, TrainingLogProbe, CapabilityProbe)
+}
 
 
 def get_probes(names: str | None) -> list[Probe]:

@@ -11,6 +11,7 @@ are not the graph's. Per prompt it stores the mean cross-entropy (nats) and the 
 accuracy over the measured positions: per-prompt rows, so an interval over prompts can be
 drawn in SQL. The model runs once per batch of prompts, without hooks.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,13 +27,24 @@ from ingest.probes.graph.tasks import TASKS, build_prompts
 from ingest.schema import TableSpec, between, not_null
 from ingest.sources import Checkpoint
 
-TABLE = TableSpec("capability", (
-    ("model_id", "VARCHAR"), ("step", "BIGINT"), ("task", "VARCHAR"), ("prompt_index", "INTEGER"),
-    ("seed", "BIGINT"), ("n_scored", "INTEGER"), ("loss", "DOUBLE"), ("accuracy", "DOUBLE"),
-), ("model_id", "step", "task", "prompt_index"), (),
+TABLE = TableSpec(
+    "capability",
+    (
+        ("model_id", "VARCHAR"),
+        ("step", "BIGINT"),
+        ("task", "VARCHAR"),
+        ("prompt_index", "INTEGER"),
+        ("seed", "BIGINT"),
+        ("n_scored", "INTEGER"),
+        ("loss", "DOUBLE"),
+        ("accuracy", "DOUBLE"),
+    ),
+    ("model_id", "step", "task", "prompt_index"),
+    (),
     "Per task and prompt: mean next-token cross-entropy (nats) and top-1 accuracy over the "
     "task's measured positions (for induction, the repeat of R R).",
-    (not_null("loss", "accuracy"), between("loss", 0), between("accuracy", 0, 1), between("n_scored", 1)))
+    (not_null("loss", "accuracy"), between("loss", 0), between("accuracy", 0, 1), between("n_scored", 1)),
+)
 
 
 def _tasks(params: dict[str, Any]) -> list[str]:
@@ -43,8 +55,16 @@ class CapabilityProbe(Probe):
     name = "capability"
     version = "1"
     runs_model = True
-    defaults = {"tasks": "induction,markov", "n_prompts": 64, "seq_len": 32, "seed": 20241,
-                "text_file": None, "batch_size": 32, "device": "auto", "dtype": "float32"}
+    defaults = {
+        "tasks": "induction,markov",
+        "n_prompts": 64,
+        "seq_len": 32,
+        "seed": 20241,
+        "text_file": None,
+        "batch_size": 32,
+        "device": "auto",
+        "dtype": "float32",
+    }
     tables = (TABLE,)
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
@@ -65,9 +85,11 @@ class CapabilityProbe(Probe):
     def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
         return {"prompts": self._prompts(source.checkpoint(steps[0]), params)}
 
-    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    def run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
         import torch
+
         prompts = context.get("prompts") or self._prompts(checkpoint, params)
         model = devices.load(checkpoint, params).eval()
         device = devices.device_of(model)
@@ -78,21 +100,31 @@ class CapabilityProbe(Probe):
             loss, acc, n = [], [], []
             with torch.no_grad():
                 for s in range(0, len(ps), bs):
-                    ids = batch.ids[s:s + bs].to(device)
-                    logits = model(ids).logits.double()                            # [b, T, vocab]
+                    ids = batch.ids[s : s + bs].to(device)
+                    logits = model(ids).logits.double()  # [b, T, vocab]
                     nll = torch.nn.functional.cross_entropy(
-                        logits.transpose(1, 2), batch.targets[s:s + bs].to(device), reduction="none")  # [b, T]
-                    hit = (logits.argmax(-1) == batch.targets[s:s + bs].to(device)).double()
-                    m = batch.measure[s:s + bs].to(device).double()
+                        logits.transpose(1, 2), batch.targets[s : s + bs].to(device), reduction="none"
+                    )  # [b, T]
+                    hit = (logits.argmax(-1) == batch.targets[s : s + bs].to(device)).double()
+                    m = batch.measure[s : s + bs].to(device).double()
                     cnt = m.sum(1)
                     loss.append(((nll * m).sum(1) / cnt).cpu().numpy())
                     acc.append(((hit * m).sum(1) / cnt).cpu().numpy())
                     n.append(cnt.cpu().numpy())
             if progress:
                 progress(f"capability: {task}")
-            frames.append(pd.DataFrame({
-                "model_id": checkpoint.model_id, "step": checkpoint.step, "task": task,
-                "prompt_index": np.arange(len(ps), dtype=np.int32), "seed": ps.seeds,
-                "n_scored": np.concatenate(n).astype(np.int32), "loss": np.concatenate(loss),
-                "accuracy": np.concatenate(acc)}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "model_id": checkpoint.model_id,
+                        "step": checkpoint.step,
+                        "task": task,
+                        "prompt_index": np.arange(len(ps), dtype=np.int32),
+                        "seed": ps.seeds,
+                        "n_scored": np.concatenate(n).astype(np.int32),
+                        "loss": np.concatenate(loss),
+                        "accuracy": np.concatenate(acc),
+                    }
+                )
+            )
         return {TABLE.name: pd.concat(frames, ignore_index=True)[list(TABLE.column_names)]}

@@ -19,6 +19,7 @@ checkpoints and reducing it in chunks, so no more than two checkpoints' copies o
 tensor are held (never two whole checkpoints). Non-finite values: an element that is not
 finite in either checkpoint is left out of every sum and counted in ``n_nonfinite``.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -41,7 +42,7 @@ def displacement(w: np.ndarray, w_prev: np.ndarray, chunk: int = CHUNK) -> dict[
     d2 = n2 = p2 = 0.0
     mx, n_bad = 0.0, 0
     for i in range(0, a.size, chunk):
-        x, y = a[i:i + chunk].astype(np.float64), b[i:i + chunk].astype(np.float64)
+        x, y = a[i : i + chunk].astype(np.float64), b[i : i + chunk].astype(np.float64)
         ok = np.isfinite(x) & np.isfinite(y)
         if not ok.all():
             n_bad += int(ok.size - np.count_nonzero(ok))
@@ -53,10 +54,17 @@ def displacement(w: np.ndarray, w_prev: np.ndarray, chunk: int = CHUNK) -> dict[
         if diff.size:
             mx = max(mx, float(np.abs(diff).max()))
     n = a.size - n_bad
-    disp = d2 ** 0.5
-    return {"n": int(a.size), "n_nonfinite": n_bad, "disp": disp, "norm": n2 ** 0.5,
-            "norm_prev": p2 ** 0.5, "rel_disp": disp / p2 ** 0.5 if p2 > 0 else None,
-            "msd_step": d2 / n if n else None, "max_abs": mx}
+    disp = d2**0.5
+    return {
+        "n": int(a.size),
+        "n_nonfinite": n_bad,
+        "disp": disp,
+        "norm": n2**0.5,
+        "norm_prev": p2**0.5,
+        "rel_disp": disp / p2**0.5 if p2 > 0 else None,
+        "msd_step": d2 / n if n else None,
+        "max_abs": mx,
+    }
 
 
 def previous_step(step: int, run_steps: list[int], available: list[int]) -> int | None:
@@ -73,16 +81,36 @@ class DisplacementProbe(Probe):
     version = "1"
     defaults = {"tensors": "*"}
     tables = (
-        TableSpec("displacement", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
-            ("prev_step", "BIGINT"), ("n", "BIGINT"), ("n_nonfinite", "BIGINT"),
-            ("disp", "DOUBLE"), ("norm", "DOUBLE"), ("norm_prev", "DOUBLE"),
-            ("rel_disp", "DOUBLE"), ("msd_step", "DOUBLE"), ("max_abs", "DOUBLE"),
-        ), ("model_id", "step", "tensor_name"), ("tensor_name",),
+        TableSpec(
+            "displacement",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("tensor_name", "VARCHAR"),
+                ("prev_step", "BIGINT"),
+                ("n", "BIGINT"),
+                ("n_nonfinite", "BIGINT"),
+                ("disp", "DOUBLE"),
+                ("norm", "DOUBLE"),
+                ("norm_prev", "DOUBLE"),
+                ("rel_disp", "DOUBLE"),
+                ("msd_step", "DOUBLE"),
+                ("max_abs", "DOUBLE"),
+            ),
+            ("model_id", "step", "tensor_name"),
+            ("tensor_name",),
             "Displacement of one tensor between a checkpoint and the previous ingested one.",
             # sums over the elements finite in both; rel_disp/msd_step NULL when undefined
-            (greater("step", "prev_step"), between("n", 1), between("n_nonfinite", 0), finite("disp", 0),
-             between("rel_disp", 0), between("msd_step", 0), between("max_abs", 0))),
+            (
+                greater("step", "prev_step"),
+                between("n", 1),
+                between("n_nonfinite", 0),
+                finite("disp", 0),
+                between("rel_disp", 0),
+                between("msd_step", 0),
+                between("max_abs", 0),
+            ),
+        ),
     )
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
@@ -95,8 +123,9 @@ class DisplacementProbe(Probe):
             available = []
         return {"source": source, "steps": sorted(steps), "available": available}
 
-    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    def run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
         cols = list(self.tables[0].column_names)
         source = context.get("source")
         prev = previous_step(checkpoint.step, context.get("steps", []), context.get("available", []))
@@ -110,10 +139,17 @@ class DisplacementProbe(Probe):
                 continue
             if progress:
                 progress(name)
-            w, w_prev = tf.read(name), tf_prev.read(name)              # [*shape] each
+            w, w_prev = tf.read(name), tf_prev.read(name)  # [*shape] each
             if w.shape != w_prev.shape:
                 continue
-            rows.append({"model_id": checkpoint.model_id, "step": checkpoint.step, "tensor_name": name,
-                         "prev_step": prev, **displacement(w, w_prev)})
+            rows.append(
+                {
+                    "model_id": checkpoint.model_id,
+                    "step": checkpoint.step,
+                    "tensor_name": name,
+                    "prev_step": prev,
+                    **displacement(w, w_prev),
+                }
+            )
             del w, w_prev
         return {"displacement": pd.DataFrame(rows, columns=cols)}

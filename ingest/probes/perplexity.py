@@ -27,13 +27,15 @@ in ``n_nonfinite``, left out of the aggregate, and the aggregate is NULL when no
 Parameters: ``eval_set`` (``toy`` or a file, see ``ingest.evalsets``), ``dataset`` (its
 name in the marts; default derived), ``n_items``/``item_len``/``eval_seed`` (the toy set),
 ``max_items`` (first items only; 0 = all), ``methods``, ``unmasking_items`` (items given
-to causal unmasking; 0 = all), ``batch_size`` (forward; ``auto``: from free memory; halved on out-of-memory), ``max_rows`` (prefix rows per
+to causal unmasking; 0 = all), ``batch_size`` (forward; ``auto``: from free memory; halved on out-of-memory),
+``max_rows`` (prefix rows per
 generation batch), ``store_generations`` (keep the generated ids).
 Runs on ``device`` (``auto``: CUDA when available), in ``dtype``. On CPU, torch runs with
 ``cpu_threads`` intra-op threads during the probe (restored after; 0 leaves torch's
 setting): the toy models' matrices are too small to gain from threads, and extra threads
 spinning on a shared machine made the probe 10-30x slower in measurements here.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +53,8 @@ from ingest.probes.unmasking import unmask_cached
 from ingest.sources import Checkpoint
 
 METHODS = ("forward", "causal_unmasking")
-LOGIT_CHUNK = 1 << 18           # float32 logits held at once by the blocked loss (1 MB)
-VOCAB_BLOCK = 1024              # unembedding rows per block (512 KB at d_model 128)
+LOGIT_CHUNK = 1 << 18  # float32 logits held at once by the blocked loss (1 MB)
+VOCAB_BLOCK = 1024  # unembedding rows per block (512 KB at d_model 128)
 # config fields that change logits after the unembedding: with any set, use the model's own logits
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_mult")
 _K = ("model_id", "step", "dataset", "method")
@@ -62,6 +64,7 @@ _K = ("model_id", "step", "dataset", "method")
 def torch_threads(n: int):
     """Run with ``n`` torch intra-op threads (0: unchanged), restoring the setting after."""
     import torch
+
     before = torch.get_num_threads()
     if n > 0:
         torch.set_num_threads(n)
@@ -77,15 +80,21 @@ def aggregate(nll_sums: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
     n_tok = int(counts[ok].sum())
     nll = float(nll_sums[ok].sum())
     mean = nll / n_tok if n_tok else None
-    return {"n_items": int(ok.sum()), "n_nonfinite": int((~ok).sum()), "n_tokens": n_tok,
-            "nll_sum": nll if n_tok else None, "mean_nll": mean,
-            "perplexity": math.exp(min(mean, 700.0)) if mean is not None else None}
+    return {
+        "n_items": int(ok.sum()),
+        "n_nonfinite": int((~ok).sum()),
+        "n_tokens": n_tok,
+        "nll_sum": nll if n_tok else None,
+        "mean_nll": mean,
+        "perplexity": math.exp(min(mean, 700.0)) if mean is not None else None,
+    }
 
 
 def _body_and_head(model):
     """(decoder body, unembedding) when the logits are exactly ``head(body(x).last_hidden_state)``;
     None otherwise (the model's own forward is used then)."""
     import torch
+
     head, body = model.get_output_embeddings(), getattr(model, "base_model", None)
     if not isinstance(head, torch.nn.Linear) or body is None or body is model:
         return None
@@ -102,26 +111,28 @@ def _token_nll(hidden, head, targets):
     target's logit is the dot product of its hidden state and unembedding row.
     hidden [rows, d_model], targets [rows] -> [rows]."""
     import torch
-    weight, bias = head.weight, head.bias                                # [vocab, d_model], [vocab]
+
+    weight, bias = head.weight, head.bias  # [vocab, d_model], [vocab]
     vocab = weight.shape[0]
     wide = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     vb = min(vocab, VOCAB_BLOCK)
     rows = max(1, LOGIT_CHUNK // vb)
-    target = (hidden * weight[targets]).to(wide).sum(-1)                  # [rows]
+    target = (hidden * weight[targets]).to(wide).sum(-1)  # [rows]
     if bias is not None:
         target = target + bias[targets].to(wide)
     out = torch.empty(targets.shape, dtype=wide, device=hidden.device)
     for i in range(0, targets.numel(), rows):
-        h = hidden[i:i + rows]                                           # [chunk, d_model]
+        h = hidden[i : i + rows]  # [chunk, d_model]
         top = torch.full((h.shape[0],), -torch.inf, dtype=wide, device=h.device)
         total = torch.zeros((h.shape[0],), dtype=wide, device=h.device)
         for v in range(0, vocab, vb):
-            z = torch.nn.functional.linear(h, weight[v:v + vb],
-                                           None if bias is None else bias[v:v + vb]).to(wide)  # [chunk, vb]
+            z = torch.nn.functional.linear(h, weight[v : v + vb], None if bias is None else bias[v : v + vb]).to(
+                wide
+            )  # [chunk, vb]
             new = torch.maximum(top, z.amax(dim=1))
             total = total * torch.exp(top - new) + torch.exp(z - new[:, None]).sum(dim=1)
             top = new
-        out[i:i + rows] = top + torch.log(total) - target[i:i + rows]
+        out[i : i + rows] = top + torch.log(total) - target[i : i + rows]
     return out
 
 
@@ -134,29 +145,33 @@ def forward_nll(model, items: list[np.ndarray], batch_size: int | str = 16) -> l
     import torch
 
     from ingest.batching import adaptive_map, forward_bytes, initial
+
     dev = devices.device_of(model)
     order = sorted(range(len(items)), key=lambda i: -items[i].size)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(items)
     cfg = model.config
     split = _body_and_head(model)
     width0 = items[order[0]].size if items else 1
-    start_size = initial(batch_size, forward_bytes(width0, cfg.hidden_size, cfg.num_hidden_layers,
-                                                    cfg.vocab_size, logits=split is None), str(dev))
+    start_size = initial(
+        batch_size,
+        forward_bytes(width0, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, logits=split is None),
+        str(dev),
+    )
 
     def run(b: int, e: int) -> None:
         idx = order[b:e]
         width = items[idx[0]].size
-        ids = torch.zeros((len(idx), width), dtype=torch.long)                 # [batch, pos]
-        mask = torch.zeros((len(idx), width), dtype=torch.long)                # [batch, pos]
+        ids = torch.zeros((len(idx), width), dtype=torch.long)  # [batch, pos]
+        mask = torch.zeros((len(idx), width), dtype=torch.long)  # [batch, pos]
         for r, i in enumerate(idx):
-            ids[r, :items[i].size] = torch.from_numpy(items[i])
-            mask[r, :items[i].size] = 1
+            ids[r, : items[i].size] = torch.from_numpy(items[i])
+            mask[r, : items[i].size] = 1
         ids, mask = ids.to(dev), mask.to(dev)
-        scored = mask[:, 1:].bool()                                            # [batch, pos-1]
+        scored = mask[:, 1:].bool()  # [batch, pos-1]
         if split is not None:
             body, head = split
-            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state   # [batch, pos, d]
-            nll = _token_nll(hidden[:, :-1][scored], head, ids[:, 1:][scored])    # [scored]
+            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state  # [batch, pos, d]
+            nll = _token_nll(hidden[:, :-1][scored], head, ids[:, 1:][scored])  # [scored]
         else:
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][scored]  # [scored, vocab]
             nll = _token_nll_from_logits(logits, ids[:, 1:][scored])
@@ -167,14 +182,19 @@ def forward_nll(model, items: list[np.ndarray], batch_size: int | str = 16) -> l
             out[i] = (float(sums[r]), int(items[i].size - 1))
 
     with torch.no_grad():
-        adaptive_map(len(order), start_size, run,
-                     key=("forward_nll", cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, str(dev)))
+        adaptive_map(
+            len(order),
+            start_size,
+            run,
+            key=("forward_nll", cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, str(dev)),
+        )
     return out
 
 
 def _token_nll_from_logits(logits, targets):
     """The same NLL from logits the model computed itself ([rows, vocab] -> [rows])."""
     import torch
+
     logits = logits if logits.dtype == torch.float64 else logits.float()
     return torch.logsumexp(logits, dim=-1) - logits.gather(1, targets[:, None])[:, 0]
 
@@ -184,43 +204,95 @@ class PerplexityProbe(Probe):
     runs_model = True
     version = "1"
     defaults = {
-        "eval_set": "toy", "dataset": "", "n_items": 32, "item_len": 0, "eval_seed": 20240,
-        "max_items": 0, "methods": "forward,causal_unmasking", "unmasking_items": 2,
-        "batch_size": 16, "max_rows": 512, "store_generations": True,
-        "device": "auto", "dtype": "float32", "cpu_threads": 1,
+        "eval_set": "toy",
+        "dataset": "",
+        "n_items": 32,
+        "item_len": 0,
+        "eval_seed": 20240,
+        "max_items": 0,
+        "methods": "forward,causal_unmasking",
+        "unmasking_items": 2,
+        "batch_size": 16,
+        "max_rows": 512,
+        "store_generations": True,
+        "device": "auto",
+        "dtype": "float32",
+        "cpu_threads": 1,
     }
     tables = (
-        TableSpec("perplexity", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("method", "VARCHAR"),
-            ("eval_hash", "VARCHAR"), ("n_items", "BIGINT"), ("n_nonfinite", "BIGINT"),
-            ("n_tokens", "BIGINT"), ("nll_sum", "DOUBLE"), ("mean_nll", "DOUBLE"),
-            ("perplexity", "DOUBLE"),
-        ), _K, ("dataset", "method"), "Perplexity of one evaluation set at one checkpoint, per method.",
+        TableSpec(
+            "perplexity",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("dataset", "VARCHAR"),
+                ("method", "VARCHAR"),
+                ("eval_hash", "VARCHAR"),
+                ("n_items", "BIGINT"),
+                ("n_nonfinite", "BIGINT"),
+                ("n_tokens", "BIGINT"),
+                ("nll_sum", "DOUBLE"),
+                ("mean_nll", "DOUBLE"),
+                ("perplexity", "DOUBLE"),
+            ),
+            _K,
+            ("dataset", "method"),
+            "Perplexity of one evaluation set at one checkpoint, per method.",
             # aggregates over the finite items only (NULL when none is left)
-            (between("n_items", 0), between("n_nonfinite", 0), between("n_tokens", 0),
-             finite("nll_sum"), finite("mean_nll"), finite("perplexity", 0, strict=True))),
-        TableSpec("perplexity_items", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("method", "VARCHAR"),
-            ("item", "INTEGER"), ("prefix_len", "INTEGER"), ("n_tokens", "INTEGER"),
-            ("nll_sum", "DOUBLE"), ("generated", "INTEGER[]"),
-        ), _K + ("item", "prefix_len"), ("dataset", "method"),
+            (
+                between("n_items", 0),
+                between("n_nonfinite", 0),
+                between("n_tokens", 0),
+                finite("nll_sum"),
+                finite("mean_nll"),
+                finite("perplexity", 0, strict=True),
+            ),
+        ),
+        TableSpec(
+            "perplexity_items",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("dataset", "VARCHAR"),
+                ("method", "VARCHAR"),
+                ("item", "INTEGER"),
+                ("prefix_len", "INTEGER"),
+                ("n_tokens", "INTEGER"),
+                ("nll_sum", "DOUBLE"),
+                ("generated", "INTEGER[]"),
+            ),
+            _K + ("item", "prefix_len"),
+            ("dataset", "method"),
             "Per item (forward: prefix_len 0, tokens 2..T scored) or per item and prefix length "
             "(causal_unmasking: the generated tokens, their NLL).",
-            (between("item", 0), between("prefix_len", 0), between("n_tokens", 0))),   # nll_sum may be non-finite
-        TableSpec("eval_sets", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("dataset", "VARCHAR"), ("eval_hash", "VARCHAR"),
-            ("spec", "VARCHAR"), ("item", "INTEGER"), ("n_tokens", "INTEGER"), ("token_ids", "INTEGER[]"),
-        ), ("model_id", "step", "dataset", "item"), ("dataset",),
+            (between("item", 0), between("prefix_len", 0), between("n_tokens", 0)),
+        ),  # nll_sum may be non-finite
+        TableSpec(
+            "eval_sets",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("dataset", "VARCHAR"),
+                ("eval_hash", "VARCHAR"),
+                ("spec", "VARCHAR"),
+                ("item", "INTEGER"),
+                ("n_tokens", "INTEGER"),
+                ("token_ids", "INTEGER[]"),
+            ),
+            ("model_id", "step", "dataset", "item"),
+            ("dataset",),
             "The evaluation set's token ids (repeated per checkpoint so a job owns its rows).",
-            (between("item", 0), between("n_tokens", 1))),
+            (between("item", 0), between("n_tokens", 1)),
+        ),
     )
 
     def _methods(self, params: dict[str, Any]) -> list[str]:
         ms = [m.strip() for m in str(params["methods"]).split(",") if m.strip()]
         bad = [m for m in ms if m not in METHODS]
         if bad or not ms:
-            raise TdwError(f"unknown perplexity method(s) {', '.join(bad) or '(none)'}; "
-                           f"choose from {', '.join(METHODS)}")
+            raise TdwError(
+                f"unknown perplexity method(s) {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}"
+            )
         return ms
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
@@ -236,14 +308,15 @@ class PerplexityProbe(Probe):
     def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
         return {"eval_set": eval_set_for(source.checkpoint(steps[0]), params)} if steps else {}
 
-    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    def run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
         with torch_threads(int(params["cpu_threads"])):
             return self._run(checkpoint, params, context, progress)
 
-    def _run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-             progress: Progress | None = None) -> dict[str, pd.DataFrame]:
-        import torch
+    def _run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
 
         es: EvalSet = context.get("eval_set") or eval_set_for(checkpoint, params)
         methods = self._methods(params)
@@ -257,8 +330,10 @@ class PerplexityProbe(Probe):
             res = forward_nll(model, items, params["batch_size"])
             nll, cnt = np.array([r[0] for r in res]), np.array([r[1] for r in res])
             summary.append({**key, "method": "forward", "eval_hash": es.hash, **aggregate(nll, cnt)})
-            item_rows += [{**key, "method": "forward", "item": i, "prefix_len": 0, "n_tokens": c,
-                           "nll_sum": v, "generated": None} for i, (v, c) in enumerate(res)]
+            item_rows += [
+                {**key, "method": "forward", "item": i, "prefix_len": 0, "n_tokens": c, "nll_sum": v, "generated": None}
+                for i, (v, c) in enumerate(res)
+            ]
         if "causal_unmasking" in methods:
             if progress:
                 progress("causal_unmasking")
@@ -266,18 +341,37 @@ class PerplexityProbe(Probe):
             comps = unmask_cached(model, items[:n], int(params["max_rows"]))
             nll = np.array([-c.logprobs.sum() for c in comps])
             cnt = np.array([c.tokens.size for c in comps])
-            summary.append({**key, "method": "causal_unmasking", "eval_hash": es.hash,
-                            **aggregate(nll, cnt)})
+            summary.append({**key, "method": "causal_unmasking", "eval_hash": es.hash, **aggregate(nll, cnt)})
             store = bool(params["store_generations"])
-            item_rows += [{**key, "method": "causal_unmasking", "item": c.item, "prefix_len": c.prefix_len,
-                           "n_tokens": int(c.tokens.size), "nll_sum": float(v),
-                           "generated": c.tokens.astype(np.int32) if store else None}
-                          for c, v in zip(comps, nll)]
+            item_rows += [
+                {
+                    **key,
+                    "method": "causal_unmasking",
+                    "item": c.item,
+                    "prefix_len": c.prefix_len,
+                    "n_tokens": int(c.tokens.size),
+                    "nll_sum": float(v),
+                    "generated": c.tokens.astype(np.int32) if store else None,
+                }
+                for c, v in zip(comps, nll)
+            ]
         del model
         cols = {t.name: t.column_names for t in self.tables}
-        evals = pd.DataFrame([{"model_id": checkpoint.model_id, "step": checkpoint.step, "dataset": es.name,
-                               "eval_hash": es.hash, "spec": es.spec, "item": i, "n_tokens": int(x.size),
-                               "token_ids": x.astype(np.int32)} for i, x in enumerate(es.items)])
+        evals = pd.DataFrame(
+            [
+                {
+                    "model_id": checkpoint.model_id,
+                    "step": checkpoint.step,
+                    "dataset": es.name,
+                    "eval_hash": es.hash,
+                    "spec": es.spec,
+                    "item": i,
+                    "n_tokens": int(x.size),
+                    "token_ids": x.astype(np.int32),
+                }
+                for i, x in enumerate(es.items)
+            ]
+        )
         return {
             "perplexity": pd.DataFrame(summary)[cols["perplexity"]],
             "perplexity_items": pd.DataFrame(item_rows)[cols["perplexity_items"]],

@@ -5,6 +5,7 @@ Each checkpoint's file holds the run's log so far; its rows are kept per checkpo
 for each logged step and metric, the value from the latest checkpoint that has it. A
 checkpoint without the file yields no rows (not a failure): most hub series carry none.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -20,16 +21,25 @@ class TrainingLogProbe(Probe):
     name: ClassVar[str] = "training_log"
     version: ClassVar[str] = "1"
     defaults: ClassVar[dict[str, Any]] = {}
-    tables = (TableSpec(
-        "training_log",
-        (("model_id", "VARCHAR"), ("step", "BIGINT"), ("log_step", "BIGINT"), ("metric", "VARCHAR"),
-         ("value", "DOUBLE")),
-        key=("model_id", "step", "log_step", "metric"),
-        description="trainer_state.json log_history of each checkpoint, one row per logged step x metric",
-        expect=(not_null("value"), finite("value"))),)
+    tables = (
+        TableSpec(
+            "training_log",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("log_step", "BIGINT"),
+                ("metric", "VARCHAR"),
+                ("value", "DOUBLE"),
+            ),
+            key=("model_id", "step", "log_step", "metric"),
+            description="trainer_state.json log_history of each checkpoint, one row per logged step x metric",
+            expect=(not_null("value"), finite("value")),
+        ),
+    )
 
-    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-            progress=None) -> dict[str, pd.DataFrame]:
+    def run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress=None
+    ) -> dict[str, pd.DataFrame]:
         df = read_log(checkpoint.folder) if checkpoint.folder is not None else None
         if df is None:
             df = pd.DataFrame(columns=COLUMNS)

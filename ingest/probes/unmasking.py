@@ -21,6 +21,7 @@ The cached implementation batches every prefix of several items together:
 The naive reference recomputes the whole sequence for every generated token, one prefix at
 a time; both give the same tokens, and log-probabilities equal to float rounding.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ from ingest.devices import device_of
 @dataclass
 class Completion:
     item: int
-    prefix_len: int               # k: tokens of the item shown to the model
-    tokens: np.ndarray            # [t_s - k] generated ids
-    logprobs: np.ndarray          # [t_s - k] log p(generated token | everything before), float64
+    prefix_len: int  # k: tokens of the item shown to the model
+    tokens: np.ndarray  # [t_s - k] generated ids
+    logprobs: np.ndarray  # [t_s - k] log p(generated token | everything before), float64
 
 
 def _pick(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +55,7 @@ def unmask_naive(model, items: list[np.ndarray]) -> list[Completion]:
     out = []
     for i, x in enumerate(items):
         for k in range(1, x.size):
-            seq = torch.from_numpy(x[:k]).to(dev)[None]                        # [1, pos]
+            seq = torch.from_numpy(x[:k]).to(dev)[None]  # [1, pos]
             toks, lps = [], []
             for _ in range(x.size - k):
                 tok, lp = _pick(model(input_ids=seq).logits[:, -1])
@@ -83,51 +84,56 @@ def _unmask_group(model, items: list[np.ndarray], ids: list[int]) -> list[Comple
     from transformers import StaticCache
 
     dev = device_of(model)
-    width = max(items[i].size for i in ids) - 1                                # prefill width P
-    pre = torch.zeros((len(ids), width), dtype=torch.long)                     # [items, P]
+    width = max(items[i].size for i in ids) - 1  # prefill width P
+    pre = torch.zeros((len(ids), width), dtype=torch.long)  # [items, P]
     pre_mask = torch.zeros((len(ids), width), dtype=torch.long)
     for r, i in enumerate(ids):
-        pre[r, :items[i].size - 1] = torch.from_numpy(items[i][:-1])
-        pre_mask[r, :items[i].size - 1] = 1
+        pre[r, : items[i].size - 1] = torch.from_numpy(items[i][:-1])
+        pre_mask[r, : items[i].size - 1] = 1
     # slots [0, P) hold the items' tokens, [P, P + longest generation - 1) the generated ones;
     # preallocated and written in place (a growing cache would copy itself every step)
     cache = StaticCache(config=model.config, max_cache_len=2 * width)
-    logits = model(input_ids=pre.to(dev), attention_mask=pre_mask.to(dev),
-                   past_key_values=cache, use_cache=True).logits              # [items, P, vocab]
+    logits = model(
+        input_ids=pre.to(dev), attention_mask=pre_mask.to(dev), past_key_values=cache, use_cache=True
+    ).logits  # [items, P, vocab]
 
     # rows (item, k), most tokens to generate first
-    rows = sorted(((r, k, items[i].size - k) for r, i in enumerate(ids) for k in range(1, items[i].size)),
-                  key=lambda t: -t[2])
-    src = torch.tensor([r for r, _, _ in rows], device=dev)                    # [rows]
-    k = torch.tensor([k for _, k, _ in rows], device=dev)                      # [rows]
-    n_gen = torch.tensor([n for _, _, n in rows], device=dev)                  # [rows]
-    last_pos = k + n_gen - 1                                                   # [rows] = t_s - 1
-    tok, lp = _pick(logits[src, k - 1])                                        # [rows]
+    rows = sorted(
+        ((r, k, items[i].size - k) for r, i in enumerate(ids) for k in range(1, items[i].size)), key=lambda t: -t[2]
+    )
+    src = torch.tensor([r for r, _, _ in rows], device=dev)  # [rows]
+    k = torch.tensor([k for _, k, _ in rows], device=dev)  # [rows]
+    n_gen = torch.tensor([n for _, _, n in rows], device=dev)  # [rows]
+    last_pos = k + n_gen - 1  # [rows] = t_s - 1
+    tok, lp = _pick(logits[src, k - 1])  # [rows]
     del logits
     gen_tok = torch.zeros((len(rows), int(n_gen[0])), dtype=torch.long, device=dev)
     gen_lp = torch.zeros((len(rows), int(n_gen[0])), dtype=torch.float64, device=dev)
     gen_tok[:, 0], gen_lp[:, 0] = tok, lp.double()
     cache.reorder_cache(src)
-    slots = torch.arange(2 * width, device=dev)                                # [slots]
+    slots = torch.arange(2 * width, device=dev)  # [slots]
     big = torch.finfo(model.dtype).min
     active = len(rows)
     for j in range(1, int(n_gen[0])):
-        still = int((n_gen > j).sum())                     # rows are sorted: the first `still`
-        if still <= active // 2:                           # shrink by halves: few copies in all
+        still = int((n_gen > j).sum())  # rows are sorted: the first `still`
+        if still <= active // 2:  # shrink by halves: few copies in all
             cache.reorder_cache(torch.arange(still, device=dev))
             active = still
         kk = k[:active]
         allowed = (slots[None] < kk[:, None]) | ((slots[None] >= width) & (slots[None] < width + j))
         mask = torch.zeros(allowed.shape, dtype=model.dtype, device=dev).masked_fill(~allowed, big)
         pos = torch.minimum(kk + j - 1, last_pos[:active])  # finished rows: any valid position
-        out = model(input_ids=gen_tok[:active, j - 1:j], position_ids=pos[:, None],
-                    attention_mask=mask[:, None, None, :], past_key_values=cache,
-                    use_cache=True).logits[:, -1]                              # [rows, vocab]
+        out = model(
+            input_ids=gen_tok[:active, j - 1 : j],
+            position_ids=pos[:, None],
+            attention_mask=mask[:, None, None, :],
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1]  # [rows, vocab]
         tok, lp = _pick(out)
         gen_tok[:active, j], gen_lp[:active, j] = tok, lp.double()
     gen_tok, gen_lp = gen_tok.cpu().numpy(), gen_lp.cpu().numpy()
-    return [Completion(ids[r], kk, gen_tok[q, :n], gen_lp[q, :n])
-            for q, (r, kk, n) in enumerate(rows)]
+    return [Completion(ids[r], kk, gen_tok[q, :n], gen_lp[q, :n]) for q, (r, kk, n) in enumerate(rows)]
 
 
 def unmask_cached(model, items: list[np.ndarray], max_rows: int = 512) -> list[Completion]:

@@ -33,6 +33,7 @@ count read off the magnitude bits, and each value's histogram index, its bits sh
 right arithmetically (the code for a positive value; code - 2^20 for a negative one, so a
 tensor's indices span one small range), counted by ``bincount`` per block of 2 M values.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,9 +48,9 @@ from ingest.schema import TableSpec, between, finite
 from ingest.sources import Checkpoint
 from ingest.tensors import DEFAULT_TENSORS, select_tensors
 
-CHUNK = 1 << 15                 # values per chunk: its float32 temporaries stay in a core's L2 cache
-BLOCK = 1 << 21                 # values per histogram block: one bincount over 8 MB of int32 indices
-CODE_SHIFT = 12                 # float32 bits dropped: codes keep sign, exponent, 11 mantissa bits
+CHUNK = 1 << 15  # values per chunk: its float32 temporaries stay in a core's L2 cache
+BLOCK = 1 << 21  # values per histogram block: one bincount over 8 MB of int32 indices
+CODE_SHIFT = 12  # float32 bits dropped: codes keep sign, exponent, 11 mantissa bits
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _KEY = ("model_id", "step", "tensor_name")
 _NEG = -(1 << (31 - CODE_SHIFT))  # signed index of the first negative code (-0.0)
@@ -89,36 +90,38 @@ def _index(v: float) -> int:
 def _eps_bits(eps: float) -> int:
     """T with |w| < eps <=> (bits(w) & 0x7FFFFFFF) < T for every finite float32 w."""
     e = np.float32(eps)
-    if float(e) < eps:                                 # eps not a float32: the next one up
+    if float(e) < eps:  # eps not a float32: the next one up
         e = np.nextafter(e, np.float32(np.inf))
     return int(np.array([abs(e)], dtype=np.float32).view(np.int32)[0]) if eps > 0 else 0
 
 
-def _moments(flat: np.ndarray, eps: float, vmin: float, vmax: float
-             ) -> tuple[np.ndarray, float, float, float, float, int]:
+def _moments(
+    flat: np.ndarray, eps: float, vmin: float, vmax: float
+) -> tuple[np.ndarray, float, float, float, float, int]:
     """One pass over finite float32 values in cache-sized chunks: per chunk a float64 sum,
     float32 deviations from the chunk's own mean with pairwise float32 power sums (merged
     below in float64), the near-zero count from the magnitude bits, and each value's
     histogram index (its bits shifted, ``CODE_SHIFT`` dropped) counted by ``bincount``
     one block at a time. Returns (counts over [lo, hi], lo, n, M2, M3, M4, near, mean)."""
     import torch
+
     n = flat.size
     lo = _index(vmin) if vmin > 0 else _NEG
     hi = _index(vmax) if vmax > 0 else (0 if vmax == 0 else _index(vmin))
     size = hi - lo + 1
     counts = torch.zeros(size, dtype=torch.int64)
-    block = np.empty(min(n, BLOCK), dtype=np.int32)   # [block] histogram indices - lo
+    block = np.empty(min(n, BLOCK), dtype=np.int32)  # [block] histogram indices - lo
     tblock = torch.from_numpy(block)
     d, d2 = np.empty(CHUNK, np.float32), np.empty(CHUNK, np.float32)
     t, below = np.empty(CHUNK, np.int32), np.empty(CHUNK, bool)
     thresh = np.int32(min(_eps_bits(eps), 0x7FFFFFFF))
     n_chunks = -(-n // CHUNK)
-    sums = np.empty((n_chunks, 6))                     # n, sum, shift K, P2, P3, P4 per chunk
+    sums = np.empty((n_chunks, 6))  # n, sum, shift K, P2, P3, P4 per chunk
     near, r = 0, 0
     for i in range(0, n, BLOCK):
-        blk = flat[i:i + BLOCK]
+        blk = flat[i : i + BLOCK]
         for j in range(0, blk.size, CHUNK):
-            c = blk[j:j + CHUNK]
+            c = blk[j : j + CHUNK]
             m = c.size
             b = c.view(np.int32)
             s1 = float(np.add.reduce(c, dtype=np.float64))
@@ -136,50 +139,61 @@ def _moments(flat: np.ndarray, eps: float, vmin: float, vmax: float
             np.less(tt, thresh, out=bb)
             near += int(np.count_nonzero(bb))
             np.right_shift(b, CODE_SHIFT, out=tt)
-            np.subtract(tt, lo, out=block[j:j + m])
-        counts += torch.bincount(tblock[:blk.size], minlength=size)
+            np.subtract(tt, lo, out=block[j : j + m])
+        counts += torch.bincount(tblock[: blk.size], minlength=size)
     # merge: sum over chunks of (x - mu)^p with x - mu = (x - K_c) + (K_c - mu)
     nc, s1, kc, p2, p3, p4 = sums.T
     mean = float(s1.sum()) / n
-    p1 = s1 - nc * kc                                  # sum of (x - K_c), from the float64 sums
+    p1 = s1 - nc * kc  # sum of (x - K_c), from the float64 sums
     dl = kc - mean
-    m2 = max(0.0, float(np.sum(p2 + 2 * dl * p1 + nc * dl ** 2)))   # rounding can dip below 0
-    m3 = float(np.sum(p3 + 3 * dl * p2 + 3 * dl ** 2 * p1 + nc * dl ** 3))
-    m4 = float(np.sum(p4 + 4 * dl * p3 + 6 * dl ** 2 * p2 + 4 * dl ** 3 * p1 + nc * dl ** 4))
+    m2 = max(0.0, float(np.sum(p2 + 2 * dl * p1 + nc * dl**2)))  # rounding can dip below 0
+    m3 = float(np.sum(p3 + 3 * dl * p2 + 3 * dl**2 * p1 + nc * dl**3))
+    m4 = float(np.sum(p4 + 4 * dl * p3 + 6 * dl**2 * p2 + 4 * dl**3 * p1 + nc * dl**4))
     return counts.numpy(), lo, m2, m3, m4, near, mean
 
 
-def tensor_statistics(w: np.ndarray, near_zero_eps: float
-                      ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
+def tensor_statistics(w: np.ndarray, near_zero_eps: float) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
     """Moments, extrema and quantiles of one tensor, plus its fine histogram as the
     non-empty (codes, counts)."""
-    flat = np.asarray(w).reshape(-1)                   # a plain view: memmap slicing is slow
+    flat = np.asarray(w).reshape(-1)  # a plain view: memmap slicing is slow
     if flat.dtype != np.float32:
         flat = flat.astype(np.float32)
     n_all = flat.size
     vmin, vmax = (float(flat.min()), float(flat.max())) if n_all else (np.nan, np.nan)
     n_bad = 0
-    if not (np.isfinite(vmin) and np.isfinite(vmax)):   # NaN propagates through min/max
-        flat = flat[np.isfinite(flat)]                  # rare: a copy of the finite values
+    if not (np.isfinite(vmin) and np.isfinite(vmax)):  # NaN propagates through min/max
+        flat = flat[np.isfinite(flat)]  # rare: a copy of the finite values
         n_bad = n_all - flat.size
         vmin, vmax = (float(flat.min()), float(flat.max())) if flat.size else (np.nan, np.nan)
     n = flat.size
     stats: dict[str, float] = {"n": n_all, "n_nonfinite": n_bad}
     if n == 0:
         nan = float("nan")
-        stats.update(mean=nan, std=nan, skewness=nan, kurtosis=nan, min=nan, max=nan,
-                     l2_norm=nan, frac_near_zero=nan, **{_q(q): nan for q in QUANTILES})
+        stats.update(
+            mean=nan,
+            std=nan,
+            skewness=nan,
+            kurtosis=nan,
+            min=nan,
+            max=nan,
+            l2_norm=nan,
+            frac_near_zero=nan,
+            **{_q(q): nan for q in QUANTILES},
+        )
         return stats, (np.zeros(0, np.int64), np.zeros(0, np.int64))
     counts, lo, s2, s3, s4, near, mean = _moments(flat, near_zero_eps, vmin, vmax)
     nz = np.flatnonzero(counts)
     hist = ((nz + lo) & ((1 << (32 - CODE_SHIFT)) - 1), counts[nz])
     var = s2 / n
-    std = var ** 0.5
+    std = var**0.5
     stats.update(
-        mean=mean, std=std,
-        skewness=(s3 / n) / std ** 3 if std > 0 else 0.0,
-        kurtosis=(s4 / n) / var ** 2 - 3.0 if var > 0 else 0.0,
-        min=vmin, max=vmax, l2_norm=(s2 + n * mean * mean) ** 0.5,
+        mean=mean,
+        std=std,
+        skewness=(s3 / n) / std**3 if std > 0 else 0.0,
+        kurtosis=(s4 / n) / var**2 - 3.0 if var > 0 else 0.0,
+        min=vmin,
+        max=vmax,
+        l2_norm=(s2 + n * mean * mean) ** 0.5,
         frac_near_zero=near / n,
     )
     stats.update(histogram_quantiles(*hist, QUANTILES))
@@ -227,62 +241,117 @@ def sample_indices(n_total: int, size: int, tensor_name: str, seed: int) -> np.n
 class WeightsProbe(Probe):
     name = "weights"
     version = "2"
-    defaults = {"tensors": DEFAULT_TENSORS, "msd_sample": 1 << 18, "sample_seed": 0,
-                "near_zero_eps": 1e-3}
+    defaults = {"tensors": DEFAULT_TENSORS, "msd_sample": 1 << 18, "sample_seed": 0, "near_zero_eps": 1e-3}
     tables = (
-        TableSpec("weight_stats", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
-            ("shape", "VARCHAR"), ("n", "BIGINT"), ("n_nonfinite", "BIGINT"),
-            ("mean", "DOUBLE"), ("std", "DOUBLE"), ("skewness", "DOUBLE"), ("kurtosis", "DOUBLE"),
-            ("min", "DOUBLE"), ("max", "DOUBLE"), ("l2_norm", "DOUBLE"),
-            ("frac_near_zero", "DOUBLE"), ("near_zero_eps", "DOUBLE"),
-            *((_q(q), "DOUBLE") for q in QUANTILES),
-        ), _KEY, ("tensor_name",), "Moments, extrema and quantiles of one tensor at one checkpoint.",
+        TableSpec(
+            "weight_stats",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("tensor_name", "VARCHAR"),
+                ("shape", "VARCHAR"),
+                ("n", "BIGINT"),
+                ("n_nonfinite", "BIGINT"),
+                ("mean", "DOUBLE"),
+                ("std", "DOUBLE"),
+                ("skewness", "DOUBLE"),
+                ("kurtosis", "DOUBLE"),
+                ("min", "DOUBLE"),
+                ("max", "DOUBLE"),
+                ("l2_norm", "DOUBLE"),
+                ("frac_near_zero", "DOUBLE"),
+                ("near_zero_eps", "DOUBLE"),
+                *((_q(q), "DOUBLE") for q in QUANTILES),
+            ),
+            _KEY,
+            ("tensor_name",),
+            "Moments, extrema and quantiles of one tensor at one checkpoint.",
             # moments are over the finite values (NULL when there are none)
-            (between("n", 1), between("n_nonfinite", 0), finite("std", 0), finite("l2_norm", 0),
-             finite("mean"), finite("min"), finite("max"), between("frac_near_zero", 0, 1))),
-        TableSpec("weight_hist", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
-            ("code", "INTEGER"), ("count", "BIGINT"),
-        ), _KEY + ("code",), ("tensor_name",),
+            (
+                between("n", 1),
+                between("n_nonfinite", 0),
+                finite("std", 0),
+                finite("l2_norm", 0),
+                finite("mean"),
+                finite("min"),
+                finite("max"),
+                between("frac_near_zero", 0, 1),
+            ),
+        ),
+        TableSpec(
+            "weight_hist",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("tensor_name", "VARCHAR"),
+                ("code", "INTEGER"),
+                ("count", "BIGINT"),
+            ),
+            _KEY + ("code",),
+            ("tensor_name",),
             "Histogram of the tensor's values by code (the float32 value's top 20 bits).",
-            (between("code", 0, (1 << (32 - CODE_SHIFT)) - 1), between("count", 1))),
-        TableSpec("weight_sample", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
-            ("n_total", "BIGINT"), ("sample_seed", "BIGINT"), ("exact", "BOOLEAN"),
-            ("vals", "FLOAT[]"),
-        ), _KEY, ("tensor_name",),
+            (between("code", 0, (1 << (32 - CODE_SHIFT)) - 1), between("count", 1)),
+        ),
+        TableSpec(
+            "weight_sample",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("tensor_name", "VARCHAR"),
+                ("n_total", "BIGINT"),
+                ("sample_seed", "BIGINT"),
+                ("exact", "BOOLEAN"),
+                ("vals", "FLOAT[]"),
+            ),
+            _KEY,
+            ("tensor_name",),
             "Values at a fixed sample of indices shared by all checkpoints (all values if exact).",
-            (between("n_total", 1),)),
+            (between("n_total", 1),),
+        ),
     )
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
         select_tensors(checkpoint.tensors().names(), params["tensors"])
 
-    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    def run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
         tf = checkpoint.tensors()
         names = select_tensors(tf.names(), params["tensors"])
         key = {"model_id": checkpoint.model_id, "step": checkpoint.step}
         stats_rows, hist_frames, sample_rows = [], [], []
         cache = context.setdefault("sample_indices", {})
         for name in names:
-            w = tf.read(name)                          # [*shape] float32
+            w = tf.read(name)  # [*shape] float32
             if progress:
                 progress(name)
             stats, (codes, counts) = tensor_statistics(w, params["near_zero_eps"])
-            stats_rows.append({**key, "tensor_name": name, "shape": "x".join(map(str, w.shape)),
-                               "near_zero_eps": params["near_zero_eps"], **stats})
-            hist_frames.append(pd.DataFrame({**key, "tensor_name": name, "code": codes.astype(np.int32),
-                                             "count": counts}))
+            stats_rows.append(
+                {
+                    **key,
+                    "tensor_name": name,
+                    "shape": "x".join(map(str, w.shape)),
+                    "near_zero_eps": params["near_zero_eps"],
+                    **stats,
+                }
+            )
+            hist_frames.append(
+                pd.DataFrame({**key, "tensor_name": name, "code": codes.astype(np.int32), "count": counts})
+            )
             if (name, w.size) not in cache:
-                cache[(name, w.size)] = sample_indices(w.size, params["msd_sample"], name,
-                                                       params["sample_seed"])
+                cache[(name, w.size)] = sample_indices(w.size, params["msd_sample"], name, params["sample_seed"])
             idx = cache[(name, w.size)]
             vals = w.reshape(-1) if idx is None else w.reshape(-1)[idx]
-            sample_rows.append({**key, "tensor_name": name, "n_total": w.size,
-                                "sample_seed": params["sample_seed"], "exact": idx is None,
-                                "vals": vals.astype(np.float32)})
+            sample_rows.append(
+                {
+                    **key,
+                    "tensor_name": name,
+                    "n_total": w.size,
+                    "sample_seed": params["sample_seed"],
+                    "exact": idx is None,
+                    "vals": vals.astype(np.float32),
+                }
+            )
             del w
         cols = {t.name: t.column_names for t in self.tables}
         samples = pd.DataFrame(sample_rows)
@@ -291,4 +360,3 @@ class WeightsProbe(Probe):
             "weight_hist": pd.concat(hist_frames, ignore_index=True)[cols["weight_hist"]],
             "weight_sample": samples[cols["weight_sample"]],
         }
-

@@ -14,6 +14,7 @@ The induction transition is measured on held-out sequences ``R R`` (R uniform ra
 16 tokens): loss on the second half (from its second token on) is near log(vocab) or
 above before induction heads form and far lower after.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -42,7 +43,7 @@ class Corpus:
         v = spec.vocab_size
         ranks = np.arange(1, v + 1, dtype=np.float64) ** -spec.zipf_s
         ranks /= ranks.sum()
-        self.transition = np.empty((v, v))                      # [from, to]
+        self.transition = np.empty((v, v))  # [from, to]
         for i in range(v):
             self.transition[i, rng.permutation(v)] = ranks
         self.cdf = np.cumsum(self.transition, axis=1)
@@ -54,11 +55,12 @@ class Corpus:
         out[:, 0] = rng.choice(self.spec.vocab_size, size=n, p=self.start)
         u = rng.random((n, length))
         for t in range(1, length):
-            out[:, t] = (self.cdf[out[:, t - 1]] < u[:, t:t + 1]).sum(axis=1)
+            out[:, t] = (self.cdf[out[:, t - 1]] < u[:, t : t + 1]).sum(axis=1)
         return np.minimum(out, self.spec.vocab_size - 1)
 
-    def periodic(self, rng: np.random.Generator, n: int, min_period: int | None = None,
-                 max_period: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def periodic(
+        self, rng: np.random.Generator, n: int, min_period: int | None = None, max_period: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """[n, seq_len] sequences that repeat a uniform random segment (period drawn per
         sequence) to the end, and the mask of tokens an induction circuit can predict
         (from the second token of the first repeat on)."""
@@ -68,12 +70,16 @@ class Corpus:
         mask = np.zeros_like(x, dtype=bool)
         for i in range(n):
             p = int(rng.integers(lo, hi + 1))
-            x[i] = np.tile(rng.integers(0, s.vocab_size, size=p), s.seq_len // p + 1)[:s.seq_len]
-            mask[i, p + 1:] = True
+            x[i] = np.tile(rng.integers(0, s.vocab_size, size=p), s.seq_len // p + 1)[: s.seq_len]
+            mask[i, p + 1 :] = True
         return x, mask
 
-    def batch(self, rng: np.random.Generator, n: int, repeat_fraction: float | None = None,
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def batch(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        repeat_fraction: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """[n, seq_len] training sequences, Markov text or (a fraction) repeated random
         segments, and the mask of repeat tokens only an induction circuit predicts."""
         frac = self.spec.repeat_fraction if repeat_fraction is None else repeat_fraction

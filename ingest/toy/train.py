@@ -5,6 +5,7 @@ local-directory layout ``<out>/<name>/step<N>/`` on a Pythia-like schedule: log-
 steps 0, 1, 2, 4, ... below ``every``, then every ``every`` steps up to ``total``.
 ``<out>/<name>/suite.json`` records the corpus, schedule, seed and hyperparameters.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,18 +45,27 @@ class TrainSpec:
 
 def schedule(total: int, every: int) -> list[int]:
     """Pythia-like checkpoint steps: 0 and powers of two below ``every``, then multiples."""
-    steps = [0] + [2 ** i for i in range(int(math.log2(max(every, 1))) + 1) if 2 ** i < every]
+    steps = [0] + [2**i for i in range(int(math.log2(max(every, 1))) + 1) if 2**i < every]
     return sorted(set(steps + list(range(every, total + 1, every))))
 
 
 def build_config(m: ToyModel, vocab: int, ctx: int):
     from transformers import GPTNeoXConfig
+
     return GPTNeoXConfig(
-        vocab_size=vocab, hidden_size=m.d_model, num_hidden_layers=m.layers,
-        num_attention_heads=m.heads, intermediate_size=4 * m.d_model,
-        max_position_embeddings=ctx, rotary_pct=1.0, use_parallel_residual=True,
-        tie_word_embeddings=False, hidden_dropout=0.0, attention_dropout=0.0,
-        bos_token_id=0, eos_token_id=0,
+        vocab_size=vocab,
+        hidden_size=m.d_model,
+        num_hidden_layers=m.layers,
+        num_attention_heads=m.heads,
+        intermediate_size=4 * m.d_model,
+        max_position_embeddings=ctx,
+        rotary_pct=1.0,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
     )
 
 
@@ -68,8 +78,7 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
     corpus = Corpus(spec.corpus)
     rng = np.random.default_rng(spec.corpus.seed + 1000 * (m.seed + 1))
     model = GPTNeoXForCausalLM(build_config(m, spec.corpus.vocab_size, spec.corpus.seq_len))
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
-                            betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=(0.9, 0.95))
 
     def lr_at(step: int) -> float:
         if step < spec.warmup:
@@ -100,8 +109,13 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
             losses[step] = float(loss.detach())
         if queue is not None:
             queue.put(1)
-    meta = {"model": asdict(m), "train": {k: v for k, v in asdict(spec).items() if k != "corpus"},
-            "corpus": spec.corpus.to_dict(), "schedule": sorted(save_at), "train_loss": losses}
+    meta = {
+        "model": asdict(m),
+        "train": {k: v for k, v in asdict(spec).items() if k != "corpus"},
+        "corpus": spec.corpus.to_dict(),
+        "schedule": sorted(save_at),
+        "train_loss": losses,
+    }
     (folder / "suite.json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -110,6 +124,7 @@ def _write_log(folder: Path, step: int, history: list[dict]) -> None:
     """The log so far, in the Trainer's trainer_state.json format (ingest.traininglog): record
     ``step`` k is the loss of the k-th optimiser update, at the learning rate it used."""
     from ingest.traininglog import write_state
+
     write_state(folder, step, list(history))
 
 
@@ -134,8 +149,7 @@ def train_suite(out: Path, spec: TrainSpec | None = None, models=SUITE, progress
         queue = manager.Queue()
         with ctx.Pool(len(models)) as pool:
             result = pool.map_async(_worker, [(m, spec, out, queue) for m in models])
-            bar = tqdm(total=spec.total_steps * len(models), desc="toy-suite", unit="step",
-                       disable=not progress)
+            bar = tqdm(total=spec.total_steps * len(models), desc="toy-suite", unit="step", disable=not progress)
             while not result.ready() or not queue.empty():
                 while not queue.empty():
                     bar.update(queue.get())

@@ -1,6 +1,7 @@
 """The capability signal on the built toy warehouse: each task's loss recomputed with the
 Hugging Face model's own loss on the probe's prompts, and the transition it marks lined up with the
 component graph's phases (the issue's test: within 2 checkpoint intervals of a boundary)."""
+
 from __future__ import annotations
 
 import duckdb
@@ -35,22 +36,36 @@ def test_capability_loss_is_the_models_loss_on_its_prompts(con, toy_suite, task)
         for ids, lo, hi in zip(ps.prompts, ps.measure_start, ps.measure_end):
             x = torch.as_tensor(ids, dtype=torch.long)[None]
             labels = torch.full_like(x, -100)
-            labels[0, lo + 1:hi + 1] = x[0, lo + 1:hi + 1]           # scored: next tokens of [lo, hi)
+            labels[0, lo + 1 : hi + 1] = x[0, lo + 1 : hi + 1]  # scored: next tokens of [lo, hi)
             losses.append(float(model(x, labels=labels).loss))
-    got = con.execute("select loss, n_prompts, source from marts.fct_capability where model_id = ? and step = ? "
-                      "and task = ?", [model_id, step, task]).fetchone()
+    got = con.execute(
+        "select loss, n_prompts, source from marts.fct_capability where model_id = ? and step = ? and task = ?",
+        [model_id, step, task],
+    ).fetchone()
     assert got[2] == "capability" and got[1] == len(ps)
     assert got[0] == pytest.approx(np.mean(losses), rel=1e-4)
 
 
 @pytest.mark.parametrize("model_id", TOY_MODELS)
 def test_capability_transition_is_near_a_graph_phase_boundary(con, model_id):
-    cap = con.execute("select transition_step from intermediate.int_capability_transition "
-                      "where model_id = ? and task = 'induction'", [model_id]).fetchone()[0]
+    cap = con.execute(
+        "select transition_step from intermediate.int_capability_transition where model_id = ? and task = 'induction'",
+        [model_id],
+    ).fetchone()[0]
     assert cap is not None, "every toy model shows the induction transition"
-    steps = [r[0] for r in con.execute("select distinct step from marts.fct_capability where model_id = ? "
-                                       "order by step", [model_id]).fetchall()]
-    bounds = [r[0] for r in con.execute("select start_step from marts.fct_phases where model_id = ? and "
-                                        "signal = 'graph_induction_zero' and phase_index > 1", [model_id]).fetchall()]
+    steps = [
+        r[0]
+        for r in con.execute(
+            "select distinct step from marts.fct_capability where model_id = ? order by step", [model_id]
+        ).fetchall()
+    ]
+    bounds = [
+        r[0]
+        for r in con.execute(
+            "select start_step from marts.fct_phases where model_id = ? and "
+            "signal = 'graph_induction_zero' and phase_index > 1",
+            [model_id],
+        ).fetchall()
+    ]
     assert bounds, "the graph signal has a phase boundary"
     assert min(abs(steps.index(cap) - steps.index(b)) for b in bounds) <= 2

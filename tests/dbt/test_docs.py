@@ -4,6 +4,7 @@ The README promises that every mart and column is described: the catalog (what t
 warehouse holds) is checked against the manifest (what the YAML describes), so a column added
 to a mart without a description fails here.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ import shutil
 import pytest
 
 from warehouse.docs import generate_docs
-
 
 # dbt opens the warehouse read-write to generate its catalog: one worker generates it, on a
 # private copy, so the shared built warehouse is never locked while other tests read it.
@@ -42,8 +42,7 @@ def undocumented_mart_columns(manifest: dict, catalog: dict) -> list[str]:
         if not node.get("description", "").strip():
             missing.append(name)
         described = {c.lower(): (v.get("description") or "").strip() for c, v in node["columns"].items()}
-        missing += [f"{name}.{column}" for column in table["columns"]
-                    if not described.get(column.lower())]
+        missing += [f"{name}.{column}" for column in table["columns"] if not described.get(column.lower())]
     return sorted(missing)
 
 
@@ -70,13 +69,22 @@ def test_every_mart_column_is_described(docs):
 def test_the_check_names_what_is_undocumented():
     """The rule itself, on a two-mart manifest and catalog: a described column passes, an
     undescribed or absent one is named, and other schemas are not checked."""
-    manifest = {"nodes": {
-        "model.tdw.fct_a": {"name": "fct_a", "description": "A.", "columns": {
-            "x": {"description": "The x."}, "y": {"description": "  "}}},
-        "model.tdw.fct_b": {"name": "fct_b", "description": "", "columns": {}},
-        "model.tdw.stg_c": {"name": "stg_c", "description": "", "columns": {}}}}
-    catalog = {"nodes": {
-        "model.tdw.fct_a": {"metadata": {"schema": "marts"}, "columns": {"x": {}, "y": {}, "z": {}}},
-        "model.tdw.fct_b": {"metadata": {"schema": "marts"}, "columns": {"X": {}}},
-        "model.tdw.stg_c": {"metadata": {"schema": "staging"}, "columns": {"q": {}}}}}
+    manifest = {
+        "nodes": {
+            "model.tdw.fct_a": {
+                "name": "fct_a",
+                "description": "A.",
+                "columns": {"x": {"description": "The x."}, "y": {"description": "  "}},
+            },
+            "model.tdw.fct_b": {"name": "fct_b", "description": "", "columns": {}},
+            "model.tdw.stg_c": {"name": "stg_c", "description": "", "columns": {}},
+        }
+    }
+    catalog = {
+        "nodes": {
+            "model.tdw.fct_a": {"metadata": {"schema": "marts"}, "columns": {"x": {}, "y": {}, "z": {}}},
+            "model.tdw.fct_b": {"metadata": {"schema": "marts"}, "columns": {"X": {}}},
+            "model.tdw.stg_c": {"metadata": {"schema": "staging"}, "columns": {"q": {}}},
+        }
+    }
     assert undocumented_mart_columns(manifest, catalog) == ["fct_a.y", "fct_a.z", "fct_b", "fct_b.X"]

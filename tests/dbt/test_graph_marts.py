@@ -10,6 +10,7 @@ ablating one attention head. Before induction heads form no single head matters 
 0.002 nats on the toy suite); afterwards ablating the induction head undoes most of what
 was learnt (several nats). Its rise coincides with the fall of the clean induction loss.
 """
+
 from __future__ import annotations
 
 import duckdb
@@ -39,32 +40,50 @@ def _steps(con, sql: str, model: str) -> list[int]:
 
 @pytest.mark.parametrize("model", TOY_MODELS)
 def test_every_ingested_checkpoint_is_in_the_graph_marts(con, model):
-    loaded = _steps(con, "select distinct step from raw.ingest_runs where model_id = ? and probe = 'graph' "
-                         "and status = 'success' order by step", model)
+    loaded = _steps(
+        con,
+        "select distinct step from raw.ingest_runs where model_id = ? and probe = 'graph' "
+        "and status = 'success' order by step",
+        model,
+    )
     assert len(loaded) > 5
-    for mart in ("fct_graph_edges", "fct_node_centrality", "fct_edge_weight_distribution",
-                 "fct_graph_checkpoint", "fct_candidate_circuits"):
-        assert _steps(con, f"select distinct step from marts.{mart} where model_id = ? order by step",
-                      model) == loaded, mart
-    assert _steps(con, "select distinct step from marts.fct_role_stability where model_id = ? order by step",
-                  model) == loaded[1:]
+    for mart in (
+        "fct_graph_edges",
+        "fct_node_centrality",
+        "fct_edge_weight_distribution",
+        "fct_graph_checkpoint",
+        "fct_candidate_circuits",
+    ):
+        assert (
+            _steps(con, f"select distinct step from marts.{mart} where model_id = ? order by step", model) == loaded
+        ), mart
+    assert (
+        _steps(con, "select distinct step from marts.fct_role_stability where model_id = ? order by step", model)
+        == loaded[1:]
+    )
 
 
 def test_edges_recompute_from_the_warehouse_alone(con, toy_suite):
     """The last checkpoint's edges, recomputed by the hooked reference on the stored prompts."""
     model = TOY_MODELS[0]
     step = _steps(con, "select max(step) from marts.fct_graph_edges where model_id = ?", model)[0]
-    prompts = con.execute(f"select token_ids, measure_start, measure_end from staging.stg_graph_prompts "
-                          f"where model_id = ? and step = ? and {GRAPH} order by prompt_index",
-                          [model, step]).fetchall()
-    ids = torch.tensor([p[0] for p in prompts])                       # [n, T] (equal lengths)
+    prompts = con.execute(
+        f"select token_ids, measure_start, measure_end from staging.stg_graph_prompts "
+        f"where model_id = ? and step = ? and {GRAPH} order by prompt_index",
+        [model, step],
+    ).fetchall()
+    ids = torch.tensor([p[0] for p in prompts])  # [n, T] (equal lengths)
     pos = torch.arange(ids.shape[1])
-    measure = (pos >= torch.tensor([p[1] for p in prompts])[:, None]) & \
-              (pos < torch.tensor([p[2] for p in prompts])[:, None])
+    measure = (pos >= torch.tensor([p[1] for p in prompts])[:, None]) & (
+        pos < torch.tensor([p[2] for p in prompts])[:, None]
+    )
     hf = open_source(model, toy_root=toy_suite).checkpoint(step).load_model()
     ref = reference_graph(hf, ids, measure, torch.ones_like(measure), "zero", recompute_clean=False)
-    rows = con.execute(f"select src, dst, weight, rel_l2, kl, dloss from marts.fct_graph_edges "
-                       f"where model_id = ? and step = ? and {GRAPH}", [model, step]).fetchall()
+    rows = con.execute(
+        f"select src, dst, weight, rel_l2, kl, dloss from marts.fct_graph_edges "
+        f"where model_id = ? and step = ? and {GRAPH}",
+        [model, step],
+    ).fetchall()
     assert len(rows) > 20
     for src, dst, weight, rel_l2, kl, dloss in rows:
         r = {m: float(v.mean()) for m, v in ref[(src, dst)].items()}
@@ -79,16 +98,19 @@ def test_edges_recompute_from_the_warehouse_alone(con, toy_suite):
 def test_node_centrality_matches_networkx(con):
     model = TOY_MODELS[1]
     step = _steps(con, "select max(step) from marts.fct_graph_edges where model_id = ?", model)[0]
-    edges = con.execute(f"select src, dst, weight from marts.fct_graph_edges where model_id = ? and step = ? "
-                        f"and {GRAPH}", [model, step]).fetchall()
+    edges = con.execute(
+        f"select src, dst, weight from marts.fct_graph_edges where model_id = ? and step = ? and {GRAPH}", [model, step]
+    ).fetchall()
     g = nx.DiGraph()
     for u, v, w in edges:
         g.add_edge(u, v, weight=w, length=1.0 / w)
     btw = backbone_betweenness(*zip(*edges))
     pr = nx.pagerank(g, weight="weight", tol=1e-12)
-    rows = con.execute(f"select node, in_strength, out_strength, betweenness, pagerank from "
-                       f"marts.fct_node_centrality where model_id = ? and step = ? and {GRAPH}",
-                       [model, step]).fetchall()
+    rows = con.execute(
+        f"select node, in_strength, out_strength, betweenness, pagerank from "
+        f"marts.fct_node_centrality where model_id = ? and step = ? and {GRAPH}",
+        [model, step],
+    ).fetchall()
     assert len(rows) == g.number_of_nodes()
     for node, s_in, s_out, b, p in rows:
         assert s_in == pytest.approx(g.in_degree(node, weight="weight"))
@@ -99,10 +121,13 @@ def test_node_centrality_matches_networkx(con):
 
 @pytest.mark.parametrize("model", TOY_MODELS)
 def test_induction_transition_is_visible_in_the_graph(con, model):
-    df = con.execute(f"select step, clean_loss, head_to_logits_dloss_max as metric from marts.fct_graph_checkpoint "
-                     f"where model_id = ? and {GRAPH} order by step", [model]).df()
+    df = con.execute(
+        f"select step, clean_loss, head_to_logits_dloss_max as metric from marts.fct_graph_checkpoint "
+        f"where model_id = ? and {GRAPH} order by step",
+        [model],
+    ).df()
     loss, metric, steps = df.clean_loss.to_numpy(), df.metric.to_numpy(), df.step.to_numpy()
-    assert loss[-1] < loss[0] - 1.0                      # the suite learnt induction
+    assert loss[-1] < loss[0] - 1.0  # the suite learnt induction
     assert metric[0] < 0.05 and metric[-1] > 0.5 and metric[-1] > 20 * metric[0]
     # the metric rises where the loss falls: the first checkpoint past half of each change
     t_loss = steps[np.argmax(loss < (loss[0] + loss[-1]) / 2)]
@@ -111,19 +136,26 @@ def test_induction_transition_is_visible_in_the_graph(con, model):
     assert abs(i_loss - i_metric) <= 1, (t_loss, t_metric)
     # and a graph phase begins in the transition window: after the metric was still quiet
     # (< 10% of its final value), no later than the loss transition
-    quiet = steps[: i_loss][metric[: i_loss] < 0.1 * metric[-1]].max()
-    starts = [r[0] for r in con.execute("select start_step from marts.fct_phases where model_id = ? and "
-                                        "signal = 'graph_induction_zero' and phase_index > 1", [model]).fetchall()]
+    quiet = steps[:i_loss][metric[:i_loss] < 0.1 * metric[-1]].max()
+    starts = [
+        r[0]
+        for r in con.execute(
+            "select start_step from marts.fct_phases where model_id = ? and "
+            "signal = 'graph_induction_zero' and phase_index > 1",
+            [model],
+        ).fetchall()
+    ]
     assert any(quiet < s <= t_loss for s in starts), (quiet, t_loss, starts)
 
 
 @pytest.mark.parametrize("model", TOY_MODELS)
 def test_phases_tile_the_checkpoints(con, model):
-    steps = _steps(con, "select distinct step from marts.fct_graph_checkpoint where model_id = ? order by step",
-                   model)
-    phases = con.execute("select phase_index, start_step, end_step, n_checkpoints from marts.fct_phases "
-                         "where model_id = ? and signal = 'graph_induction_zero' order by phase_index",
-                         [model]).fetchall()
+    steps = _steps(con, "select distinct step from marts.fct_graph_checkpoint where model_id = ? order by step", model)
+    phases = con.execute(
+        "select phase_index, start_step, end_step, n_checkpoints from marts.fct_phases "
+        "where model_id = ? and signal = 'graph_induction_zero' order by phase_index",
+        [model],
+    ).fetchall()
     assert phases[0][1] == steps[0] and phases[-1][2] == steps[-1]
     assert sum(p[3] for p in phases) == len(steps)
     for (_, _, end, _), (_, start, _, _) in zip(phases, phases[1:]):
@@ -133,11 +165,18 @@ def test_phases_tile_the_checkpoints(con, model):
 def test_candidate_circuits_are_paths_of_the_graph(con):
     model = TOY_MODELS[0]
     step = _steps(con, "select max(step) from marts.fct_candidate_circuits where model_id = ?", model)[0]
-    edges = {(u, v): w for u, v, w in con.execute(
-        f"select src, dst, weight from marts.fct_graph_edges where model_id = ? and step = ? and {GRAPH}",
-        [model, step]).fetchall()}
-    paths = con.execute(f"select path_rank, path, strength, per_hop_strength from marts.fct_candidate_circuits "
-                        f"where model_id = ? and step = ? and {GRAPH} order by path_rank", [model, step]).fetchall()
+    edges = {
+        (u, v): w
+        for u, v, w in con.execute(
+            f"select src, dst, weight from marts.fct_graph_edges where model_id = ? and step = ? and {GRAPH}",
+            [model, step],
+        ).fetchall()
+    }
+    paths = con.execute(
+        f"select path_rank, path, strength, per_hop_strength from marts.fct_candidate_circuits "
+        f"where model_id = ? and step = ? and {GRAPH} order by path_rank",
+        [model, step],
+    ).fetchall()
     assert len(paths) == 5
     per_hop = [h for *_, h in paths]
     assert per_hop == sorted(per_hop, reverse=True)
@@ -152,7 +191,7 @@ INCREMENTAL = ("int_graph_centrality", "int_graph_weight_distribution", "int_gra
 KEYS = {"int_graph_centrality": "node", "int_graph_weight_distribution": None, "int_graph_circuits": "path_rank"}
 
 
-def _table(con, name: str) -> "pd.DataFrame":
+def _table(con, name: str) -> pd.DataFrame:  # noqa: F821
     key = ["model_id", "step", "task", "ablation"] + ([KEYS[name]] if KEYS[name] else [])
     return con.execute(f"select * from intermediate.{name} order by {', '.join(key)}").df()
 
@@ -165,36 +204,43 @@ def test_incremental_build_recomputes_only_changed_graphs_and_equals_a_full_refr
     import pandas as pd
 
     from warehouse.dbt import run_dbt
+
     wh = tmp_path / "warehouse.duckdb"
     shutil.copy(built_warehouse, wh)
     model = TOY_MODELS[0]
     c = duckdb.connect(str(wh))
-    steps = _steps(c, f"select distinct step from raw.graph_edges where model_id = ? and {GRAPH} order by step",
-                   model)
+    steps = _steps(c, f"select distinct step from raw.graph_edges where model_id = ? and {GRAPH} order by step", model)
     kept, changed, gone = steps[0], steps[1], steps[2]
     where = f"model_id = '{model}' and {GRAPH} and step = "
     saved = c.execute(f"select node, pagerank from intermediate.int_graph_centrality where {where}{kept}").df()
-    c.execute(f"update intermediate.int_graph_centrality set pagerank = -1 where {where}{kept}")   # a marker
-    before = c.execute(f"select xmin, gini from intermediate.int_graph_weight_distribution where {where}{changed}"
-                       ).fetchall()
+    c.execute(f"update intermediate.int_graph_centrality set pagerank = -1 where {where}{kept}")  # a marker
+    before = c.execute(
+        f"select xmin, gini from intermediate.int_graph_weight_distribution where {where}{changed}"
+    ).fetchall()
     c.execute(f"update raw.graph_edges set weight = weight * weight where {where}{changed}")
     c.execute(f"delete from raw.graph_edges where {where}{gone}")
     c.close()
     select = ["--select", " ".join(INCREMENTAL)]
     run_dbt(wh, "run", *select)
     c = duckdb.connect(str(wh))
-    assert c.execute(f"select min(pagerank), max(pagerank) from intermediate.int_graph_centrality "
-                     f"where {where}{kept}").fetchall() == [(-1.0, -1.0)]            # not recomputed
+    assert c.execute(
+        f"select min(pagerank), max(pagerank) from intermediate.int_graph_centrality where {where}{kept}"
+    ).fetchall() == [(-1.0, -1.0)]  # not recomputed
     for name in INCREMENTAL:
         assert c.execute(f"select count(*) from intermediate.{name} where {where}{gone}").fetchall() == [(0,)]
-    assert c.execute(f"select xmin, gini from intermediate.int_graph_weight_distribution where {where}{changed}"
-                     ).fetchall() != before                                          # recomputed
+    assert (
+        c.execute(
+            f"select xmin, gini from intermediate.int_graph_weight_distribution where {where}{changed}"
+        ).fetchall()
+        != before
+    )  # recomputed
     for node, pr in zip(saved["node"], saved["pagerank"]):
-        c.execute(f"update intermediate.int_graph_centrality set pagerank = ? where {where}{kept} and node = ?",
-                  [pr, node])
+        c.execute(
+            f"update intermediate.int_graph_centrality set pagerank = ? where {where}{kept} and node = ?", [pr, node]
+        )
     incremental = {name: _table(c, name) for name in INCREMENTAL}
     c.close()
-    run_dbt(wh, "run", *select)                                                     # nothing changed
+    run_dbt(wh, "run", *select)  # nothing changed
     c = duckdb.connect(str(wh), read_only=True)
     for name in INCREMENTAL:
         pd.testing.assert_frame_equal(incremental[name], _table(c, name))

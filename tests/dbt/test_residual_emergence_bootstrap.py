@@ -3,6 +3,7 @@ per-prompt values are noise around its threshold never emerges, however its mean
 one with a planted step emerges at the planted checkpoint. The stream is written to the raw
 tables of a fresh warehouse (every other raw table empty) and `dbt build` runs the residual
 models on it, so the bootstrap over prompts is the one the demo uses."""
+
 from __future__ import annotations
 
 import duckdb
@@ -32,9 +33,16 @@ def _stream(model_id: str, growth: np.ndarray, rng) -> tuple[pd.DataFrame, pd.Da
             for layer in range(N_POINTS):
                 prompt_rows.append((model_id, step, i, layer, vel[i, layer], pr[i, layer]))
         for layer in range(N_POINTS):
-            point_rows.append({"model_id": model_id, "step": step, "layer": layer, "n_samples": N_PROMPTS,
-                               "participation_ratio": pr[:, layer].mean(),
-                               "velocity": None if layer == N_POINTS - 1 else 1.0})
+            point_rows.append(
+                {
+                    "model_id": model_id,
+                    "step": step,
+                    "layer": layer,
+                    "n_samples": N_PROMPTS,
+                    "participation_ratio": pr[:, layer].mean(),
+                    "velocity": None if layer == N_POINTS - 1 else 1.0,
+                }
+            )
     cols = ["model_id", "step", "prompt_index", "layer", "velocity", "participation_ratio"]
     return pd.DataFrame(prompt_rows, columns=cols), pd.DataFrame(point_rows)
 
@@ -55,8 +63,11 @@ def emergence(tmp_path_factory):
     con.close()
     build(wh, select="+fct_residual_emergence")
     con = duckdb.connect(str(wh), read_only=True)
-    out = con.execute("select * from marts.fct_residual_emergence where signal = 'density_growth'"
-                      ).df().set_index("model_id")
+    out = (
+        con.execute("select * from marts.fct_residual_emergence where signal = 'density_growth'")
+        .df()
+        .set_index("model_id")
+    )
     con.close()
     return out
 

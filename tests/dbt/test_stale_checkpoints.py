@@ -1,6 +1,7 @@
 """Stale checkpoints, the EleutherAI/pythia #205 pattern: step folders serving another
 step's weights byte for byte. They are flagged in fct_data_quality (naming the other step)
 and fail `tdw check` unless --stale-as-warnings; genuine steps are not flagged."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,7 +17,7 @@ TDW = [sys.executable, "-c", "from tdw.cli import main; main()"]
 
 def test_byte_identical_steps_are_flagged_and_fail_check(tmp_path):
     run = make_suite(tmp_path / "run", steps=range(6))
-    for stale in (3, 4):                                   # steps 3 and 4 serve step 5's content
+    for stale in (3, 4):  # steps 3 and 4 serve step 5's content
         shutil.rmtree(run / f"step{stale}")
         shutil.copytree(run / "step5", run / f"step{stale}")
     wh = tmp_path / "wh" / "w.duckdb"
@@ -24,8 +25,9 @@ def test_byte_identical_steps_are_flagged_and_fail_check(tmp_path):
         proc = subprocess.run(TDW + args + ["--warehouse", str(wh)], capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     con = duckdb.connect(str(wh), read_only=True)
-    flags = con.execute("SELECT step, issue FROM marts.fct_data_quality WHERE kind = 'identical_checkpoint' "
-                        "ORDER BY step").fetchall()
+    flags = con.execute(
+        "SELECT step, issue FROM marts.fct_data_quality WHERE kind = 'identical_checkpoint' ORDER BY step"
+    ).fetchall()
     other = con.execute("SELECT count(*) FROM marts.fct_data_quality WHERE kind <> 'identical_checkpoint'").fetchone()
     con.close()
     assert [s for s, _ in flags] == [3, 4, 5] and other == (0,)
@@ -33,6 +35,7 @@ def test_byte_identical_steps_are_flagged_and_fail_check(tmp_path):
     assert flags[2][1].startswith("weights byte-identical to step 3 (2 other step(s)")
     failed = subprocess.run(TDW + ["check", "--warehouse", str(wh)], capture_output=True, text=True, timeout=900)
     assert failed.returncode == 1 and "identical_checkpoint" in failed.stdout
-    warned = subprocess.run(TDW + ["check", "--stale-as-warnings", "--warehouse", str(wh)],
-                            capture_output=True, text=True, timeout=900)
+    warned = subprocess.run(
+        TDW + ["check", "--stale-as-warnings", "--warehouse", str(wh)], capture_output=True, text=True, timeout=900
+    )
     assert warned.returncode == 0 and "identical_checkpoint" in warned.stdout, warned.stdout

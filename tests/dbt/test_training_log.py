@@ -1,12 +1,12 @@
 """Training logs: trainer_state.json -> raw.training_log -> fct_training_log and the
 learning-rate / loss milestones in fct_phase_alignment, checked against numpy computations
 of the same definitions on a Trainer-shaped series with a known schedule."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -20,23 +20,36 @@ LOSS = 4.0 - 2.5 / (1 + np.exp(-(STEPS - 37) / 3.0)) + 0.01 * np.sin(STEPS)
 
 
 def _history(upto: int) -> list[dict]:
-    out = [{"step": int(s), "loss": float(l), "learning_rate": float(r), "grad_norm": 1.0, "epoch": s / 80}
-           for s, l, r in zip(STEPS, LOSS, LR) if s <= upto]
+    out = [
+        {"step": int(s), "loss": float(l), "learning_rate": float(r), "grad_norm": 1.0, "epoch": s / 80}
+        for s, l, r in zip(STEPS, LOSS, LR)
+        if s <= upto
+    ]
     out += [{"step": upto, "eval_loss": 3.0, "eval_runtime": 0.1}, {"train_runtime": 5.0, "step": "x"}]
     return out
 
 
 def _expected() -> dict:
     warmup_end = next(int(s) for s, a, b in zip(STEPS, LR, LR[1:]) if b <= a)
-    smoothed = np.array([LOSS[max(0, i - 2):i + 3].mean() for i in range(len(LOSS))])
+    smoothed = np.array([LOSS[max(0, i - 2) : i + 3].mean() for i in range(len(LOSS))])
     slopes = np.diff(smoothed) / np.diff(STEPS)
-    return {"warmup_end_step": warmup_end, "lr_peak_step": int(STEPS[np.argmax(LR)]),
-            "steepest_loss_drop_step": int(STEPS[1:][np.argmin(slopes)])}
+    return {
+        "warmup_end_step": warmup_end,
+        "lr_peak_step": int(STEPS[np.argmax(LR)]),
+        "steepest_loss_drop_step": int(STEPS[1:][np.argmin(slopes)]),
+    }
 
 
 def test_flatten_keeps_numbers_and_the_last_record():
-    df = flatten([{"step": 1, "loss": 2.0, "note": "x"}, {"step": 1, "loss": 3.0}, {"step": -1, "loss": 1.0},
-                  {"loss": 1.0}, {"step": 2, "loss": float("nan"), "learning_rate": 5}])
+    df = flatten(
+        [
+            {"step": 1, "loss": 2.0, "note": "x"},
+            {"step": 1, "loss": 3.0},
+            {"step": -1, "loss": 1.0},
+            {"loss": 1.0},
+            {"step": 2, "loss": float("nan"), "learning_rate": 5},
+        ]
+    )
     assert df.values.tolist() == [[1, "loss", 3.0], [2, "learning_rate", 5.0]]
 
 
@@ -50,8 +63,12 @@ def test_training_log_marts(tmp_path):
     wh = tmp_path / "wh" / "w.duckdb"
     tdw = [sys.executable, "-c", "from tdw.cli import main; main()"]
     for src in (out, bad):
-        proc = subprocess.run(tdw + ["ingest", str(src), "--probes", "weights,training_log", "--warehouse", str(wh)],
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            tdw + ["ingest", str(src), "--probes", "weights,training_log", "--warehouse", str(wh)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert "Traceback" not in proc.stderr + proc.stdout
         assert proc.returncode == (0 if src == out else 1), proc.stdout + proc.stderr
     assert "failed step1 training_log" in proc.stdout and "not valid JSON" in proc.stdout
@@ -59,18 +76,26 @@ def test_training_log_marts(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        log = con.execute("SELECT step, metric, value, checkpoint_step FROM marts.fct_training_log "
-                          "WHERE model_id = 'local/out' ORDER BY step, metric").fetchall()
-        assert len(log) == 80 * 4 + 2 * 3                          # 4 metrics a step; eval_loss, eval_runtime at 20, 40, 80
+        log = con.execute(
+            "SELECT step, metric, value, checkpoint_step FROM marts.fct_training_log "
+            "WHERE model_id = 'local/out' ORDER BY step, metric"
+        ).fetchall()
+        assert len(log) == 80 * 4 + 2 * 3  # 4 metrics a step; eval_loss, eval_runtime at 20, 40, 80
         by = {(s, m): (v, c) for s, m, v, c in log}
         assert by[(80, "eval_loss")] == (3.0, 80) and by[(15, "loss")][1] == 80
         np.testing.assert_allclose([by[(int(s), "learning_rate")][0] for s in STEPS], LR)
-        got = con.execute("SELECT warmup_end_step, lr_peak_step, steepest_loss_drop_step, "
-                          "(warmup_end_minus_msd IS NULL) = (msd_peak_step IS NULL) FROM marts.fct_phase_alignment "
-                          "WHERE model_id = 'local/out'").fetchall()
+        got = con.execute(
+            "SELECT warmup_end_step, lr_peak_step, steepest_loss_drop_step, "
+            "(warmup_end_minus_msd IS NULL) = (msd_peak_step IS NULL) FROM marts.fct_phase_alignment "
+            "WHERE model_id = 'local/out'"
+        ).fetchall()
         exp = _expected()
         assert got == [(exp["warmup_end_step"], exp["lr_peak_step"], exp["steepest_loss_drop_step"], True)]
-        assert exp == {"warmup_end_step": 12, "lr_peak_step": 12, "steepest_loss_drop_step": exp["steepest_loss_drop_step"]}
+        assert exp == {
+            "warmup_end_step": 12,
+            "lr_peak_step": 12,
+            "steepest_loss_drop_step": exp["steepest_loss_drop_step"],
+        }
         assert 34 <= exp["steepest_loss_drop_step"] <= 40
     finally:
         con.close()

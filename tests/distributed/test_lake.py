@@ -1,5 +1,6 @@
 """The Parquet lake and the loader, without Ray: layout, round trip, exactly-once loading,
 recovery of jobs an interrupted run left behind, and the executor's bad input."""
+
 from __future__ import annotations
 
 import os
@@ -25,21 +26,33 @@ SHAPES = {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16)}
 
 
 def _job(model_id="EleutherAI/pythia-14m", step=3):
-    return {"model_id": model_id, "step": step, "probe": "weights", "params_hash": "abc",
-            "params": {"tensors": "unembed"}, "probe_version": "1"}
+    return {
+        "model_id": model_id,
+        "step": step,
+        "probe": "weights",
+        "params_hash": "abc",
+        "params": {"tensors": "unembed"},
+        "probe_version": "1",
+    }
 
 
 def test_layout_is_hive_partitioned_and_model_ids_stay_one_component(tmp_path):
     d = lake.job_dir(tmp_path, "weights", "EleutherAI/pythia-14m", 3, "abc")
     assert d == tmp_path / "weights" / "model=EleutherAI%2Fpythia-14m" / "step=3" / "params=abc"
     evil = lake.job_dir(tmp_path, "weights", "../../../etc", 0, "abc").resolve()
-    assert evil.is_relative_to(tmp_path.resolve())                    # no way out of the lake
+    assert evil.is_relative_to(tmp_path.resolve())  # no way out of the lake
 
 
 def test_round_trip_keeps_values_types_and_lists(tmp_path):
-    frame = pd.DataFrame({"model_id": ["EleutherAI/pythia-14m"] * 2, "step": [3, 3], "x": [0.1, np.nan],
-                          "n": pd.array([1, None], dtype="Int64"),
-                          "token_ids": [np.array([1, 2, 3], dtype=np.int32), np.array([4], dtype=np.int32)]})
+    frame = pd.DataFrame(
+        {
+            "model_id": ["EleutherAI/pythia-14m"] * 2,
+            "step": [3, 3],
+            "x": [0.1, np.nan],
+            "n": pd.array([1, None], dtype="Int64"),
+            "token_ids": [np.array([1, 2, 3], dtype=np.int32), np.array([4], dtype=np.int32)],
+        }
+    )
     path = lake.write_job(tmp_path, _job(), {"t": frame})
     meta, frames, error = lake.read_job(path)
     assert error is None and meta["status"] == "success" and meta["rows"] == {"t": 2}
@@ -52,7 +65,7 @@ def test_round_trip_keeps_values_types_and_lists(tmp_path):
 
 def test_rewrite_replaces_the_job_and_leaves_no_temporaries(tmp_path):
     first = lake.write_job(tmp_path, _job(), {"t": pd.DataFrame({"model_id": ["m"], "step": [3], "x": [1.0]})})
-    (first.parent / ".tmp-params=abc-dead").mkdir()                   # an attempt killed midway
+    (first.parent / ".tmp-params=abc-dead").mkdir()  # an attempt killed midway
     second = lake.write_job(tmp_path, _job(), None, error="boom")
     assert first == second and not (second / "t.parquet").exists()
     meta, frames, error = lake.read_job(second)
@@ -78,10 +91,13 @@ def test_unwritable_lake_is_refused(tmp_path):
 def _tables(wh: Path) -> dict:
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        out = {t: con.execute(f"SELECT * FROM raw.{t} ORDER BY ALL").fetchall()
-               for t in ("weight_stats", "weight_hist", "weight_sample")}
-        out["ok"] = con.execute("SELECT step, count(*) FROM raw.ingest_runs WHERE status='success' "
-                                "GROUP BY step ORDER BY step").fetchall()
+        out = {
+            t: con.execute(f"SELECT * FROM raw.{t} ORDER BY ALL").fetchall()
+            for t in ("weight_stats", "weight_hist", "weight_sample")
+        }
+        out["ok"] = con.execute(
+            "SELECT step, count(*) FROM raw.ingest_runs WHERE status='success' GROUP BY step ORDER BY step"
+        ).fetchall()
         return out
     finally:
         con.close()
@@ -91,12 +107,10 @@ def test_local_executor_through_the_lake_equals_direct_loading(tmp_path):
     root = tmp_path / "run"
     write_checkpoints(root, STEPS, SHAPES)
     direct = ingest(str(root), probes="weights", warehouse=tmp_path / "a.duckdb", progress=False)
-    via = ingest(str(root), probes="weights", warehouse=tmp_path / "b.duckdb", progress=False,
-                 lake=tmp_path / "lake")
+    via = ingest(str(root), probes="weights", warehouse=tmp_path / "b.duckdb", progress=False, lake=tmp_path / "lake")
     assert direct.ok and via.ok and len(via.done) == len(STEPS)
     assert _tables(tmp_path / "a.duckdb") == _tables(tmp_path / "b.duckdb")
-    again = ingest(str(root), probes="weights", warehouse=tmp_path / "b.duckdb", progress=False,
-                   lake=tmp_path / "lake")
+    again = ingest(str(root), probes="weights", warehouse=tmp_path / "b.duckdb", progress=False, lake=tmp_path / "lake")
     assert len(again.skipped) == len(STEPS) and again.recovered == 0
 
 
@@ -116,7 +130,7 @@ def test_jobs_left_in_the_lake_by_a_killed_loader_are_loaded_once(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert len(lake.complete_jobs(lk)) == 4                       # steps 0, 1, 2 loaded; 4 only in the lake
+    assert len(lake.complete_jobs(lk)) == 4  # steps 0, 1, 2 loaded; 4 only in the lake
     env.pop("TDW_FAULT_AT")
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
@@ -124,12 +138,15 @@ def test_jobs_left_in_the_lake_by_a_killed_loader_are_loaded_once(tmp_path):
     assert _tables(wh) == _tables(tmp_path / "ref.duckdb")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--executor", "ray", "--ray-address", "127.0.0.1:9"], "Ray cluster at 127.0.0.1:9 does not answer"),
-    (["--executor", "ray", "--ray-address", "nonsense"], "is not host:port"),
-    (["--lake", "{blocker}/lake"], "is not writable"),
-    (["--device", "cuda"], "no CUDA GPU is available"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--executor", "ray", "--ray-address", "127.0.0.1:9"], "Ray cluster at 127.0.0.1:9 does not answer"),
+        (["--executor", "ray", "--ray-address", "nonsense"], "is not host:port"),
+        (["--lake", "{blocker}/lake"], "is not writable"),
+        (["--device", "cuda"], "no CUDA GPU is available"),
+    ],
+)
 def test_bad_executor_input_fails_before_any_job(tmp_path, args, message):
     root = tmp_path / "run"
     write_checkpoints(root, [0, 1], SHAPES)
@@ -137,15 +154,20 @@ def test_bad_executor_input_fails_before_any_job(tmp_path, args, message):
     blocker.write_text("x")
     wh = tmp_path / "w.duckdb"
     args = [a.replace("{blocker}", str(blocker)) for a in args]
-    proc = subprocess.run([TDW, "ingest", str(root), "--probes", "weights,graph", "--warehouse", str(wh), *args],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [TDW, "ingest", str(root), "--probes", "weights,graph", "--warehouse", str(wh), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if args[0] == "--device":
         import torch
+
         if torch.cuda.is_available():
             pytest.skip("this machine has a GPU")
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    assert not wh.exists()                                        # nothing started, nothing written
+    assert not wh.exists()  # nothing started, nothing written
 
 
 def test_load_lake_fills_another_warehouse_exactly_once(tmp_path):
@@ -156,11 +178,16 @@ def test_load_lake_fills_another_warehouse_exactly_once(tmp_path):
     ingest(str(root), probes="weights", warehouse=tmp_path / "a.duckdb", progress=False, lake=tmp_path / "lake")
     cmd = [TDW, "load-lake", str(tmp_path / "lake"), "--warehouse", str(tmp_path / "c.duckdb")]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0 and f"{len(STEPS)} jobs loaded, 0 recorded as failed, 0 already present" \
-        in first.stdout, first.stdout + first.stderr
+    assert (
+        first.returncode == 0 and f"{len(STEPS)} jobs loaded, 0 recorded as failed, 0 already present" in first.stdout
+    ), first.stdout + first.stderr
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert f"0 jobs loaded, 0 recorded as failed, {len(STEPS)} already present" in second.stdout
     assert _tables(tmp_path / "c.duckdb") == _tables(tmp_path / "a.duckdb")
-    missing = subprocess.run([TDW, "load-lake", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "d.duckdb")],
-                             capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [TDW, "load-lake", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "d.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 1 and missing.stderr.strip() == f"error: no lake at {tmp_path / 'nowhere'}"

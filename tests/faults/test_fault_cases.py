@@ -1,10 +1,10 @@
 """Fault injection: each bad checkpoint or environment gives a clear outcome (exit code,
 one-line message, a failed job in the manifest where a job ran) and leaves the rest of
 the warehouse as it was."""
+
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import signal
@@ -27,8 +27,10 @@ SHAPES = {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16)}
 def rows(wh: Path) -> dict:
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        return {t: con.execute(f"select * from raw.{t} order by all").fetchall()
-                for t in ("weight_stats", "weight_hist", "weight_sample")}
+        return {
+            t: con.execute(f"select * from raw.{t} order by all").fetchall()
+            for t in ("weight_stats", "weight_hist", "weight_sample")
+        }
     finally:
         con.close()
 
@@ -55,8 +57,9 @@ def corrupt_and_ingest(root: Path, wh: Path, step: int, corrupt) -> tuple[int, s
     write_checkpoints(root, [step], SHAPES, seed=step)
     corrupt(root / f"step{step}")
     before = rows(wh)
-    proc = subprocess.run([TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)], capture_output=True, text=True
+    )
     return proc.returncode, proc.stdout + proc.stderr, before
 
 
@@ -65,12 +68,12 @@ def lying_header(folder: Path) -> None:
     path = folder / "model.safetensors"
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     header["embed_out.weight"]["shape"] = [640, 16]
     header["embed_out.weight"]["data_offsets"][1] += 9 * 64 * 16 * 4
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
 
 
 def mismatched_config(folder: Path) -> None:
@@ -79,20 +82,26 @@ def mismatched_config(folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
-@pytest.mark.parametrize("name, corrupt, message", [
-    ("truncated", lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-64]),
-     "truncated checkpoint"),
-    ("lying header", lying_header, "truncated checkpoint"),
-    ("not safetensors", lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4096), "not a safetensors file"),
-    ("missing config", lambda f: (f / "config.json").unlink(), "missing config.json"),
-    ("config mismatch", mismatched_config, "config.json does not match the weights"),
-    ("no weights", lambda f: (f / "model.safetensors").unlink(), "no weight file"),
-])
+@pytest.mark.parametrize(
+    "name, corrupt, message",
+    [
+        (
+            "truncated",
+            lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-64]),
+            "truncated checkpoint",
+        ),
+        ("lying header", lying_header, "truncated checkpoint"),
+        ("not safetensors", lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4096), "not a safetensors file"),
+        ("missing config", lambda f: (f / "config.json").unlink(), "missing config.json"),
+        ("config mismatch", mismatched_config, "config.json does not match the weights"),
+        ("no weights", lambda f: (f / "model.safetensors").unlink(), "no weight file"),
+    ],
+)
 def test_bad_checkpoint_fails_its_job_only(setup, name, corrupt, message):
     root, wh = setup
     code, out, before = corrupt_and_ingest(root, wh, 4, corrupt)
     assert code == 1 and message in out and "Traceback" not in out, out
-    assert rows(wh) == before                                   # nothing of step 4, nothing else changed
+    assert rows(wh) == before  # nothing of step 4, nothing else changed
     last = runs(wh)[-1]
     assert last[:2] == (4, "failed") and message in last[2]
 
@@ -101,6 +110,7 @@ def test_nonfinite_weights_are_recorded_not_fatal(setup):
     root, wh = setup
     write_checkpoints(root, [4], SHAPES, seed=4)
     from safetensors.torch import load_file, save_file
+
     tensors = load_file(str(root / "step4" / "model.safetensors"))
     tensors["embed_out.weight"][0, :3] = float("nan")
     tensors["embed_out.weight"][1, 0] = float("inf")
@@ -108,8 +118,9 @@ def test_nonfinite_weights_are_recorded_not_fatal(setup):
     result = ingest(str(root), warehouse=wh, probes="weights", progress=False)
     assert result.ok
     con = duckdb.connect(str(wh), read_only=True)
-    n_bad, mean = con.execute("select n_nonfinite, mean from raw.weight_stats where step = 4 and "
-                              "tensor_name = 'lm_head.weight'").fetchone()
+    n_bad, mean = con.execute(
+        "select n_nonfinite, mean from raw.weight_stats where step = 4 and tensor_name = 'lm_head.weight'"
+    ).fetchone()
     con.close()
     x = tensors["embed_out.weight"].numpy()
     assert n_bad == 4 and mean == pytest.approx(float(x[np.isfinite(x)].astype(np.float64).mean()), rel=1e-9)
@@ -142,8 +153,12 @@ def test_disk_full_during_load_keeps_earlier_jobs(setup):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the cap fail with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    proc = subprocess.run([TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)],
-                          capture_output=True, text=True, preexec_fn=cap_file_size)
+    proc = subprocess.run(
+        [TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)],
+        capture_output=True,
+        text=True,
+        preexec_fn=cap_file_size,
+    )
     assert proc.returncode == 1 and "error: writing step" in proc.stderr, proc.stdout + proc.stderr
     assert "earlier jobs are kept" in proc.stderr and "Traceback" not in proc.stderr
     assert rows(wh) == before

@@ -1,6 +1,7 @@
 """Classes 3 to 7 of issue 12, one regression test each (classes 1-2: test_sql_lockdown.py
 and test_serve_lockdown.py): each replays the hostile run's reproduction on a tiny real
 checkpoint suite (GPT-NeoX, ``save_pretrained``) and a real warehouse."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ import pytest
 
 from ingest.errors import TdwError
 from ingest.sources import LocalSource
-from tests.faults.tinymodel import copy_suite, header, make_llama_config, make_suite, raw_tables, write_header
+from tests.faults.tinymodel import copy_suite, header, make_llama_config, make_suite, write_header
 from warehouse.pipeline import ingest
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -36,8 +37,14 @@ def data(tmp_path, monkeypatch) -> Path:
 
 
 def tdw(*args: str, data: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdw", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**ENV, "TDW_DATA_DIR": str(data)}, cwd=data)
+    return subprocess.run(
+        [sys.executable, "-m", "tdw", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**ENV, "TDW_DATA_DIR": str(data)},
+        cwd=data,
+    )
 
 
 def one_line_refusal(out: subprocess.CompletedProcess) -> None:
@@ -59,8 +66,10 @@ def test_class3a_forged_safetensors_offsets_fail_the_job(suite, data, forge):
     if forge == "reverse":
         head[a]["data_offsets"] = head[a]["data_offsets"][::-1]
     elif forge == "overlap":
-        head[b]["data_offsets"] = [head[a]["data_offsets"][0], head[a]["data_offsets"][0] + (
-            head[b]["data_offsets"][1] - head[b]["data_offsets"][0])]
+        head[b]["data_offsets"] = [
+            head[a]["data_offsets"][0],
+            head[a]["data_offsets"][0] + (head[b]["data_offsets"][1] - head[b]["data_offsets"][0]),
+        ]
     elif forge == "negative":
         head[a]["data_offsets"][0] = -4
     elif forge == "shape":
@@ -70,11 +79,12 @@ def test_class3a_forged_safetensors_offsets_fail_the_job(suite, data, forge):
         text = json.dumps(head)[:-1] + f', "{a}": ' + json.dumps(head[b]) + "}"
     write_header(path, text or head, blob)
     from safetensors import safe_open
-    with pytest.raises(Exception):                     # the reference refuses the file...
+
+    with pytest.raises(Exception):  # the reference refuses the file...  # noqa: B017, SIM117
         with safe_open(str(path), "np") as f:
-            [f.get_tensor(k) for k in f.keys()]
+            [f.get_tensor(k) for k in f]
     r = ingest(str(src), probes="weights", warehouse=data / "w.duckdb", progress=False)
-    assert [s for s, _, _ in r.failed] == [1] and {s for s, _ in r.done} == {0, 2}   # ...and so do we
+    assert [s for s, _, _ in r.failed] == [1] and {s for s, _ in r.done} == {0, 2}  # ...and so do we
     con = duckdb.connect(str(data / "w.duckdb"), read_only=True)
     assert con.execute("select count(*) from raw.ingest_runs where step=1 and status='failed'").fetchone()[0] == 1
     assert con.execute("select count(*) from raw.weight_stats where step=1").fetchone()[0] == 0
@@ -86,7 +96,7 @@ def test_class3b_config_declaring_another_architecture_is_refused(suite, data):
     ckpt = LocalSource(src, "m").checkpoint(1)
     with pytest.raises(TdwError, match="declares LlamaForCausalLM but the weights lack"):
         ckpt.load_model()
-    LocalSource(src, "m").checkpoint(0).load_model()      # the real architecture still loads
+    LocalSource(src, "m").checkpoint(0).load_model()  # the real architecture still loads
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "abc", "1e12", "1e30"])
@@ -118,16 +128,23 @@ def test_class4_special_files_are_refused_before_hashing(suite, data, special):
     else:
         head, _ = header(suite / "step1" / "model.safetensors")
         (src / "step1" / "zero.safetensors").symlink_to("/dev/zero")
-        (src / "step1" / "model.safetensors.index.json").write_text(json.dumps(
-            {"weight_map": {k: "zero.safetensors" for k in head if k != "__metadata__"}}))
+        (src / "step1" / "model.safetensors.index.json").write_text(
+            json.dumps({"weight_map": {k: "zero.safetensors" for k in head if k != "__metadata__"}})
+        )
     t0 = time.monotonic()
     r = ingest(str(src), probes="weights", warehouse=data / "w.duckdb", progress=False)
     assert time.monotonic() - t0 < 60
     assert [s for s, _, _ in r.failed] == [1] and "regular file" in r.failed[0][2]
 
 
-@pytest.mark.parametrize("args", [["--revisions", "step0:step1000000000000"],
-                                  ["--param", "graph.n_prompts=1e12"], ["--param", "graph.n_prompts=1000000000000"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--revisions", "step0:step1000000000000"],
+        ["--param", "graph.n_prompts=1e12"],
+        ["--param", "graph.n_prompts=1000000000000"],
+    ],
+)
 def test_class4_unbounded_requests_are_refused_up_front(suite, data, args):
     one_line_refusal(tdw("ingest", str(suite), *args, data=data, timeout=60))
 
@@ -157,8 +174,11 @@ def test_class5_a_bad_checkpoint_is_a_failed_job_and_the_batch_goes_on(suite, da
     out = tdw("ingest", str(src), "--probes", "weights", data=data)
     assert out.returncode == 1 and "Traceback" not in out.stderr and "internal error" not in out.stderr
     assert "3 checkpoints, 2 jobs loaded" in out.stdout and "failed step1 weights" in out.stdout
-    rows = duckdb.connect(str(data / "data" / "warehouse.duckdb"), read_only=True).execute(
-        "select step, status, error from raw.ingest_runs order by step").fetchall()
+    rows = (
+        duckdb.connect(str(data / "data" / "warehouse.duckdb"), read_only=True)
+        .execute("select step, status, error from raw.ingest_runs order by step")
+        .fetchall()
+    )
     assert [(s, st) for s, st, _ in rows] == [(0, "success"), (1, "failed"), (2, "success")]
     assert "\n" not in rows[1][2]
 
@@ -184,14 +204,14 @@ def test_class5_overflowing_and_misspelt_values_are_refused_up_front(suite, data
 def test_class6_environment_failures_are_one_line(suite, data):
     wh = data / "data" / "warehouse.duckdb"
     assert tdw("ingest", str(suite), "--probes", "weights", data=data).returncode == 0
-    snap = wh.with_name("warehouse.serving.duckdb")                     # serve on a truncated snapshot
+    snap = wh.with_name("warehouse.serving.duckdb")  # serve on a truncated snapshot
     snap.write_bytes(wh.read_bytes()[:5000])
     one_line_refusal(tdw("serve", "--port", "0", "--warehouse", str(wh), data=data, timeout=30))
     one_line_refusal(tdw("sql", "select 1", "--warehouse", str(wh), data=data))
-    damaged = data / "data" / "damaged.duckdb"                         # check on a damaged file
+    damaged = data / "data" / "damaged.duckdb"  # check on a damaged file
     damaged.write_bytes(wh.read_bytes()[:12] + b"\0" * 9000)
     one_line_refusal(tdw("check", "--warehouse", str(damaged), data=data))
-    ro = data / "data" / "ro"                                          # check on a read-only folder
+    ro = data / "data" / "ro"  # check on a read-only folder
     ro.mkdir()
     shutil.copy(wh, ro / "warehouse.duckdb")
     ro.chmod(0o555)
@@ -209,7 +229,7 @@ def test_class6_bad_lake_jobs_are_recorded_not_fatal(suite, data):
     jobs_ = sorted(lake.glob("weights/*/step=*/params=*"))
     (jobs_[0] / "_job.json").write_text("{broken")
     meta = json.loads((jobs_[1] / "_job.json").read_text())
-    meta["model_id"] = "EleutherAI/pythia-14m"                          # class 7: another model's name
+    meta["model_id"] = "EleutherAI/pythia-14m"  # class 7: another model's name
     (jobs_[1] / "_job.json").write_text(json.dumps(meta))
     meta = json.loads((jobs_[2] / "_job.json").read_text())
     meta["run_id"] = "forged"
@@ -217,16 +237,24 @@ def test_class6_bad_lake_jobs_are_recorded_not_fatal(suite, data):
     table = next(jobs_[2].glob("*.parquet"))
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     t = pq.read_table(table)
-    pq.write_table(t.set_column(t.schema.get_field_index("step"), "step",
-                                pa.array([99] * len(t), t.schema.field("step").type)), table)
+    pq.write_table(
+        t.set_column(t.schema.get_field_index("step"), "step", pa.array([99] * len(t), t.schema.field("step").type)),
+        table,
+    )
     wh = data / "data" / "fresh.duckdb"
     out = tdw("load-lake", str(lake), "--warehouse", str(wh), data=data)
     assert out.returncode == 1 and "Traceback" not in out.stderr and "internal error" not in out.stderr
     assert "0 jobs loaded, 3 recorded as failed" in out.stdout
-    rows = duckdb.connect(str(wh), read_only=True).execute(
-        "select count(*) filter (status='success'), count(*) filter (model_id='EleutherAI/pythia-14m') "
-        "from raw.ingest_runs").fetchone()
+    rows = (
+        duckdb.connect(str(wh), read_only=True)
+        .execute(
+            "select count(*) filter (status='success'), count(*) filter (model_id='EleutherAI/pythia-14m') "
+            "from raw.ingest_runs"
+        )
+        .fetchone()
+    )
     assert rows == (0, 0)
     assert duckdb.connect(str(wh), read_only=True).execute("select count(*) from raw.weight_stats").fetchone()[0] == 0
 
@@ -237,13 +265,20 @@ def test_class7_dbt_child_dies_with_its_parent(data):
     kernel (PR_SET_PDEATHSIG) must take the child along."""
     wh = data / "w.duckdb"
     duckdb.connect(str(wh)).close()
-    code = ("import sys, warehouse.dbt as d, subprocess\n"
-            "orig = subprocess.Popen\n"
-            "def spy(*a, **k):\n    p = orig(*a, **k); print(p.pid, flush=True); return p\n"
-            "d.subprocess.Popen = spy\n"
-            "d.run_dbt(__import__('pathlib').Path(sys.argv[1]), 'debug')\n")
-    parent = subprocess.Popen([sys.executable, "-c", code, str(wh)], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[2], env=ENV)
+    code = (
+        "import sys, warehouse.dbt as d, subprocess\n"
+        "orig = subprocess.Popen\n"
+        "def spy(*a, **k):\n    p = orig(*a, **k); print(p.pid, flush=True); return p\n"
+        "d.subprocess.Popen = spy\n"
+        "d.run_dbt(__import__('pathlib').Path(sys.argv[1]), 'debug')\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, str(wh)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=ENV,
+    )
     child = int(parent.stdout.readline())
     parent.send_signal(signal.SIGKILL)
     parent.wait()
@@ -263,16 +298,20 @@ def test_class7_dbt_child_dies_with_its_parent(data):
 
 def test_class7_stale_publish_temporaries_are_removed(data):
     from warehouse.snapshot import publish, snapshot_path
+
     wh = data / "warehouse.duckdb"
     con = duckdb.connect(str(wh))
     con.execute("create schema marts; create table marts.t as select 1 x")
     con.close()
     snap = snapshot_path(wh)
-    stale = [snap.with_name(f".{snap.name}.999999999.deadbeef.tmp"), snap.with_name(f".{snap.name}.abcd1234.tmp"),
-             snap.with_name(f".{snap.name}.999999999.deadbeef.tmp.wal")]
+    stale = [
+        snap.with_name(f".{snap.name}.999999999.deadbeef.tmp"),
+        snap.with_name(f".{snap.name}.abcd1234.tmp"),
+        snap.with_name(f".{snap.name}.999999999.deadbeef.tmp.wal"),
+    ]
     for p in stale:
         p.write_bytes(b"x" * 1000)
-    live = snap.with_name(f".{snap.name}.{os.getppid()}.cafe0000.tmp")   # a publish still running
+    live = snap.with_name(f".{snap.name}.{os.getppid()}.cafe0000.tmp")  # a publish still running
     live.write_bytes(b"x")
     publish(wh)
     assert not any(p.exists() for p in stale) and live.exists()
@@ -280,6 +319,7 @@ def test_class7_stale_publish_temporaries_are_removed(data):
 
 def test_class7_unicode_digits_and_nan_timeout_are_refused(data):
     from ingest.revisions import step_of
+
     for text in ("step١٢", "step²", "step１"):
         with pytest.raises(TdwError):
             step_of(text)

@@ -7,6 +7,7 @@ published. Each time `tdw sql` still answers from the previous snapshot with the
 row counts, the snapshot file is byte-for-byte unchanged, and a rerun of `tdw build`
 succeeds and publishes the new rows. A build whose dbt tests fail publishes nothing either.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,9 @@ COUNT = "select count(*) from marts.fct_weight_moments"
 
 
 def sql(wh: Path, query: str) -> list[dict]:
-    proc = subprocess.run([TDW, "sql", query, "--warehouse", str(wh), "--format", "json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [TDW, "sql", query, "--warehouse", str(wh), "--format", "json"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -49,8 +51,14 @@ def build(wh: Path, fault: str | None = None, marker: Path | None = None) -> sub
     env.pop("TDW_FAULT_AT", None)
     if fault:
         env.update(TDW_FAULT_AT=fault, TDW_FAULT_FILE=str(marker))
-    return subprocess.Popen([TDW, "build", "--warehouse", str(wh)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [TDW, "build", "--warehouse", str(wh)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture
@@ -68,8 +76,9 @@ def grown(built_warehouse, toy_suite, tmp_path) -> tuple[Path, tuple, int]:
     result = ingest(model, revisions=extra, probes="weights", warehouse=wh, toy_root=toy_suite, progress=False)
     assert result.ok and len(result.done) == 1
     con = duckdb.connect(str(wh), read_only=True)
-    added = con.execute(f"select count(*) from raw.weight_stats where step = {int(extra[4:])} "
-                        f"and model_id = '{model}'").fetchall()[0][0]
+    added = con.execute(
+        f"select count(*) from raw.weight_stats where step = {int(extra[4:])} and model_id = '{model}'"
+    ).fetchall()[0][0]
     con.close()
     assert added > 0
     return wh, before, added
@@ -77,13 +86,13 @@ def grown(built_warehouse, toy_suite, tmp_path) -> tuple[Path, tuple, int]:
 
 def test_killed_build_keeps_the_previous_snapshot_serving(grown, tmp_path):
     wh, before, added = grown
-    for fault in ("dbt:5", "publish:0"):                    # mid-dbt; dbt done, not yet published
+    for fault in ("dbt:5", "publish:0"):  # mid-dbt; dbt done, not yet published
         marker = tmp_path / f"{fault.replace(':', '-')}.marker"
         proc = build(wh, fault, marker)
         wait_for(marker, proc, timeout=300)
-        os.killpg(proc.pid, signal.SIGKILL)                 # the CLI and its dbt child
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its dbt child
         proc.wait()
-        assert served(wh) == before, fault                  # same rows, same build, same bytes
+        assert served(wh) == before, fault  # same rows, same build, same bytes
         assert not list(wh.parent.glob(f".{snapshot_path(wh).name}.*.tmp*"))
     rerun = build(wh)
     out, err = rerun.communicate()
@@ -94,13 +103,15 @@ def test_killed_build_keeps_the_previous_snapshot_serving(grown, tmp_path):
 
 def test_failed_dbt_tests_publish_nothing(grown):
     wh, before, _ = grown
-    con = duckdb.connect(str(wh))                           # a manifest status no test accepts
-    con.execute("insert into raw.ingest_runs (run_id, model_id, step, probe, status) "
-                "values ('bad', 'toy/neox-2l', 0, 'weights', 'exploded')")
+    con = duckdb.connect(str(wh))  # a manifest status no test accepts
+    con.execute(
+        "insert into raw.ingest_runs (run_id, model_id, step, probe, status) "
+        "values ('bad', 'toy/neox-2l', 0, 'weights', 'exploded')"
+    )
     con.close()
-    proc = subprocess.run([TDW, "build", "--warehouse", str(wh), "--select", "staging"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 1 and "accepted_values" in proc.stderr and "Traceback" not in proc.stderr, \
+    proc = subprocess.run([TDW, "build", "--warehouse", str(wh), "--select", "staging"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "accepted_values" in proc.stderr and "Traceback" not in proc.stderr, (
         proc.stdout + proc.stderr
+    )
     assert len(proc.stderr.strip().splitlines()) == 1
     assert served(wh) == before

@@ -1,6 +1,7 @@
 """SIGKILL an ingest at each fail point; the warehouse keeps every earlier job whole and no
 partial rows, and `tdw ingest --resume` finishes exactly the missing jobs, ending with the
 same tables as an uninterrupted run."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,13 @@ def start(root: Path, wh: Path, fault: str | None, marker: Path, *extra: str) ->
     env.pop("TDW_FAULT_AT", None)
     if fault:
         env["TDW_FAULT_AT"] = fault
-    return subprocess.Popen([TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh), *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -57,8 +63,9 @@ def reference(tmp_path_factory):
     return root, tables(wh)
 
 
-@pytest.mark.parametrize("point, step", [("load", 0), ("load", 4), ("probe", 2), ("transaction", 8),
-                                         ("transaction", 0)])
+@pytest.mark.parametrize(
+    "point, step", [("load", 0), ("load", 4), ("probe", 2), ("transaction", 8), ("transaction", 0)]
+)
 def test_kill_then_resume(reference, tmp_path, point, step):
     root, ref = reference
     wh, marker = tmp_path / "w.duckdb", tmp_path / "marker"
@@ -88,19 +95,19 @@ def test_kill_then_resume(reference, tmp_path, point, step):
 def test_second_writer_is_refused_or_waits(reference, tmp_path):
     root, ref = reference
     wh, marker = tmp_path / "w.duckdb", tmp_path / "marker"
-    first = start(root, wh, "probe:2", marker)        # holds the write lock, paused at step 2
+    first = start(root, wh, "probe:2", marker)  # holds the write lock, paused at step 2
     wait_for(marker, first)
     refused = start(root, wh, None, tmp_path / "m2")
     out, err = refused.communicate()
     assert refused.returncode == 1
     assert err.startswith("error: warehouse") and f"locked by process {first.pid}" in err and "--wait" in err
     waiter = start(root, wh, None, tmp_path / "m3", "--wait", "300")
-    line = waiter.stderr.readline()                    # it reports the holder, then waits
+    line = waiter.stderr.readline()  # it reports the holder, then waits
     assert line.startswith("waiting up to 300 s") and f"process {first.pid}" in line
-    first.send_signal(signal.SIGKILL)                  # the holder dies mid-batch
+    first.send_signal(signal.SIGKILL)  # the holder dies mid-batch
     first.wait()
     out, err = waiter.communicate()
     assert waiter.returncode == 0, err
-    assert "4 jobs loaded, 2 unchanged" in out         # steps 0 and 1 were committed by the first
+    assert "4 jobs loaded, 2 unchanged" in out  # steps 0 and 1 were committed by the first
     final = tables(wh)
     assert {t: final[t] for t in TABLES} == {t: ref[t] for t in TABLES}

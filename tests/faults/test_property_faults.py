@@ -13,9 +13,9 @@ Calls are in-process (the pipeline, not one ``tdw`` process per case) to keep th
 about a minute; the number of cases run is printed at the end (``-s``) and written to
 ``$TDW_PROPERTY_CASES`` when set.
 """
+
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -25,25 +25,31 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingest.errors import TdwError
 from ingest.probes import PROBES
-from tests.faults.tinymodel import header, make_suite, raw_tables, write_header
+from tests.faults.tinymodel import header, make_suite, raw_tables
 from warehouse.params import check_params
 from warehouse.pipeline import ingest
 
 CASES: Counter = Counter()
-OUTCOMES: Counter = Counter()     # of the ingest cases: refusal, failed job, harmless
+OUTCOMES: Counter = Counter()  # of the ingest cases: refusal, failed job, harmless
 CASE_TIMEOUT = 30
-SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @contextmanager
 def no_hang(seconds: int = CASE_TIMEOUT):
     def fire(*_):
         raise TimeoutError(f"a case ran longer than {seconds} s")
+
     old = signal.signal(signal.SIGALRM, fire)
     signal.alarm(seconds)
     try:
@@ -59,8 +65,9 @@ def report_cases():
     total = sum(CASES.values())
     print(f"\nproperty-based fault cases run: {total} ({dict(CASES)}); ingest outcomes: {dict(OUTCOMES)}")
     if os.environ.get("TDW_PROPERTY_CASES"):
-        Path(os.environ["TDW_PROPERTY_CASES"]).write_text(json.dumps(
-            {"total": total, "cases": CASES, "ingest_outcomes": OUTCOMES}))
+        Path(os.environ["TDW_PROPERTY_CASES"]).write_text(
+            json.dumps({"total": total, "cases": CASES, "ingest_outcomes": OUTCOMES})
+        )
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +82,47 @@ def base(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------ mutations
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=6)
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6,
+)
 
-HEADER_OPS = st.sampled_from(["offsets", "offset_value", "shape", "dtype", "drop_key", "extra_field",
-                              "duplicate", "metadata", "length", "truncate", "append", "garbage", "swap"])
+HEADER_OPS = st.sampled_from(
+    [
+        "offsets",
+        "offset_value",
+        "shape",
+        "dtype",
+        "drop_key",
+        "extra_field",
+        "duplicate",
+        "metadata",
+        "length",
+        "truncate",
+        "append",
+        "garbage",
+        "swap",
+    ]
+)
 
 
 @st.composite
 def header_mutation(draw):
-    return draw(HEADER_OPS), draw(st.integers(0, 10**6)), draw(JSON_VALUES), draw(
-        st.integers(-64, 64)), draw(st.sampled_from(["F32", "F16", "BF16", "I64", "U8", "F64", "X9", "", "f32"]))
+    return (
+        draw(HEADER_OPS),
+        draw(st.integers(0, 10**6)),
+        draw(JSON_VALUES),
+        draw(st.integers(-64, 64)),
+        draw(st.sampled_from(["F32", "F16", "BF16", "I64", "U8", "F64", "X9", "", "f32"])),
+    )
 
 
 def mutate_header(path: Path, mutation) -> None:
@@ -125,20 +160,40 @@ def mutate_header(path: Path, mutation) -> None:
         data = data + b"\0" * (1 + pick % 64)
     elif op == "garbage":
         cut = 8 + pick % len(raw)
-        data = data[:cut] + bytes([(delta + 256) % 256]) + data[cut + 1:]
+        data = data[:cut] + bytes([(delta + 256) % 256]) + data[cut + 1 :]
     path.write_bytes(data)
 
 
-CONFIG_KEYS = st.sampled_from(["model_type", "architectures", "num_hidden_layers", "hidden_size", "vocab_size",
-                               "num_attention_heads", "intermediate_size", "max_position_embeddings",
-                               "tie_word_embeddings", "rotary_pct", "torch_dtype"])
+CONFIG_KEYS = st.sampled_from(
+    [
+        "model_type",
+        "architectures",
+        "num_hidden_layers",
+        "hidden_size",
+        "vocab_size",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "tie_word_embeddings",
+        "rotary_pct",
+        "torch_dtype",
+    ]
+)
 
 
 @st.composite
 def config_mutation(draw):
     kind = draw(st.sampled_from(["set", "delete", "replace"]))
-    return kind, draw(CONFIG_KEYS), draw(st.one_of(JSON_VALUES, st.sampled_from(
-        [10**9, 0, -1, 1e30, "llama", "gpt2", ["LlamaForCausalLM"], 1.5, 10**20]))), draw(st.binary(max_size=40))
+    return (
+        kind,
+        draw(CONFIG_KEYS),
+        draw(
+            st.one_of(
+                JSON_VALUES, st.sampled_from([10**9, 0, -1, 1e30, "llama", "gpt2", ["LlamaForCausalLM"], 1.5, 10**20])
+            )
+        ),
+        draw(st.binary(max_size=40)),
+    )
 
 
 def mutate_config(path: Path, mutation) -> None:
@@ -154,8 +209,22 @@ def mutate_config(path: Path, mutation) -> None:
         path.write_text(json.dumps(cfg))
 
 
-SHARD_NAMES = st.one_of(st.sampled_from(["model.safetensors", "../model.safetensors", "/dev/zero", "missing.safetensors",
-                                         "shard.safetensors", "", ".", "..", "model.bin"]), st.text(max_size=20))
+SHARD_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            "model.safetensors",
+            "../model.safetensors",
+            "/dev/zero",
+            "missing.safetensors",
+            "shard.safetensors",
+            "",
+            ".",
+            "..",
+            "model.bin",
+        ]
+    ),
+    st.text(max_size=20),
+)
 
 
 @st.composite
@@ -170,14 +239,15 @@ def mutate_index(folder: Path, mutation) -> None:
     index = folder / "model.safetensors.index.json"
     names = [k for k in head if k != "__metadata__"]
     if kind == "map":
-        index.write_text(json.dumps({"weight_map": {n: (shard if i == 0 else "shard.safetensors")
-                                                    for i, n in enumerate(names)}}))
+        index.write_text(
+            json.dumps({"weight_map": {n: (shard if i == 0 else "shard.safetensors") for i, n in enumerate(names)}})
+        )
     elif kind == "not_a_map":
         index.write_text(json.dumps({"weight_map": value}))
     elif kind == "empty":
         index.write_text(json.dumps(value))
     else:
-        index.write_bytes(b"{\"weight_map\": {" + shard.encode()[:10])
+        index.write_bytes(b'{"weight_map": {' + shard.encode()[:10])
 
 
 # ------------------------------------------------------------------------ the invariant
@@ -194,7 +264,7 @@ def check_batch(base, tmp_path: Path, mutate) -> None:
     try:
         with no_hang():
             result = ingest(str(src), probes="weights", warehouse=wh, progress=False)
-    except TdwError as e:                                   # a clean refusal: nothing changed
+    except TdwError as e:  # a clean refusal: nothing changed
         assert "\n" not in str(e)
         assert raw_tables(wh) == before
         OUTCOMES["clean refusal"] += 1
@@ -202,14 +272,15 @@ def check_batch(base, tmp_path: Path, mutate) -> None:
     after = raw_tables(wh)
     failed = [s for s, _, _ in result.failed]
     assert set(failed) <= {1} and all("\n" not in err for _, _, err in result.failed)
-    assert {s for s, _ in result.skipped} >= {0, 2}          # the rest of the batch: already there
+    assert {s for s, _ in result.skipped} >= {0, 2}  # the rest of the batch: already there
     new_runs = [r for r in after["ingest_runs"] if r not in before["ingest_runs"]]
     OUTCOMES["recorded failed job" if failed else "harmless (valid file)"] += 1
-    if failed:                                              # a recorded failed job; data untouched
+    if failed:  # a recorded failed job; data untouched
         assert len(new_runs) == 1 and "'failed'" in new_runs[0] and "'weights'" in new_runs[0]
-        assert {k: v for k, v in after.items() if k != "ingest_runs"} == \
-               {k: v for k, v in before.items() if k != "ingest_runs"}
-    else:                                                   # a harmless mutation: step 1 reloaded
+        assert {k: v for k, v in after.items() if k != "ingest_runs"} == {
+            k: v for k, v in before.items() if k != "ingest_runs"
+        }
+    else:  # a harmless mutation: step 1 reloaded
         assert result.done == [(1, "weights")] or result.skipped == [(0, "weights"), (1, "weights"), (2, "weights")]
     shutil.rmtree(case, ignore_errors=True)
 
@@ -219,14 +290,16 @@ def check_batch(base, tmp_path: Path, mutate) -> None:
 def test_header_verdict_matches_the_safetensors_library(base, tmp_path, mutation):
     """Our validator refuses a mutated header exactly when the safetensors library cannot read it."""
     from safetensors import safe_open
+
     from ingest.tensors import _check_safetensors
+
     CASES["header verdicts vs safetensors"] += 1
     path = tmp_path / f"h{CASES['header verdicts vs safetensors']}.safetensors"
     shutil.copy(base[0] / "step1" / "model.safetensors", path)
     mutate_header(path, mutation)
     try:
         with safe_open(str(path), "np") as f:
-            for k in f.keys():
+            for k in f:
                 f.get_tensor(k)
         reference_ok = True
     except Exception:
@@ -263,11 +336,37 @@ def test_mutated_index_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
     check_batch(base, tmp_path, lambda folder: mutate_index(folder, mutation))
 
 
-PARAM_NAMES = st.sampled_from(sorted({f"{p}.{n}" for p, c in PROBES.items() for n in c.defaults}
-                                     | {"weight.msd_sample", "weights.bogus", "graf.n_prompts"}))
-PARAM_TEXT = st.one_of(st.sampled_from(["0", "-5", "nan", "inf", "-inf", "abc", "1e12", "1e30", "", "auto", "true",
-                                        "99999999999999999999", "١٢", "0.5", "1", "16"]),
-                       st.integers(-2**70, 2**70).map(str), st.floats().map(str), st.text(max_size=8))
+PARAM_NAMES = st.sampled_from(
+    sorted(
+        {f"{p}.{n}" for p, c in PROBES.items() for n in c.defaults}
+        | {"weight.msd_sample", "weights.bogus", "graf.n_prompts"}
+    )
+)
+PARAM_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "0",
+            "-5",
+            "nan",
+            "inf",
+            "-inf",
+            "abc",
+            "1e12",
+            "1e30",
+            "",
+            "auto",
+            "true",
+            "99999999999999999999",
+            "١٢",
+            "0.5",
+            "1",
+            "16",
+        ]
+    ),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats().map(str),
+    st.text(max_size=8),
+)
 
 
 @settings(max_examples=300, **SETTINGS)
@@ -276,8 +375,10 @@ def test_param_values_are_refused_or_typed_within_range(name, value):
     """Every ``--param`` text is either refused in one line or becomes a value of its
     default's type, finite and inside its documented range."""
     import math
+
     from tdw.cli import _parse_params
     from warehouse.params import MAX_COUNT, MAX_SEED, UPPER
+
     CASES["--param values"] += 1
     try:
         checked = check_params(_parse_params((f"{name}={value}",), None), PROBES)

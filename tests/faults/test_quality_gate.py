@@ -8,6 +8,7 @@ fails that job only: it is recorded as failed with the expectation named in
 ``raw.ingest_runs.failed_expectations``, none of its rows are committed, and the other
 job of the same batch commits.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,7 @@ def real_frames(toy_suite) -> dict[str, dict[str, pd.DataFrame]]:
 def test_real_frames_pass_and_every_table_is_gated(real_frames, name):
     probe, frames = PROBES[name](), real_frames[name]
     assert set(frames) == {t.name for t in probe.tables} and all(len(f) for f in frames.values())
-    validate_job(probe, frames)                                    # the real output passes
+    validate_job(probe, frames)  # the real output passes
     for t in probe.tables:
         bad = {**frames, t.name: pd.concat([frames[t.name], frames[t.name].iloc[:1]], ignore_index=True)}
         bad[t.name].attrs = frames[t.name].attrs
@@ -64,7 +65,7 @@ def test_real_frames_pass_and_every_table_is_gated(real_frames, name):
 def test_graph_edges_must_be_edges_the_architecture_allows(real_frames):
     probe, frames = PROBES["graph"](), real_frames["graph"]
     edges = frames["graph_edges"].copy()
-    edges.loc[0, ["src", "dst"]] = ["logits", "embed"]                    # backwards: not a readable edge
+    edges.loc[0, ["src", "dst"]] = ["logits", "embed"]  # backwards: not a readable edge
     edges.attrs = frames["graph_edges"].attrs
     with pytest.raises(QualityError, match=r"graph_edges: expect_column_pair_values_to_be_in_set\(src, dst\)"):
         validate_job(probe, {**frames, "graph_edges": edges})
@@ -82,15 +83,20 @@ def test_null_columns_by_design_pass_but_values_out_of_range_fail(real_frames):
     w, wf = PROBES["weights"](), real_frames["weights"]
     stats = wf["weight_stats"].copy()
     stats.loc[0, "mean"], stats.loc[1, "frac_near_zero"] = float("inf"), 1.5
-    with pytest.raises(QualityError, match=r"weight_stats: expect_columns_values_to_be_between\(mean, frac_near_zero\)$"):
+    with pytest.raises(
+        QualityError, match=r"weight_stats: expect_columns_values_to_be_between\(mean, frac_near_zero\)$"
+    ):
         validate_job(w, {**wf, "weight_stats": stats})
 
 
-CASES = [   # probe, corruption, the expectation named
+CASES = [  # probe, corruption, the expectation named
     ("weights", "weight_hist:negative:count", "weight_hist: expect_columns_values_to_be_between(count)"),
     ("perplexity", "perplexity:negative:perplexity", "perplexity: expect_columns_values_to_be_between(perplexity)"),
-    ("covariance", "covariance_eigs:duplicate",
-     "covariance_eigs: expect_compound_key_to_be_unique(model_id, step, tensor_name, batch_size, seed)"),
+    (
+        "covariance",
+        "covariance_eigs:duplicate",
+        "covariance_eigs: expect_compound_key_to_be_unique(model_id, step, tensor_name, batch_size, seed)",
+    ),
     ("displacement", "displacement:inf:disp", "displacement: expect_columns_values_to_be_between(disp)"),
     ("graph", "graph_edges:swap:src+dst", "graph_edges: expect_column_pair_values_to_be_in_set(src, dst)"),
     ("residual", "residual_pca:null:component", "residual_pca: expect_columns_to_not_be_null(component)"),
@@ -100,20 +106,23 @@ CASES = [   # probe, corruption, the expectation named
 def table_counts(wh: Path, probe: str) -> dict[tuple[str, int], int]:
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        return {(t.name, s): n for t in PROBES[probe].tables
-                for s, n in con.execute(f'select step, count(*) from raw."{t.name}" group by step').fetchall()}
+        return {
+            (t.name, s): n
+            for t in PROBES[probe].tables
+            for s, n in con.execute(f'select step, count(*) from raw."{t.name}" group by step').fetchall()
+        }
     finally:
         con.close()
 
 
 @pytest.mark.parametrize("probe, corruption, expected", CASES, ids=[c[0] for c in CASES])
-def test_corrupted_job_fails_alone_through_the_pipeline(toy_suite, tmp_path, monkeypatch, probe, corruption,
-                                                        expected):
+def test_corrupted_job_fails_alone_through_the_pipeline(toy_suite, tmp_path, monkeypatch, probe, corruption, expected):
     first, second = schedule(toy_suite)[-2:]
     monkeypatch.setenv("TDW_FAULT_CORRUPT", f"{probe}:{corruption}@{second}")
     wh = tmp_path / "w.duckdb"
-    result = ingest(MODEL, revisions=f"step{first},step{second}", probes=probe, warehouse=wh,
-                    toy_root=toy_suite, progress=False)
+    result = ingest(
+        MODEL, revisions=f"step{first},step{second}", probes=probe, warehouse=wh, toy_root=toy_suite, progress=False
+    )
     assert [(s, p) for s, p, _ in result.failed] == [(second, probe)]
     assert expected in result.failed[0][2] and "\n" not in result.failed[0][2]
     con = duckdb.connect(str(wh), read_only=True)
@@ -122,8 +131,8 @@ def test_corrupted_job_fails_alone_through_the_pipeline(toy_suite, tmp_path, mon
     assert runs[0][:2] == (first, "success") and runs[0][2] is None
     assert runs[1][:2] == (second, "failed") and json.loads(runs[1][2]) == [expected]
     counts = table_counts(wh, probe)
-    assert not any(s == second for _, s in counts)                     # nothing of the failed job
-    if probe != "displacement":                                        # (no earlier step: no rows)
+    assert not any(s == second for _, s in counts)  # nothing of the failed job
+    if probe != "displacement":  # (no earlier step: no rows)
         assert {t for t, s in counts if s == first} == {t.name for t in PROBES[probe].tables}
 
 
@@ -132,11 +141,17 @@ def test_cli_reports_the_gate_and_exits_1(tmp_path):
     write_checkpoints(root, [0, 1, 2], {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16)})
     wh = tmp_path / "w.duckdb"
     env = {**os.environ, "TDW_FAULT_CORRUPT": "weights:weight_stats:null:tensor_name@1"}
-    proc = subprocess.run([TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [TDW, "ingest", str(root), "--probes", "weights", "--warehouse", str(wh)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    assert "failed step1 weights: weights data-quality gate failed (1): weight_stats: " \
-           "expect_columns_to_not_be_null(tensor_name)" in proc.stdout
+    assert (
+        "failed step1 weights: weights data-quality gate failed (1): weight_stats: "
+        "expect_columns_to_not_be_null(tensor_name)" in proc.stdout
+    )
     con = duckdb.connect(str(wh), read_only=True)
     assert con.execute("select distinct step from raw.weight_hist order by 1").fetchall() == [(0,), (2,)]
     con.close()

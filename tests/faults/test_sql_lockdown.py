@@ -6,6 +6,7 @@ the report uses, and through ``tdw serve`` with a real PostgreSQL client. Nothin
 written, no file outside the warehouse read, and no session may change the database's
 global settings for the others.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,8 @@ import pytest
 
 from ingest.errors import TdwError
 from warehouse import sqlguard
-from warehouse.snapshot import connect as snapshot_connect, snapshot_path
+from warehouse.snapshot import connect as snapshot_connect
+from warehouse.snapshot import snapshot_path
 
 HOSTILE = [
     "EXPLAIN ANALYZE COPY (SELECT 'gone' AS x) TO '{wh}'",
@@ -33,8 +35,13 @@ HOSTILE = [
     "explain   analyse ATTACH '{outside}' AS other",
     "SELECT * FROM read_text('/etc/passwd')",
     "SELECT * FROM read_csv('/etc/passwd')",
-    "SET memory_limit='1KB'", "SET threads=1", "LOAD json", "CREATE TEMP TABLE t AS SELECT 1",
-    "ATTACH '{outside}' AS other", "COPY (SELECT 1) TO '{outside}'", "INSTALL httpfs",
+    "SET memory_limit='1KB'",
+    "SET threads=1",
+    "LOAD json",
+    "CREATE TEMP TABLE t AS SELECT 1",
+    "ATTACH '{outside}' AS other",
+    "COPY (SELECT 1) TO '{outside}'",
+    "INSTALL httpfs",
 ]
 
 
@@ -62,9 +69,13 @@ def _fill(q: str, wh: Path) -> str:
 def test_tdw_sql_refuses_and_writes_nothing(warehouse, q):
     before = {p: _digest(p) for p in (warehouse, snapshot_path(warehouse))}
     for working in ([], ["--working"]):
-        out = subprocess.run([sys.executable, "-m", "tdw", "sql", _fill(q, warehouse),
-                              "--warehouse", str(warehouse), *working],
-                             capture_output=True, text=True, timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        out = subprocess.run(
+            [sys.executable, "-m", "tdw", "sql", _fill(q, warehouse), "--warehouse", str(warehouse), *working],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         assert out.returncode == 1, out.stdout + out.stderr
         assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert "Traceback" not in out.stderr and "internal error" not in out.stderr
@@ -83,14 +94,16 @@ def test_the_connection_itself_refuses_what_the_allow_list_would_miss(warehouse,
                 sqlguard.run(con, _fill(q, warehouse), timeout=30)
             except TdwError:
                 pass
-            assert con.execute("SELECT current_setting('memory_limit') <> '1.0 KiB', "
-                               "current_setting('enable_external_access')").fetchone() == (True, False)
+            assert con.execute(
+                "SELECT current_setting('memory_limit') <> '1.0 KiB', current_setting('enable_external_access')"
+            ).fetchone() == (True, False)
             assert con.execute("SELECT count(*) FROM marts.fct_msd").fetchone()[0] == 1
         finally:
             con.close()
     assert not (warehouse.parent / "outside.csv").exists()
-    assert duckdb.connect(str(warehouse), read_only=True).execute(
-        "SELECT count(*) FROM marts.fct_msd").fetchone()[0] == 1
+    assert (
+        duckdb.connect(str(warehouse), read_only=True).execute("SELECT count(*) FROM marts.fct_msd").fetchone()[0] == 1
+    )
 
 
 def test_explain_analyze_is_classified_as_what_it_wraps():
@@ -107,6 +120,10 @@ def test_timeouts_must_be_finite_and_positive(t):
 
 
 def test_sql_timeout_nan_is_refused(warehouse):
-    out = subprocess.run([sys.executable, "-m", "tdw", "sql", "select 1", "--timeout", "nan",
-                          "--warehouse", str(warehouse)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tdw", "sql", "select 1", "--timeout", "nan", "--warehouse", str(warehouse)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and "timeout" in out.stderr and "Traceback" not in out.stderr

@@ -1,6 +1,7 @@
 """A tiny real checkpoint suite for the hostile-input tests: GPT-NeoX models (the real
 Hugging Face class, randomly initialised, seeded) saved with ``save_pretrained`` as
 ``<root>/step<N>/`` folders, in well under a second."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,19 @@ from pathlib import Path
 
 import torch
 
-SMALL = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-             vocab_size=64, max_position_embeddings=64)
+SMALL = dict(
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=32,
+    vocab_size=64,
+    max_position_embeddings=64,
+)
 
 
 def make_suite(root: Path, steps=(0, 1, 2)) -> Path:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     root.mkdir(parents=True, exist_ok=True)
     for step in steps:
         torch.manual_seed(step)
@@ -24,6 +32,7 @@ def make_suite(root: Path, steps=(0, 1, 2)) -> Path:
 
 def make_llama_config(folder: Path) -> dict:
     from transformers import LlamaConfig
+
     cfg = LlamaConfig(**SMALL).to_dict()
     cfg["architectures"] = ["LlamaForCausalLM"]
     return cfg
@@ -37,7 +46,7 @@ def copy_suite(src: Path, dst: Path) -> Path:
 def header(path: Path) -> tuple[dict, bytes]:
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    return json.loads(raw[8:8 + n]), raw[8 + n:]
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
 
 
 def write_header(path: Path, head: dict | str, data: bytes) -> None:
@@ -48,10 +57,15 @@ def write_header(path: Path, head: dict | str, data: bytes) -> None:
 def raw_tables(warehouse: Path) -> dict[str, list]:
     """Every raw table's rows (sorted), for comparing a warehouse before and after."""
     import duckdb
+
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                           "WHERE table_schema='raw' ORDER BY 1").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema='raw' ORDER BY 1"
+            ).fetchall()
+        ]
         return {n: sorted(map(repr, con.execute(f'SELECT * FROM raw."{n}"').fetchall())) for n in names}
     finally:
         con.close()

@@ -1,5 +1,6 @@
 """Batch sizes adapt to memory: a real out-of-memory (the CPU allocator refusing under an
 address-space limit) splits the batch, and the numbers equal those of small batches."""
+
 from __future__ import annotations
 
 import subprocess
@@ -55,12 +56,14 @@ def test_adaptive_map_splits_only_on_out_of_memory():
 
     def broken(s, e):
         raise ValueError("not a memory problem")
+
     with pytest.raises(ValueError):
         batching.adaptive_map(4, 4, broken, key=("test-other",))
 
     def never(s, e):
         raise MemoryError()
-    with pytest.raises(MemoryError):                       # one item that does not fit: give up
+
+    with pytest.raises(MemoryError):  # one item that does not fit: give up
         batching.adaptive_map(2, 2, never, key=("test-never",))
 
 

@@ -1,34 +1,47 @@
 """Causal unmasking with a KV cache and batched prefixes against the slow reference loop."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-
 import torch
 
 from ingest.probes.perplexity import aggregate
 from ingest.probes.unmasking import _groups, unmask_cached, unmask_naive
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny models: one torch thread is fastest, and far faster on a busy machine."""
     from ingest.probes.perplexity import torch_threads
+
     with torch_threads(1):
         yield
 
 
 def tiny_model(kind: str, seed: int = 0):
     """A seeded 2-layer model with a sharpened unembedding (so greedy choices are not ties)."""
-    from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
-                              LlamaForCausalLM)
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
     torch.manual_seed(seed)
-    common = dict(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=64, max_position_embeddings=64)
-    if kind == "gpt2":                                  # learned positions: only 16 of them
+    common = dict(
+        vocab_size=256,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    if kind == "gpt2":  # learned positions: only 16 of them
         model = GPT2LMHeadModel(GPT2Config(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=16))
     elif kind == "neox":
         model = GPTNeoXForCausalLM(GPTNeoXConfig(rotary_pct=0.25, tie_word_embeddings=False, **common))
@@ -54,8 +67,8 @@ def test_cached_equals_naive_loop(kind):
     ref = unmask_naive(model, items)
     assert len(ref) == sum(x.size - 1 for x in items)
     assert all(c.tokens.size == items[c.item].size - c.prefix_len for c in ref)
-    check_same(ref, unmask_cached(model, items, max_rows=512))     # everything in one batch
-    check_same(ref, unmask_cached(model, items, max_rows=8))       # several groups
+    check_same(ref, unmask_cached(model, items, max_rows=512))  # everything in one batch
+    check_same(ref, unmask_cached(model, items, max_rows=8))  # several groups
     # the generations are not trivial: tokens vary across prefixes and are not all the input
     gen = np.concatenate([c.tokens for c in ref])
     assert len(set(gen.tolist())) > 3

@@ -1,5 +1,6 @@
 """--device and --dtype: resolved once, applied to the probes that run the model, stored in
 every job's parameters; bfloat16 moves the measures a little, and says so in the lineage."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,16 @@ def test_resolve_device_without_a_gpu():
 
 
 def test_apply_respects_explicit_probe_parameters():
-    params = {"graph": {"device": "auto", "dtype": "float32"}, "weights": {"tensors": "unembed"},
-              "perplexity": {"device": "auto", "dtype": "float32"}}
+    params = {
+        "graph": {"device": "auto", "dtype": "float32"},
+        "weights": {"tensors": "unembed"},
+        "perplexity": {"device": "auto", "dtype": "float32"},
+    }
     defaults = {k: dict(v) for k, v in params.items()}
     devices.apply(params, defaults, {"perplexity": {"dtype": "float32"}}, "cpu", "bfloat16")
     assert params["graph"] == {"device": "cpu", "dtype": "bfloat16"}
-    assert params["perplexity"] == {"device": "cpu", "dtype": "float32"}     # --param wins
-    assert params["weights"] == {"tensors": "unembed"}                      # no model, no device
+    assert params["perplexity"] == {"device": "cpu", "dtype": "float32"}  # --param wins
+    assert params["weights"] == {"tensors": "unembed"}  # no model, no device
     with pytest.raises(TdwError, match="unknown dtype"):
         devices.apply(params, defaults, {}, "cpu", "int8")
 
@@ -38,8 +42,16 @@ def test_bfloat16_is_recorded_and_close_to_float32(toy_suite, tmp_path):
     runs = {}
     for dtype in ("float32", "bfloat16"):
         wh = tmp_path / f"{dtype}.duckdb"
-        result = ingest("toy/neox-2l", revisions="step1536", probes="perplexity", warehouse=wh,
-                        toy_root=toy_suite, progress=False, dtype=dtype, device="auto")
+        result = ingest(
+            "toy/neox-2l",
+            revisions="step1536",
+            probes="perplexity",
+            warehouse=wh,
+            toy_root=toy_suite,
+            progress=False,
+            dtype=dtype,
+            device="auto",
+        )
         assert result.ok, result.summary()
         con = duckdb.connect(str(wh), read_only=True)
         params = json.loads(con.execute("SELECT params FROM raw.ingest_runs").fetchone()[0])
@@ -47,5 +59,5 @@ def test_bfloat16_is_recorded_and_close_to_float32(toy_suite, tmp_path):
         con.close()
         assert params["dtype"] == dtype and params["device"] == "cpu"
         runs[dtype] = ppl
-    assert runs["bfloat16"] != runs["float32"]                               # it does change the measure
-    assert abs(runs["bfloat16"] / runs["float32"] - 1) < 0.05                # but only a little
+    assert runs["bfloat16"] != runs["float32"]  # it does change the measure
+    assert abs(runs["bfloat16"] / runs["float32"] - 1) < 0.05  # but only a little

@@ -1,6 +1,7 @@
 """The batched nnsight graph against the naive hooked reference, on tiny models of each
 architecture: every edge's every measure within 1e-5, and exactly the edges whose
 target the ablation can influence (measured by the reference over all pairs)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,24 +17,61 @@ VOCAB = 97
 
 
 def _model(arch: str) -> torch.nn.Module:
-    from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM,
-                              LlamaConfig, LlamaForCausalLM)
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
     torch.manual_seed(7)
     common = dict(bos_token_id=0, eos_token_id=0)
     if arch.startswith("neox"):
-        cfg = GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                            intermediate_size=64, max_position_embeddings=32, rotary_pct=0.25,
-                            use_parallel_residual=(arch == "neox"), tie_word_embeddings=False,
-                            hidden_dropout=0.0, attention_dropout=0.0, **common)
+        cfg = GPTNeoXConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=32,
+            rotary_pct=0.25,
+            use_parallel_residual=(arch == "neox"),
+            tie_word_embeddings=False,
+            hidden_dropout=0.0,
+            attention_dropout=0.0,
+            **common,
+        )
         model = GPTNeoXForCausalLM(cfg)
     elif arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_positions=32,
-                                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common))
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=VOCAB,
+                n_embd=32,
+                n_layer=3,
+                n_head=4,
+                n_positions=32,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+                **common,
+            )
+        )
     else:
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3,
-                                             num_attention_heads=4, num_key_value_heads=2,
-                                             intermediate_size=64, max_position_embeddings=32, **common))
-    with torch.no_grad():                      # break init symmetries (zero biases, unit norms)
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=VOCAB,
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=32,
+                **common,
+            )
+        )
+    with torch.no_grad():  # break init symmetries (zero biases, unit norms)
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return model.eval()
@@ -42,6 +80,7 @@ def _model(arch: str) -> torch.nn.Module:
 def _ragged_prompts() -> TaskPrompts:
     """Prompts of unequal length (right-padded in the batch), as a user's text file gives."""
     import numpy as np
+
     rng = np.random.default_rng(3)
     prompts = tuple(rng.integers(0, VOCAB, size=t) for t in (12, 7, 10))
     return TaskPrompts(prompts, "text", np.zeros(3, dtype=np.int64), np.array([11, 6, 9]), np.full(3, -1))
@@ -84,7 +123,7 @@ def test_no_forbidden_edge(arch):
         (uk, ul), (vk, vl) = node_kind(u), node_kind(v)
         assert u != "logits" and v != "embed"
         assert vl > ul or (vl == ul and uk == "head" and vk == "mlp"), (u, v)
-        if vl == ul:           # only a sequential residual lets an MLP read its own layer's heads
+        if vl == ul:  # only a sequential residual lets an MLP read its own layer's heads
             assert not ad.parallel
     heads_to_own_mlp = [(u, v) for u, v in edges if node_kind(u)[1] == node_kind(v)[1]]
     assert (len(heads_to_own_mlp) == 0) == (arch == "neox")

@@ -1,6 +1,7 @@
 """A hub revision not in the cache, read by byte ranges: a hub-like server on 127.0.0.1
 (resolve endpoint with ETag, X-Repo-Commit and Range support, a refs listing) stands in for
 huggingface.co through HF_ENDPOINT; the test counts the bytes it sent for a weights job."""
+
 from __future__ import annotations
 
 import hashlib
@@ -56,9 +57,16 @@ class FakeHub:
 
             def do_GET(self):
                 if self.path.startswith(f"/api/models/{REPO}/refs"):
-                    body = json.dumps({"branches": [{"name": p.name, "ref": f"refs/heads/{p.name}",
-                                                     "targetCommit": COMMIT} for p in root.iterdir()],
-                                       "tags": [], "converts": []}).encode()
+                    body = json.dumps(
+                        {
+                            "branches": [
+                                {"name": p.name, "ref": f"refs/heads/{p.name}", "targetCommit": COMMIT}
+                                for p in root.iterdir()
+                            ],
+                            "tags": [],
+                            "converts": [],
+                        }
+                    ).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
@@ -73,7 +81,7 @@ class FakeHub:
                 m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
                 if m and ranges:
                     a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
-                    body = data[a:b + 1]
+                    body = data[a : b + 1]
                     self._head(path, 206, len(body), [("Content-Range", f"bytes {a}-{b}/{len(data)}")])
                 else:
                     body = data
@@ -91,11 +99,35 @@ class FakeHub:
 
 
 def _ingest(tmp_path, hub: FakeHub, wh: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="0",
-               HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1")
-    return subprocess.run([sys.executable, "-c", "from tdw.cli import main; main()", "ingest", REPO,
-                           "--revisions", "step0", "--probes", "weights", "--tensors", "unembed",
-                           "--warehouse", str(wh)], capture_output=True, text=True, env=env, timeout=300)
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=hub.url,
+        HF_HUB_CACHE=str(tmp_path / "cache"),
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tdw.cli import main; main()",
+            "ingest",
+            REPO,
+            "--revisions",
+            "step0",
+            "--probes",
+            "weights",
+            "--tensors",
+            "unembed",
+            "--warehouse",
+            str(wh),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_weights_job_reads_one_tensor_by_ranges(tmp_path):
@@ -108,8 +140,10 @@ def test_weights_job_reads_one_tensor_by_ranges(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     shard = tmp_path / "hub" / "step0" / "model-00003-of-00003.safetensors"
     weights = {k: v for k, v in hub.sent.items() if "safetensors" in k and not k.endswith(".json")}
+
     def header(p: Path) -> int:
         return 8 + int.from_bytes(p.read_bytes()[:8], "little")
+
     # the unembedding and its shard's header; the embedding shard's header alone (the check of
     # config.json against the embedding's shape); the middle shard never
     first = shard.parent / "model-00001-of-00003.safetensors"
@@ -130,6 +164,6 @@ def test_a_hub_refusing_ranges_downloads_whole_files_and_says_so_once(tmp_path):
         hub.close()
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("refused byte-range reads") == 1
-    assert "model-00002-of-00003.safetensors" not in hub.sent       # still only the shards needed
+    assert "model-00002-of-00003.safetensors" not in hub.sent  # still only the shards needed
     cached = list((tmp_path / "cache").rglob("model-00003-of-00003.safetensors"))
     assert cached, "the refused shard is downloaded into the hub cache"

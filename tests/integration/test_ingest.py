@@ -1,4 +1,5 @@
 """Ingest end to end on synthetic local checkpoints: idempotency, skipping, bad input."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,8 +21,9 @@ def snapshot(wh: Path) -> dict:
     con = duckdb.connect(str(wh), read_only=True)
     try:
         out = {t: con.execute(f"select * from raw.{t} order by all").fetchall() for t in TABLES}
-        out["runs"] = con.execute("select model_id, step, probe, status, error from raw.ingest_runs "
-                                  "order by all").fetchall()
+        out["runs"] = con.execute(
+            "select model_id, step, probe, status, error from raw.ingest_runs order by all"
+        ).fetchall()
         return out
     finally:
         con.close()
@@ -70,17 +72,20 @@ def test_batch_goes_on_past_a_truncated_checkpoint(make_checkpoints, tmp_path):
     assert {r[1] for r in snapshot(wh)["weight_stats"]} == {0, 2}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["no/such-model-dir-xyz"], "cannot list revisions"),
-    (["./does-not-exist"], "no such model"),
-    (["toy/nope"], "toy model 'toy/nope' not found"),
-    (["{root}", "--revisions", "step999"], "not found: step999"),
-    (["{root}", "--revisions", "step1:"], "malformed revision range"),
-    (["{root}", "--tensors", "*.nothing.*"], "matches no tensor"),
-    (["{root}", "--probes", "nosuchprobe"], "unknown probe"),
-    (["{root}", "--param", "weights.bogus=1"], "has no parameter 'bogus'"),
-    (["{root}", "--warehouse", "{notdb}"], "not a DuckDB file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no/such-model-dir-xyz"], "cannot list revisions"),
+        (["./does-not-exist"], "no such model"),
+        (["toy/nope"], "toy model 'toy/nope' not found"),
+        (["{root}", "--revisions", "step999"], "not found: step999"),
+        (["{root}", "--revisions", "step1:"], "malformed revision range"),
+        (["{root}", "--tensors", "*.nothing.*"], "matches no tensor"),
+        (["{root}", "--probes", "nosuchprobe"], "unknown probe"),
+        (["{root}", "--param", "weights.bogus=1"], "has no parameter 'bogus'"),
+        (["{root}", "--warehouse", "{notdb}"], "not a DuckDB file"),
+    ],
+)
 def test_bad_input_is_one_line_and_changes_nothing(make_checkpoints, tmp_path, args, message):
     root, _ = make_checkpoints(steps=(0, 1))
     wh = tmp_path / "w.duckdb"
@@ -100,8 +105,9 @@ def test_bad_input_is_one_line_and_changes_nothing(make_checkpoints, tmp_path, a
 
 def test_real_process_prints_no_traceback(tmp_path):
     tdw = Path(sys.executable).parent / "tdw"
-    proc = subprocess.run([str(tdw), "sql", "select 1", "--warehouse", str(tmp_path / "missing.duckdb")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(tdw), "sql", "select 1", "--warehouse", str(tmp_path / "missing.duckdb")], capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: no warehouse at") and "Traceback" not in proc.stderr
 
@@ -112,6 +118,5 @@ def test_sql_refuses_writes(make_checkpoints, tmp_path):
     ingest(str(root), warehouse=wh, probes="weights", progress=False)
     code, out = run_cli("sql", "delete from raw.weight_stats", "--warehouse", str(wh))
     assert code == 1 and "read-only" in out
-    code, out = run_cli("sql", "select count(*) as n from raw.weight_stats", "--warehouse", str(wh),
-                        "--format", "csv")
+    code, out = run_cli("sql", "select count(*) as n from raw.weight_stats", "--warehouse", str(wh), "--format", "csv")
     assert code == 0 and out.strip() == "n\n2"  # unembedding and embedding

@@ -1,6 +1,7 @@
 """Path traversal through the CLI: every command that writes refuses a path outside the data
 directory with a one-line error and exit code 1, and writes nothing outside; model ids and
 tensor names from checkpoints never become paths outside the folder they are written in."""
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,7 @@ def test_writes_outside_the_data_directory_are_refused(dirs, args):
     proc = tdw(data, *args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "outside the data directory" in lines[0], \
-        proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "outside the data directory" in lines[0], proc.stderr
     assert everything_under(outside) == [] and not Path(ELSEWHERE).exists()
     assert everything_under(data) == before
 
@@ -79,6 +79,7 @@ def test_tensor_names_with_traversal_are_only_data(dirs):
     in the tables, never used as a path."""
     import torch
     from safetensors.torch import load_file, save_file
+
     data, outside = dirs
     path = data / "run" / "step1" / "model.safetensors"
     tensors = load_file(str(path))

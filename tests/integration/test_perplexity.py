@@ -1,4 +1,5 @@
 """Perplexity probe against the Hugging Face model's own loss, item by item, unpadded."""
+
 from __future__ import annotations
 
 import math
@@ -8,33 +9,47 @@ import pytest
 import torch
 
 from ingest.errors import TdwError
-from ingest.probes.perplexity import PerplexityProbe, aggregate
-from ingest.probes.perplexity import forward_nll
+from ingest.probes.perplexity import PerplexityProbe, aggregate, forward_nll
 from ingest.sources import LocalSource
-
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny models: one torch thread is fastest, and far faster on a busy machine."""
     from ingest.probes.perplexity import torch_threads
+
     with torch_threads(1):
         yield
 
 
 def tiny_model(kind: str, seed: int = 0):
-    from transformers import (GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM)
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     if kind == "neox":
-        cfg = GPTNeoXConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                            intermediate_size=64, max_position_embeddings=64, rotary_pct=0.25,
-                            tie_word_embeddings=False)
+        cfg = GPTNeoXConfig(
+            vocab_size=256,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            rotary_pct=0.25,
+            tie_word_embeddings=False,
+        )
         model = GPTNeoXForCausalLM(cfg)
     else:
-        cfg = LlamaConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                          num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)
+        cfg = LlamaConfig(
+            vocab_size=256,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
         model = LlamaForCausalLM(cfg)
-    with torch.no_grad():                       # sharper than the init so the NLLs differ per item
+    with torch.no_grad():  # sharper than the init so the NLLs differ per item
         model.get_output_embeddings().weight.mul_(20.0)
     return model.eval()
 
@@ -67,11 +82,11 @@ def test_forward_matches_hf_loss_with_padding(kind):
     model = tiny_model(kind, seed=1)
     rng = np.random.default_rng(0)
     items = [rng.integers(0, 256, size=n) for n in (17, 5, 30, 2, 11)]
-    per_item = forward_nll(model, items, batch_size=5)              # one batch, heavily padded
+    per_item = forward_nll(model, items, batch_size=5)  # one batch, heavily padded
     for x, (nll, n) in zip(items, per_item):
         ref, n_ref = hf_reference(model, [x])
         assert n == n_ref and nll == pytest.approx(ref, rel=1e-5)
-    other = forward_nll(model, items, batch_size=2)                  # other paddings, same answer
+    other = forward_nll(model, items, batch_size=2)  # other paddings, same answer
     assert [r[0] for r in per_item] == pytest.approx([r[0] for r in other], rel=1e-5)
     total, n = hf_reference(model, items)
     agg = aggregate(np.array([r[0] for r in per_item]), np.array([r[1] for r in per_item]))
@@ -123,6 +138,7 @@ def test_text_file_uses_the_checkpoints_own_tokenizer(suite, tmp_path):
     from transformers import PreTrainedTokenizerFast
 
     from ingest.evalsets import eval_set_for
+
     vocab = {w: i for i, w in enumerate(["[UNK]", "the", "cat", "sat", "on", "mat"])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -143,12 +159,13 @@ def test_chunked_loss_and_the_logits_fallback_match_hf(monkeypatch):
     """Chunks of a few positions (the unembedding applied piecewise) and the path through the
     model's own logits (for models that transform logits) give the HF loss too."""
     import ingest.probes.perplexity as ppl
+
     model = tiny_model("neox", seed=2)
     rng = np.random.default_rng(1)
     items = [rng.integers(0, 256, size=n) for n in (9, 23, 4, 16)]
     refs = [hf_reference(model, [x]) for x in items]
-    monkeypatch.setattr(ppl, "VOCAB_BLOCK", 100)                     # 3 vocabulary blocks, one partial
-    monkeypatch.setattr(ppl, "LOGIT_CHUNK", 300)                     # 3 positions per chunk
+    monkeypatch.setattr(ppl, "VOCAB_BLOCK", 100)  # 3 vocabulary blocks, one partial
+    monkeypatch.setattr(ppl, "LOGIT_CHUNK", 300)  # 3 positions per chunk
     chunked = forward_nll(model, items, batch_size=4)
     monkeypatch.setattr(ppl, "_body_and_head", lambda m: None)
     fallback = forward_nll(model, items, batch_size=3)

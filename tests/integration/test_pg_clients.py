@@ -8,6 +8,7 @@ A small snapshot with a declared primary key and dbt-style column comments is bu
 (seconds, no training), served by the real CLI in a child process; answers are compared
 with DuckDB run directly on the same file.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,12 @@ def server(tmp_path_factory):
         CREATE TABLE marts.keyed (k INTEGER PRIMARY KEY, v VARCHAR);
         INSERT INTO marts.keyed VALUES (1, '5'), (2, '2026-12-05');""")
     con.close()
-    proc = subprocess.Popen([sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "3",
-                             "--warehouse", str(wh)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "3", "--warehouse", str(wh)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if "serving" not in line:
         proc.kill()
@@ -68,26 +73,38 @@ def connect(port: int, **kw):
 def test_bound_parameters_are_bound_as_sent(server):
     wh, port = server
     with connect(port) as con:
-        got = con.execute("select step, msd from marts.fct_msd where model_id = %s and step < %s order by step",
-                          ["toy/neox-2l", 5]).fetchall()
+        got = con.execute(
+            "select step, msd from marts.fct_msd where model_id = %s and step < %s order by step", ["toy/neox-2l", 5]
+        ).fetchall()
         # a string that looks like a date or a number stays a string
         assert con.execute("select %s as a, %s as b", ["5", "2026-12-05"]).fetchone() == ("5", "2026-12-05")
         assert con.execute("select k from marts.keyed where v = %s", ["2026-12-05"]).fetchall() == [(2,)]
-        for v in ("5", "6"):   # server-side prepared statement, executed twice
-            assert con.execute("select k from marts.keyed where v = %s", [v], prepare=True).fetchall() == \
-                ([(1,)] if v == "5" else [])
+        for v in ("5", "6"):  # server-side prepared statement, executed twice
+            assert con.execute("select k from marts.keyed where v = %s", [v], prepare=True).fetchall() == (
+                [(1,)] if v == "5" else []
+            )
         assert con.execute("select %b::int + 1, %b * 2", [41, 1.25]).fetchone() == (42, 2.5)
-        row = con.cursor(binary=True).execute("select 1::int, 2.5::double, true, 'x', date '2026-01-02', "
-                                              "timestamp '2026-01-01 00:00:01'").fetchone()
+        row = (
+            con.cursor(binary=True)
+            .execute("select 1::int, 2.5::double, true, 'x', date '2026-01-02', timestamp '2026-01-01 00:00:01'")
+            .fetchone()
+        )
     assert row[:4] == (1, 2.5, True, "x") and str(row[4]) == "2026-01-02" and str(row[5]) == "2026-01-01 00:00:01"
     assert got == direct(wh, "select step, msd from marts.fct_msd where step < 5 order by step")
 
 
-@pytest.mark.parametrize("sql, state", [
-    ("insert into marts.keyed values (3, 'x')", "25006"), ("drop table marts.keyed", "25006"),
-    ("copy marts.keyed to '/tmp/tdw-pg-clients.csv'", "25006"), ("selec 1", "42601"),
-    ("select * from marts.nope", "42P01"), ("select nope from marts.keyed", "42703"),
-    ("select count(*) from range(1000000000000) a, range(10) b", "57014")])
+@pytest.mark.parametrize(
+    "sql, state",
+    [
+        ("insert into marts.keyed values (3, 'x')", "25006"),
+        ("drop table marts.keyed", "25006"),
+        ("copy marts.keyed to '/tmp/tdw-pg-clients.csv'", "25006"),
+        ("selec 1", "42601"),
+        ("select * from marts.nope", "42P01"),
+        ("select nope from marts.keyed", "42703"),
+        ("select count(*) from range(1000000000000) a, range(10) b", "57014"),
+    ],
+)
 def test_errors_carry_a_sqlstate_and_keep_the_session(server, sql, state):
     _, port = server
     with connect(port) as con:
@@ -105,7 +122,7 @@ def test_a_cancel_request_interrupts_the_running_statement(server):
         t0 = time.monotonic()
         with pytest.raises(psycopg.errors.QueryCanceled):
             con.execute("select count(*) from range(1000000000000) a, range(10) b")
-        assert time.monotonic() - t0 < 2.5        # well before the 3 s timeout
+        assert time.monotonic() - t0 < 2.5  # well before the 3 s timeout
         assert con.execute("select 1").fetchone() == (1,)
 
 
@@ -117,8 +134,17 @@ def test_what_clients_send_on_connect(server):
         assert con.execute("select current_setting('server_version_num')").fetchone() == ("150000",)
         pid, db, version = con.execute("select pg_backend_pid(), current_database(), version()").fetchone()
         assert pid == con.info.backend_pid and db == "tdw" and version.startswith("PostgreSQL 15")
-        for sql in ("SAVEPOINT a", "RELEASE a", "ROLLBACK TO a", "DISCARD ALL", "LISTEN x", "UNLISTEN *",
-                    "SET application_name = 'x'", "BEGIN", "COMMIT"):
+        for sql in (
+            "SAVEPOINT a",
+            "RELEASE a",
+            "ROLLBACK TO a",
+            "DISCARD ALL",
+            "LISTEN x",
+            "UNLISTEN *",
+            "SET application_name = 'x'",
+            "BEGIN",
+            "COMMIT",
+        ):
             con.execute(sql)
 
 
@@ -134,8 +160,9 @@ def test_server_side_cursors_page_through_the_result_once(server):
 def test_copy_to_stdout_csv_and_text(server):
     wh, port = server
     with connect(port) as con:
-        with con.cursor().copy("COPY (select k, v, null as z from marts.keyed order by k) TO STDOUT "
-                               "WITH (FORMAT csv, HEADER)") as copy:
+        with con.cursor().copy(
+            "COPY (select k, v, null as z from marts.keyed order by k) TO STDOUT WITH (FORMAT csv, HEADER)"
+        ) as copy:
             csv = b"".join(bytes(b) for b in copy).decode()
         with con.cursor().copy("COPY (select k, v, null as z from marts.keyed order by k) TO STDOUT") as copy:
             text = b"".join(bytes(b) for b in copy).decode()
@@ -160,8 +187,13 @@ def test_psycopg2(server):
 def psql(port: int, command: str) -> str:
     if PSQL is None:
         pytest.skip("psql is not installed (apt-get install postgresql-client)")
-    out = subprocess.run([PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-X", "-c", command],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+    out = subprocess.run(
+        [PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-X", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
+    )
     assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
     return out.stdout
 
@@ -172,10 +204,19 @@ def test_psql_catalog_commands(server, tmp_path):
     tables = psql(port, r"\dt marts.*")
     assert "fct_msd" in tables and "keyed" in tables
     d = psql(port, r"\d+ marts.fct_msd")
-    for col, typ in (("msd", "double precision"), ("step", "bigint"), ("n", "integer"), ("ok", "boolean"),
-                     ("ts", "timestamp without time zone"), ("model_id", "character varying")):
-        assert any(line.split("|")[0].strip() == col and line.split("|")[1].strip() == typ
-                   for line in d.splitlines() if "|" in line), (col, typ, d)
+    for col, typ in (
+        ("msd", "double precision"),
+        ("step", "bigint"),
+        ("n", "integer"),
+        ("ok", "boolean"),
+        ("ts", "timestamp without time zone"),
+        ("model_id", "character varying"),
+    ):
+        assert any(
+            line.split("|")[0].strip() == col and line.split("|")[1].strip() == typ
+            for line in d.splitlines()
+            if "|" in line
+        ), (col, typ, d)
     assert "mean squared displacement" in d
     assert "PRIMARY KEY" in psql(port, r"\d marts.keyed")
     out = tmp_path / "keyed.csv"
@@ -194,8 +235,14 @@ def test_sqlalchemy_inspect_and_pandas(server):
         assert set(insp.get_table_names(schema="marts")) == {"fct_msd", "keyed"}
         cols = {c["name"]: c for c in insp.get_columns("fct_msd", schema="marts")}
         assert {k: type(c["type"]).__name__ for k, c in cols.items()} == {
-            "model_id": "VARCHAR", "tensor_name": "VARCHAR", "step": "BIGINT", "msd": "DOUBLE_PRECISION",
-            "n": "INTEGER", "ok": "BOOLEAN", "ts": "TIMESTAMP"}
+            "model_id": "VARCHAR",
+            "tensor_name": "VARCHAR",
+            "step": "BIGINT",
+            "msd": "DOUBLE_PRECISION",
+            "n": "INTEGER",
+            "ok": "BOOLEAN",
+            "ts": "TIMESTAMP",
+        }
         assert cols["msd"]["comment"] == "mean squared displacement"
         assert insp.get_pk_constraint("keyed", schema="marts")["constrained_columns"] == ["k"]
         df = pd.read_sql_table("fct_msd", engine, schema="marts")
@@ -207,7 +254,7 @@ def test_sqlalchemy_inspect_and_pandas(server):
 
 
 JAVA = shutil.which("java")
-PGJDBC = "/usr/share/java/postgresql.jar"     # Debian's libpostgresql-jdbc-java
+PGJDBC = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
 
 
 def test_pgjdbc_does_what_dbeaver_does_on_connect(server):
@@ -221,30 +268,45 @@ def test_pgjdbc_does_what_dbeaver_does_on_connect(server):
     assert "schema marts" in lines
     assert "table fct_msd TABLE one row per model, tensor and step" in lines
     assert [ln for ln in lines if ln.startswith("column ")] == [
-        "column model_id varchar 12 null", "column tensor_name varchar 12 null", "column step int8 -5 null",
-        "column msd float8 8 mean squared displacement", "column n int4 4 null", "column ok bool -7 null",
-        "column ts timestamp 93 null"]
+        "column model_id varchar 12 null",
+        "column tensor_name varchar 12 null",
+        "column step int8 -5 null",
+        "column msd float8 8 mean squared displacement",
+        "column n int4 4 null",
+        "column ok bool -7 null",
+        "column ts timestamp 93 null",
+    ]
     assert "pk k 1" in lines
     assert int(next(ln for ln in lines if ln.startswith("typeinfo")).split()[1]) > 10
     assert "prepared 5 1" in lines and "prepared 2026-12-05 2" in lines
-    assert f"fetched {N} {N * (N - 1) // 2}" in lines    # setFetchSize pages through the result once
+    assert f"fetched {N} {N * (N - 1) // 2}" in lines  # setFetchSize pages through the result once
 
 
 def test_node_postgres(server):
     node = shutil.which("node")
-    root = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True).stdout.strip() \
-        if shutil.which("npm") else ""
+    root = (
+        subprocess.run(["npm", "root", "-g"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("npm")
+        else ""
+    )
     if node is None or not os.path.isdir(os.path.join(root, "pg")):
         pytest.skip("node and the npm package pg are needed (npm install -g pg@8.16.3)")
     _, port = server
     src = os.path.join(os.path.dirname(__file__), "clients", "node_pg_check.js")
-    out = subprocess.run([node, src, str(port)], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "NODE_PATH": root})
+    out = subprocess.run(
+        [node, src, str(port)], capture_output=True, text=True, timeout=60, env={**os.environ, "NODE_PATH": root}
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     import json
+
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got == {"bound": [{"k": 2}], "echo": [{"a": "5", "b": 42}], "prepared": [[{"k": 1}], []],
-                   "write": "25006", "after": [{"n": 2}]}
+    assert got == {
+        "bound": [{"k": 2}],
+        "echo": [{"a": "5", "b": 42}],
+        "prepared": [[{"k": 1}], []],
+        "write": "25006",
+        "after": [{"n": 2}],
+    }
 
 
 def test_pgcli_starts_and_completes(server):

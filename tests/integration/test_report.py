@@ -1,6 +1,7 @@
 """`tdw report` on the toy warehouse: sections follow the marts, figures are real PNGs embedded
 in a page that needs no network, unknown models are named, and (in headless Chromium) the
 page loads without console errors and every plot decodes."""
+
 from __future__ import annotations
 
 import base64
@@ -9,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -23,9 +23,12 @@ from tests.conftest import TOY_MODELS
 from warehouse.snapshot import snapshot_path
 
 AREAS = {  # section key -> marts any one of which fills it
-    "weights": ("fct_weight_density", "fct_msd"), "params": ("fct_perplexity", "fct_covariance_rank"),
+    "weights": ("fct_weight_density", "fct_msd"),
+    "params": ("fct_perplexity", "fct_covariance_rank"),
     "graph": ("fct_node_centrality", "fct_edge_weight_distribution", "fct_graph_edges"),
-    "residual": ("fct_residual_trajectory", "fct_residual_dynamics"), "phases": ("fct_phase_alignment", "fct_phases")}
+    "residual": ("fct_residual_trajectory", "fct_residual_dynamics"),
+    "phases": ("fct_phase_alignment", "fct_phases"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +40,12 @@ def report(built_warehouse, tmp_path_factory):
 def marts_with_rows(warehouse: Path) -> set[str]:
     con = duckdb.connect(str(snapshot_path(warehouse)), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        ]
         return {n for n in names if con.execute(f"select count(*) from marts.{n}").fetchone()[0] > 0}
     finally:
         con.close()
@@ -82,13 +89,18 @@ def test_normalised_steps_and_one_model(built_warehouse, tmp_path):
 
 # ---- the browser test -------------------------------------------------------------------------
 
+
 def chromium_binary() -> str | None:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
     try:  # the test setup installs Debian's chromium where it can (root, apt reachable)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=240,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"],
+            capture_output=True,
+            timeout=240,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return shutil.which("chromium")
@@ -99,6 +111,7 @@ class Page:
 
     def __init__(self, ws_url: str):
         import websocket
+
         self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
         self.next_id, self.events = 0, []
 
@@ -122,13 +135,28 @@ class Page:
 def browser(tmp_path_factory):
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("Chromium is not installed and could not be installed (apt-get install chromium needs "
-                    "root and the Debian mirror)")
+        pytest.skip(
+            "Chromium is not installed and could not be installed (apt-get install chromium needs "
+            "root and the Debian mirror)"
+        )
     profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen([binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--remote-debugging-port=0", "--remote-allow-origins=*", f"--user-data-dir={profile}",
-                             "--window-size=1400,1000", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            "--remote-allow-origins=*",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1000",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     port = None
     for line in proc.stderr:  # Chromium prints its DevTools address once it listens
         if "DevTools listening on ws://" in line:
@@ -151,13 +179,21 @@ def test_report_renders_in_headless_chromium(report, browser, tmp_path_factory):
     page.events.clear()
     page.call("Page.navigate", url=result.html.resolve().as_uri())
     page.wait_for("Page.loadEventFired")
-    drawn = page.call("Runtime.evaluate", expression="document.body.getAttribute('data-plots-drawn')",
-                      returnByValue=True)["result"]["value"]
-    sizes = page.call("Runtime.evaluate", returnByValue=True, expression=(
-        "Array.from(document.querySelectorAll('img.plot')).map(i => [i.naturalWidth, i.naturalHeight])"))
-    errors = [e for e in page.events if e.get("method") == "Runtime.exceptionThrown"
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    drawn = page.call(
+        "Runtime.evaluate", expression="document.body.getAttribute('data-plots-drawn')", returnByValue=True
+    )["result"]["value"]
+    sizes = page.call(
+        "Runtime.evaluate",
+        returnByValue=True,
+        expression=("Array.from(document.querySelectorAll('img.plot')).map(i => [i.naturalWidth, i.naturalHeight])"),
+    )
+    errors = [
+        e
+        for e in page.events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
     shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     out = tmp_path_factory.mktemp("screenshot") / "report.png"
     out.write_bytes(base64.b64decode(shot["data"]))

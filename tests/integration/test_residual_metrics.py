@@ -6,6 +6,7 @@ the MLP of each block). The reference stream comes from forward hooks on the emb
 dropout and each block's output, plus (GPT-2) each attention's output added to its block
 input; every metric is then recomputed with plain numpy loops.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,17 +23,29 @@ N_PROMPTS, LEN = 20, 12
 
 def _neox(seed: int):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     torch.manual_seed(seed)
-    return GPTNeoXForCausalLM(GPTNeoXConfig(
-        vocab_size=256, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=16, bos_token_id=0, eos_token_id=0))
+    return GPTNeoXForCausalLM(
+        GPTNeoXConfig(
+            vocab_size=256,
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=16,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
 
 
 def _gpt2(seed: int):
     from transformers import GPT2Config, GPT2LMHeadModel
+
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=256, n_embd=32, n_layer=2, n_head=4,
-                                      n_positions=16, bos_token_id=0, eos_token_id=0))
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=16, bos_token_id=0, eos_token_id=0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +65,7 @@ def hook_stream(model, ids: torch.Tensor) -> np.ndarray:
     def keep(name):
         def hook(_mod, _args, out):
             acts[name] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+
         return hook
 
     neox = model.config.model_type == "gpt_neox"
@@ -83,8 +97,17 @@ _RUNS: dict = {}
 def run_probe(source, step: int, **overrides):
     """(tables, params, context) of one probe run, shared by the tests that ask the same."""
     probe = ResidualProbe()
-    params = probe.params(**{"n_prompts": N_PROMPTS, "prompt_len": LEN, "batch_size": 8,
-                             "grid": 2, "perturb_prompts": 3, "n_pairs": 1000, **overrides})
+    params = probe.params(
+        **{
+            "n_prompts": N_PROMPTS,
+            "prompt_len": LEN,
+            "batch_size": 8,
+            "grid": 2,
+            "perturb_prompts": 3,
+            "n_pairs": 1000,
+            **overrides,
+        }
+    )
     key = (str(source.root), step, repr(sorted(params.items())))
     if key not in _RUNS:
         probe.validate(source.checkpoint(step), params)
@@ -116,17 +139,17 @@ def check_point_metrics(out, h: np.ndarray, params) -> None:
     pts = out["residual_points"].sort_values("layer").reset_index(drop=True)
     assert list(pts["layer"]) == list(range(P))
     assert (pts["n_samples"] == n).all()
-    v = np.linalg.norm(np.diff(h, axis=1), axis=-1)                       # [n, P-1]
-    a = np.linalg.norm(np.diff(h, n=2, axis=1), axis=-1)                  # [n, P-2]
+    v = np.linalg.norm(np.diff(h, axis=1), axis=-1)  # [n, P-1]
+    a = np.linalg.norm(np.diff(h, n=2, axis=1), axis=-1)  # [n, P-2]
     l2 = np.linalg.norm(h, axis=-1)
-    pr = np.abs(h).sum(-1) ** 2 / (d * l2 ** 2)
+    pr = np.abs(h).sum(-1) ** 2 / (d * l2**2)
     frac = (np.abs(h) > params["rms_fraction"] * (l2 / np.sqrt(d))[..., None]).mean(-1)
     Q = random_rotation(d, params["seed"]).double().numpy()
     hr = h @ Q
     cont = np.array([[corr(h[:, l, u], h[:, l + 1, u]) for u in range(d)] for l in range(P - 1)])
     cont_r = np.array([[corr(hr[:, l, u], hr[:, l + 1, u]) for u in range(d)] for l in range(P - 1)])
     pp = out["residual_prompt_points"].sort_values(["prompt_index", "layer"])
-    if len(pp) == n * P:                      # last-token samples: one per prompt, in prompt order
+    if len(pp) == n * P:  # last-token samples: one per prompt, in prompt order
         np.testing.assert_allclose(pp["participation_ratio"].to_numpy().reshape(n, P), pr, rtol=1e-5)
         np.testing.assert_allclose(pp["velocity"].to_numpy().reshape(n, P)[:, :-1], v, rtol=1e-5)
         assert np.isnan(pp["velocity"].to_numpy(dtype=float).reshape(n, P)[:, -1]).all()
@@ -174,9 +197,9 @@ def check_point_metrics(out, h: np.ndarray, params) -> None:
 @pytest.mark.parametrize("arch,points", [("neox", 4), ("gpt2", 5)])
 def test_point_metrics_match_numpy_on_hooked_stream(sources, arch, points):
     out, params, _ = run_probe(sources[arch], 8)
-    ref, _ = reference_states(sources[arch], 8, out)           # [n, pos, P, d]
+    ref, _ = reference_states(sources[arch], 8, out)  # [n, pos, P, d]
     assert ref.shape[2] == points
-    check_point_metrics(out, ref[:, -1], params)                # the last token of each prompt
+    check_point_metrics(out, ref[:, -1], params)  # the last token of each prompt
 
 
 def test_all_positions_mode_streams_over_batches(sources):
@@ -189,21 +212,21 @@ def test_all_positions_mode_streams_over_batches(sources):
 def test_pca_trajectories_match_numpy_svd(sources):
     out, params, ctx = run_probe(sources["neox"], 0)
     ref, _ = reference_states(sources["neox"], 0, out)
-    h = ref[:, -1]                                              # [n, P, d]
+    h = ref[:, -1]  # [n, P, d]
     n, P, d = h.shape
     X = h.reshape(-1, d)
     mu = X.mean(0)
     _, s, vt = np.linalg.svd(X - mu, full_matrices=False)
-    coords = (h - mu) @ vt[:3].T                                 # [n, P, 3]
+    coords = (h - mu) @ vt[:3].T  # [n, P, 3]
     traj = out["residual_trajectory"]
     own = traj[traj["basis"] == "own"].sort_values(["prompt_index", "layer"])
     got = own[["pc1", "pc2", "pc3"]].to_numpy().reshape(n + 1, P, 3)
-    signs = np.sign((got[1:] * coords).sum((0, 1)))              # SVD signs are arbitrary
+    signs = np.sign((got[1:] * coords).sum((0, 1)))  # SVD signs are arbitrary
     np.testing.assert_allclose(got[1:], coords * signs, atol=1e-5)
     np.testing.assert_allclose(got[0], (coords * signs).mean(0), atol=1e-5)
     pcs = out["residual_pca"]
     ratio = pcs[pcs["basis"] == "own"].sort_values("component")["explained_ratio"].to_numpy()
-    np.testing.assert_allclose(ratio, s[:3] ** 2 / (s ** 2).sum(), rtol=1e-6)
+    np.testing.assert_allclose(ratio, s[:3] ** 2 / (s**2).sum(), rtol=1e-6)
     # the shared basis is the final checkpoint's PCA: step 8's own coordinates
     out8, _, _ = run_probe(sources["neox"], 8)
     assert ctx["basis_step"] == 8
@@ -211,11 +234,13 @@ def test_pca_trajectories_match_numpy_svd(sources):
     np.testing.assert_allclose(
         t8[t8["basis"] == "own"].sort_values(["prompt_index", "layer"])[["pc1", "pc2"]].to_numpy(),
         t8[t8["basis"] == "shared"].sort_values(["prompt_index", "layer"])[["pc1", "pc2"]].to_numpy(),
-        atol=1e-5)
+        atol=1e-5,
+    )
     basis = ctx["shared_basis"]
     shared = traj[traj["basis"] == "shared"].sort_values(["prompt_index", "layer"])
-    np.testing.assert_allclose(shared[["pc1", "pc2", "pc3"]].to_numpy()[P:],
-                               ((h - basis.mean) @ basis.components.T).reshape(-1, 3), atol=1e-5)
+    np.testing.assert_allclose(
+        shared[["pc1", "pc2", "pc3"]].to_numpy()[P:], ((h - basis.mean) @ basis.components.T).reshape(-1, 3), atol=1e-5
+    )
 
 
 def test_pair_convergence_matches_numpy(sources):
@@ -224,11 +249,11 @@ def test_pair_convergence_matches_numpy(sources):
     h = ref[:, -1]
     n, P, _ = h.shape
     i, j = np.triu_indices(n, k=1)
-    D = np.linalg.norm(h[i] - h[j], axis=-1)                    # [pairs, P]
+    D = np.linalg.norm(h[i] - h[j], axis=-1)  # [pairs, P]
     conv = out["residual_convergence"].sort_values("layer")
     assert (conv["n_pairs"] == n * (n - 1) // 2).all()
     np.testing.assert_allclose(conv["distance_mean"], D.mean(0), rtol=1e-5)
-    assert (D[:, 0] == 0).any()             # same last token: same embedding, no ratio
+    assert (D[:, 0] == 0).any()  # same last token: same embedding, no ratio
     for l in range(P - 1):
         ok = D[:, l] > 0
         ratio = D[ok, l + 1] / D[ok, l]
@@ -262,26 +287,26 @@ def check_attractor(out, model, arch: str, at: int, h: np.ndarray, prompts: list
                 x = args[0].clone()
                 x[0, -1] = torch.as_tensor(new, dtype=x.dtype)
                 return (x,) + args[1:], kwargs
+
             handle = block.register_forward_pre_hook(pre, with_kwargs=True)
             try:
-                pert = hook_stream(model, torch.tensor([list(prompts[i])]))[0, -1]   # [P, d]
+                pert = hook_stream(model, torch.tensor([list(prompts[i])]))[0, -1]  # [P, d]
             finally:
                 handle.remove()
-            if arch == "gpt2":               # pre-MLP = block input + attention output
+            if arch == "gpt2":  # pre-MLP = block input + attention output
                 pert[at + 1] += new - pert[at]
-            pert[at] = new                   # the hooks see the unedited block input
+            pert[at] = new  # the hooks see the unedited block input
             dists.append(np.linalg.norm(pert - h[i], axis=-1))
-        D = np.array(dists)[:, at:]                              # [prompts, later points]
+        D = np.array(dists)[:, at:]  # [prompts, later points]
         rows = rows.sort_values("layer")
         np.testing.assert_allclose(rows["distance_mean"], D.mean(0), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(rows["return_ratio_mean"], (D / D[:, :1]).mean(0), rtol=1e-4)
         assert rows["return_ratio_mean"].iloc[0] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("arch,at,auto", [("neox", 0, {0, 1}), ("neox", 1, {0, 1}),
-                                          ("gpt2", 2, {0, 2})])
+@pytest.mark.parametrize("arch,at,auto", [("neox", 0, {0, 1}), ("neox", 1, {0, 1}), ("gpt2", 2, {0, 2})])
 def test_attractor_matches_hooked_perturbation(sources, arch, at, auto):
-    out, params, _ = run_probe(sources[arch], 8)                # perturb_layers 'auto'
+    out, params, _ = run_probe(sources[arch], 8)  # perturb_layers 'auto'
     ref, model = reference_states(sources[arch], 8, out)
     assert out["residual_prompts"]["perturbed"].sum() == params["perturb_prompts"]
     att = out["residual_attractor"]
@@ -290,13 +315,16 @@ def test_attractor_matches_hooked_perturbation(sources, arch, at, auto):
     check_attractor(out, model, arch, at, ref[:, -1], out["residual_prompts"]["token_ids"].to_list())
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"prompt_len": 17}, "more than the model's context of 16"),
-    ({"n_prompts": 0}, "must be between 1 and"),
-    ({"perturb_layers": [9]}, "layer 9 does not exist"),
-    ({"perturb_layers": "1"}, "pre_mlp point"),
-    ({"positions": "every"}, "positions"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"prompt_len": 17}, "more than the model's context of 16"),
+        ({"n_prompts": 0}, "must be between 1 and"),
+        ({"perturb_layers": [9]}, "layer 9 does not exist"),
+        ({"perturb_layers": "1"}, "pre_mlp point"),
+        ({"positions": "every"}, "positions"),
+    ],
+)
 def test_bad_input_fails_before_any_work(sources, overrides, message):
     probe = ResidualProbe()
     with pytest.raises(TdwError, match=message):
@@ -309,8 +337,7 @@ def test_bad_prompt_files(sources, tmp_path):
     empty.write_text("[]")
     long = tmp_path / "long.npy"
     np.save(long, np.zeros((2, 40), dtype=np.int64))
-    for path, message in ((empty, "is empty"), (long, "40 tokens, more than"),
-                          (tmp_path / "missing.txt", "not found")):
+    for path, message in ((empty, "is empty"), (long, "40 tokens, more than"), (tmp_path / "missing.txt", "not found")):
         with pytest.raises(TdwError, match=message):
             probe.validate(sources["neox"].checkpoint(0), probe.params(prompts=str(path)))
 
@@ -320,11 +347,10 @@ def test_user_token_file_prompts_of_different_lengths(sources, tmp_path):
     path = tmp_path / "p.json"
     prompts = [[1, 2, 3], [5, 6, 7, 8, 9, 10, 11], [4, 4], [9, 8, 7, 6, 5]]
     path.write_text(str(prompts))
-    out, _, _ = run_probe(sources["neox"], 0, prompts=str(path), perturb_layers=[2],
-                          perturb_prompts=4, batch_size=4)
+    out, _, _ = run_probe(sources["neox"], 0, prompts=str(path), perturb_layers=[2], perturb_prompts=4, batch_size=4)
     model = sources["neox"].checkpoint(0).load_model()
     singles = np.stack([hook_stream(model, torch.tensor([p]))[0, -1] for p in prompts])
-    check_attractor(out, model, "neox", 2, singles, prompts)     # caches grouped by length
+    check_attractor(out, model, "neox", 2, singles, prompts)  # caches grouped by length
     traj = out["residual_trajectory"]
     own = traj[(traj["basis"] == "own") & (traj["prompt_index"] >= 0)]
     assert list(out["residual_prompts"]["n_tokens"]) == [3, 7, 2, 5]
@@ -333,8 +359,8 @@ def test_user_token_file_prompts_of_different_lengths(sources, tmp_path):
     _, s, _ = np.linalg.svd(X - X.mean(0), full_matrices=False)
     pcs = out["residual_pca"]
     np.testing.assert_allclose(
-        pcs[pcs["basis"] == "own"].sort_values("component")["explained_ratio"],
-        s[:3] ** 2 / (s ** 2).sum(), rtol=1e-4)
+        pcs[pcs["basis"] == "own"].sort_values("component")["explained_ratio"], s[:3] ** 2 / (s**2).sum(), rtol=1e-4
+    )
     assert len(own) == len(prompts) * 4
 
 
@@ -343,19 +369,21 @@ def test_bad_parameters_through_ingest_change_nothing(sources, tmp_path):
     import duckdb
 
     from warehouse.pipeline import ingest
+
     wh = tmp_path / "w.duckdb"
     src = str(sources["neox"].root)
     ok = {"n_prompts": 6, "prompt_len": 8, "perturb_layers": "none"}
-    assert ingest(src, probes="residual", warehouse=wh, progress=False,
-                  params={"residual": ok}).ok
+    assert ingest(src, probes="residual", warehouse=wh, progress=False, params={"residual": ok}).ok
     count = "select count(*) from raw.residual_points"
     with duckdb.connect(str(wh), read_only=True) as c:
         before = c.execute(count).fetchone()[0]
-    assert before == 2 * 4                                   # two checkpoints x four points
-    for bad, message in (({"prompt_len": 40}, "more than the model's context"),
-                         ({"n_prompts": 0}, "must be between 1 and"), ({"perturb_layers": [7]}, "does not exist")):
+    assert before == 2 * 4  # two checkpoints x four points
+    for bad, message in (
+        ({"prompt_len": 40}, "more than the model's context"),
+        ({"n_prompts": 0}, "must be between 1 and"),
+        ({"perturb_layers": [7]}, "does not exist"),
+    ):
         with pytest.raises(TdwError, match=message):
-            ingest(src, probes="residual", warehouse=wh, progress=False, force=True,
-                   params={"residual": {**ok, **bad}})
+            ingest(src, probes="residual", warehouse=wh, progress=False, force=True, params={"residual": {**ok, **bad}})
     with duckdb.connect(str(wh), read_only=True) as c:
         assert c.execute(count).fetchone()[0] == before

@@ -4,6 +4,7 @@ The server runs as the real CLI in a child process on a free loopback port; psyc
 ``psql`` binary query it, and every answer is compared with the same query run directly on
 the snapshot by DuckDB.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,12 @@ MSD_SQL = "select model_id, tensor_name, step, msd from marts.fct_msd order by 1
 
 @pytest.fixture(scope="module")
 def server(built_warehouse):
-    proc = subprocess.Popen([sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "2",
-                             "--warehouse", str(built_warehouse)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "2", "--warehouse", str(built_warehouse)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()  # printed once the socket listens
     if "serving" not in line:
         proc.kill()
@@ -63,18 +67,45 @@ def test_psql_client(server):
     if PSQL is None:
         pytest.skip("the psql client is not installed (apt-get install postgresql-client)")
     wh, port = server
-    out = subprocess.run([PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-A", "-t",
-                          "-F", ",", "-c", "select model_id, count(*) from marts.dim_checkpoint group by 1 order by 1"],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+    out = subprocess.run(
+        [
+            PSQL,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "analyst",
+            "-d",
+            "tdw",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-c",
+            "select model_id, count(*) from marts.dim_checkpoint group by 1 order by 1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
+    )
     assert out.returncode == 0, out.stderr
     expected = direct(wh, "select model_id, count(*) from marts.dim_checkpoint group by 1 order by 1")
     assert out.stdout.strip().splitlines() == [f"{m},{n}" for m, n in expected]
 
 
-@pytest.mark.parametrize("statement", [
-    "insert into marts.fct_msd (model_id) values ('x')", "drop table marts.fct_msd",
-    "create table t as select 1", "copy (select 1) to '/tmp/tdw-serve-test.csv'", "attach '/tmp/x.duckdb'",
-    "pragma version"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "insert into marts.fct_msd (model_id) values ('x')",
+        "drop table marts.fct_msd",
+        "create table t as select 1",
+        "copy (select 1) to '/tmp/tdw-serve-test.csv'",
+        "attach '/tmp/x.duckdb'",
+        "pragma version",
+    ],
+)
 def test_writes_are_refused_and_the_session_goes_on(server, statement):
     wh, port = server
     n = direct(wh, "select count(*) from marts.fct_msd")[0][0]
@@ -86,9 +117,8 @@ def test_writes_are_refused_and_the_session_goes_on(server, statement):
 
 def test_file_access_is_off(server):
     _, port = server
-    with connect(port) as con:
-        with pytest.raises(psycopg.Error, match="(?i)disabled|permission"):
-            con.execute("select * from read_csv('/etc/hostname')")
+    with connect(port) as con, pytest.raises(psycopg.Error, match="(?i)disabled|permission"):
+        con.execute("select * from read_csv('/etc/hostname')")
 
 
 def test_malformed_and_runaway_queries_return_errors_and_the_server_keeps_serving(server):
@@ -106,10 +136,11 @@ def test_malformed_and_runaway_queries_return_errors_and_the_server_keeps_servin
 def test_nulls_nested_and_decimal_values(server):
     _, port = server
     with connect(port) as con:
-        row = con.execute("select null as a, 1.5::decimal(5, 2) as d, [1.5, 2.0] as l, "
-                          "{'k': 1} as s, 'text' as t").fetchone()
+        row = con.execute(
+            "select null as a, 1.5::decimal(5, 2) as d, [1.5, 2.0] as l, {'k': 1} as s, 'text' as t"
+        ).fetchone()
     assert row[0] is None and str(row[1]) == "1.50" and row[4] == "text"
-    assert [float(x) for x in row[2]] == [1.5, 2.0] and row[3].replace(" ", "") == "{\"k\":1}"
+    assert [float(x) for x in row[2]] == [1.5, 2.0] and row[3].replace(" ", "") == '{"k":1}'
 
 
 def test_a_new_snapshot_is_picked_up_by_new_sessions(server, tmp_path):
@@ -117,6 +148,7 @@ def test_a_new_snapshot_is_picked_up_by_new_sessions(server, tmp_path):
     with connect(port) as before:
         build_before = before.execute("select build_id from serving.snapshot").fetchone()[0]
         from warehouse.snapshot import publish
+
         info = publish(wh)
         # the open session keeps its snapshot; a new one sees the new build
         assert before.execute("select build_id from serving.snapshot").fetchone()[0] == build_before
@@ -127,6 +159,7 @@ def test_a_new_snapshot_is_picked_up_by_new_sessions(server, tmp_path):
 def test_remote_binding_needs_a_flag_and_a_password(built_warehouse):
     from ingest.errors import TdwError
     from warehouse.serve import make_server
+
     with pytest.raises(TdwError, match="--allow-remote"):
         make_server(built_warehouse, host="0.0.0.0", port=0)
     with pytest.raises(TdwError, match="password"):
@@ -135,7 +168,9 @@ def test_remote_binding_needs_a_flag_and_a_password(built_warehouse):
 
 def test_password_is_checked_when_set(built_warehouse):
     import threading
+
     from warehouse.serve import make_server
+
     server = make_server(built_warehouse, port=0, user="alice", password="s3cret")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
@@ -143,16 +178,33 @@ def test_password_is_checked_when_set(built_warehouse):
         with psycopg.connect(host="127.0.0.1", port=port, user="alice", password="s3cret", dbname="tdw") as con:
             assert con.execute("select 7").fetchone()[0] == 7
         with pytest.raises(psycopg.Error):
-            psycopg.connect(host="127.0.0.1", port=port, user="alice", password="wrong", dbname="tdw",
-                            connect_timeout=10)
+            psycopg.connect(
+                host="127.0.0.1", port=port, user="alice", password="wrong", dbname="tdw", connect_timeout=10
+            )
     finally:
         server.shutdown()
         server.server_close()
 
 
-SQLALCHEMY_TYPES = {20: "BIGINT", 23: "INTEGER", 21: "SMALLINT", 701: "DOUBLE_PRECISION", 700: "REAL",
-                    16: "BOOLEAN", 1043: "VARCHAR", 25: "TEXT", 1082: "DATE", 1114: "TIMESTAMP", 1184: "TIMESTAMP",
-                    1700: "NUMERIC", 114: "JSON", 17: "BYTEA", 1186: "INTERVAL", 2950: "UUID", 1083: "TIME"}
+SQLALCHEMY_TYPES = {
+    20: "BIGINT",
+    23: "INTEGER",
+    21: "SMALLINT",
+    701: "DOUBLE_PRECISION",
+    700: "REAL",
+    16: "BOOLEAN",
+    1043: "VARCHAR",
+    25: "TEXT",
+    1082: "DATE",
+    1114: "TIMESTAMP",
+    1184: "TIMESTAMP",
+    1700: "NUMERIC",
+    114: "JSON",
+    17: "BYTEA",
+    1186: "INTERVAL",
+    2950: "UUID",
+    1083: "TIME",
+}
 
 
 def test_catalog_tells_clients_the_marts_real_types_grain_and_descriptions(server):
@@ -162,23 +214,29 @@ def test_catalog_tells_clients_the_marts_real_types_grain_and_descriptions(serve
     sa = pytest.importorskip("sqlalchemy")
     from warehouse.pgwire.catalog import mart_grains
     from warehouse.pgwire.types import ARRAY_OF, duckdb_oid
+
     wh, port = server
     engine = sa.create_engine(f"postgresql+psycopg://analyst@127.0.0.1:{port}/tdw")
     try:
         insp = sa.inspect(engine)
         tables = set(insp.get_table_names(schema="marts"))
-        assert tables == {t for (t,) in direct(wh, "select table_name from duckdb_tables() where schema_name = 'marts'")}
+        assert tables == {
+            t for (t,) in direct(wh, "select table_name from duckdb_tables() where schema_name = 'marts'")
+        }
         grains = mart_grains()
         for table in sorted(tables):
             cols = insp.get_columns(table, schema="marts")
-            want = direct(wh, "select column_name, data_type, comment from duckdb_columns() "
-                              f"where schema_name = 'marts' and table_name = '{table}' order by column_index")
+            want = direct(
+                wh,
+                "select column_name, data_type, comment from duckdb_columns() "
+                f"where schema_name = 'marts' and table_name = '{table}' order by column_index",
+            )
             assert [c["name"] for c in cols] == [w[0] for w in want]
             for c, (_, dtype, comment) in zip(cols, want):
                 oid = duckdb_oid(dtype)
                 expected = "ARRAY" if oid in ARRAY_OF else SQLALCHEMY_TYPES[oid]
                 assert type(c["type"]).__name__ == expected, (table, c["name"], dtype, c["type"])
-                assert c.get("comment") == (comment or None)     # an empty description is none
+                assert c.get("comment") == (comment or None)  # an empty description is none
             if table in grains:
                 assert insp.get_pk_constraint(table, schema="marts")["constrained_columns"] == grains[table]
     finally:
@@ -189,13 +247,24 @@ def test_psql_describes_a_mart(server):
     if PSQL is None:
         pytest.skip("the psql client is not installed (apt-get install postgresql-client)")
     wh, port = server
-    table, n = direct(wh, "select table_name, count(comment) from duckdb_columns() where schema_name = 'marts' "
-                          "group by 1 order by 2 desc, 1 limit 1")[0]
-    out = subprocess.run([PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-X",
-                          "-c", rf"\d+ marts.{table}"], capture_output=True, text=True, timeout=60)
+    table, n = direct(
+        wh,
+        "select table_name, count(comment) from duckdb_columns() where schema_name = 'marts' "
+        "group by 1 order by 2 desc, 1 limit 1",
+    )[0]
+    out = subprocess.run(
+        [PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-X", "-c", rf"\d+ marts.{table}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
-    comments = direct(wh, "select comment from duckdb_columns() where schema_name = 'marts' "
-                          f"and table_name = '{table}' and comment is not null")
+    comments = direct(
+        wh,
+        "select comment from duckdb_columns() where schema_name = 'marts' "
+        f"and table_name = '{table}' and comment is not null",
+    )
     assert n > 0 and all(c.split("\n")[0][:30] in out.stdout for (c,) in comments)
     from warehouse.pgwire.catalog import mart_grains
+
     assert ("PRIMARY KEY" in out.stdout) == (table in mart_grains())

@@ -3,6 +3,7 @@
 The range reader is tested against a real HTTP server on 127.0.0.1 (http.server, with
 Range support written here) that counts the bytes it sends: a one-tensor read of a sharded
 checkpoint must cost the tensor plus the headers of the shard that holds it, nothing more."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,10 @@ from ingest.sources import open_source
 from ingest.tensors import TensorFile
 
 SHARDS = {  # shard -> {tensor: shape}; the unembedding alone in the last shard
-    "model-00001-of-00003.safetensors": {"gpt_neox.embed_in.weight": (256, 64), "gpt_neox.final_layer_norm.weight": (64,)},
+    "model-00001-of-00003.safetensors": {
+        "gpt_neox.embed_in.weight": (256, 64),
+        "gpt_neox.final_layer_norm.weight": (64,),
+    },
     "model-00002-of-00003.safetensors": {"gpt_neox.layers.0.mlp.dense_h_to_4h.weight": (256, 64)},
     "model-00003-of-00003.safetensors": {"embed_out.weight": (256, 64)},
 }
@@ -41,9 +45,19 @@ def make_sharded(folder: Path, seed: int = 0, pickle: bool = False) -> dict[str,
         torch.save(ts, folder / name) if pickle else save_file(ts, str(folder / name))
         weight_map.update({k: name for k in ts})
         values.update({k: t.numpy() for k, t in ts.items()})
-    (folder / "config.json").write_text(json.dumps({
-        "architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "vocab_size": 256, "hidden_size": 64,
-        "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 256}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["GPTNeoXForCausalLM"],
+                "model_type": "gpt_neox",
+                "vocab_size": 256,
+                "hidden_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "intermediate_size": 256,
+            }
+        )
+    )
     index = "pytorch_model.bin.index.json" if pickle else "model.safetensors.index.json"
     (folder / index).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     return values
@@ -70,7 +84,7 @@ class Server:
                 data = path.read_bytes()
                 if m and ranges:
                     a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
-                    body = data[a:b + 1]
+                    body = data[a : b + 1]
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
                 else:
@@ -101,24 +115,27 @@ def test_range_reads_fetch_one_tensor_and_its_shard_header(tmp_path):
     try:
         files, weight_map = _remote(server, tmp_path / "ck")
         tf = TensorFile(files, weight_map=weight_map)
-        assert server.sent == {}                                   # the index alone names the tensors
+        assert server.sent == {}  # the index alone names the tensors
         assert sorted(tf.names())[0] == "gpt_neox.embed_in.weight"
         got = tf.read("lm_head.weight")
         np.testing.assert_array_equal(got, values["embed_out.weight"])
         shard = "/model-00003-of-00003.safetensors"
         header_len = 8 + int.from_bytes((tmp_path / "ck" / shard[1:]).read_bytes()[:8], "little")
-        assert set(server.sent) == {shard}                         # the other shards are never touched
+        assert set(server.sent) == {shard}  # the other shards are never touched
         assert server.sent[shard] == values["embed_out.weight"].nbytes + header_len
         assert tf.bytes_read == server.sent[shard]
         whole = sum(p.stat().st_size for p in (tmp_path / "ck").glob("*.safetensors"))
-        print(f"\nweights job on a 3-shard fixture: {server.sent[shard]} bytes with range reads, "
-              f"{whole} bytes by full download ({whole / server.sent[shard]:.1f}x)")
+        print(
+            f"\nweights job on a 3-shard fixture: {server.sent[shard]} bytes with range reads, "
+            f"{whole} bytes by full download ({whole / server.sent[shard]:.1f}x)"
+        )
     finally:
         server.close()
 
 
 def test_a_server_refusing_ranges_falls_back_to_one_download(tmp_path, capsys):
     import ingest.remote as remote
+
     remote._WARNED[0] = False
     values = make_sharded(tmp_path / "ck", seed=1)
     server = Server(tmp_path / "ck", ranges=False)
@@ -128,7 +145,9 @@ def test_a_server_refusing_ranges_falls_back_to_one_download(tmp_path, capsys):
         np.testing.assert_array_equal(tf.read("gpt_neox.embed_in.weight"), values["gpt_neox.embed_in.weight"])
         np.testing.assert_array_equal(tf.read("lm_head.weight"), values["embed_out.weight"])
         shard = tmp_path / "ck" / "model-00001-of-00003.safetensors"
-        assert server.sent["/model-00001-of-00003.safetensors"] == shard.stat().st_size  # the refused answer is the download
+        assert (
+            server.sent["/model-00001-of-00003.safetensors"] == shard.stat().st_size
+        )  # the refused answer is the download
         assert capsys.readouterr().err.count("refused byte-range reads") == 1
     finally:
         server.close()
@@ -150,17 +169,34 @@ def test_bad_shards_fail_their_job_and_the_batch_goes_on(tmp_path):
     run = tmp_path / "run"
     for step in (0, 1, 2):
         make_sharded(run / f"step{step}", seed=step)
-    (run / "step1" / "model-00003-of-00003.safetensors").unlink()           # the index names a missing shard
+    (run / "step1" / "model-00003-of-00003.safetensors").unlink()  # the index names a missing shard
     save_file({"other.weight": torch.zeros(2)}, str(run / "step2" / "model-00003-of-00003.safetensors"))
     wh = tmp_path / "wh" / "w.duckdb"
-    proc = subprocess.run([sys.executable, "-c", "from tdw.cli import main; main()", "ingest", str(run),
-                           "--probes", "weights", "--tensors", "unembed", "--warehouse", str(wh)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tdw.cli import main; main()",
+            "ingest",
+            str(run),
+            "--probes",
+            "weights",
+            "--tensors",
+            "unembed",
+            "--warehouse",
+            str(wh),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
     import duckdb
+
     con = duckdb.connect(str(wh), read_only=True)
-    runs = dict(((s, (st, e)) for s, st, e in
-                 con.execute("SELECT step, status, error FROM raw.ingest_runs").fetchall()))
+    runs = dict(
+        ((s, (st, e)) for s, st, e in con.execute("SELECT step, status, error FROM raw.ingest_runs").fetchall())
+    )
     con.close()
     assert runs[0][0] == "success"
     assert runs[1][0] == "failed" and "names model-00003-of-00003.safetensors, which is missing" in runs[1][1]

@@ -6,6 +6,7 @@ one whole build: the row count of every table equals what ``serving.tables`` rec
 publish time, and the models of ``dim_checkpoint``, ``fct_msd`` and ``fct_weight_density``
 agree. Before the rebuild the reader sees the first build; afterwards, the second.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import duckdb
 import pytest

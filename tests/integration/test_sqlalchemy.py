@@ -1,4 +1,5 @@
 """The documented SQLAlchemy URI (duckdb-engine) reads the snapshot, read-only by the URI alone."""
+
 from __future__ import annotations
 
 import duckdb
@@ -40,6 +41,5 @@ def test_inspector_lists_the_public_marts(engine):
 
 
 def test_writes_fail(engine):
-    with engine.connect() as con:
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="read-only"):
-            con.execute(text("create table marts.scratch as select 1 as a"))
+    with engine.connect() as con, pytest.raises(sqlalchemy.exc.DBAPIError, match="read-only"):
+        con.execute(text("create table marts.scratch as select 1 as a"))

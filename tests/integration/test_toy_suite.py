@@ -1,4 +1,5 @@
 """The toy suite: Pythia-like schedule, determinism, and the induction transition."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,8 @@ def test_training_is_deterministic(tmp_path):
 def induction_loss(model, prompts: torch.Tensor) -> float:
     """Mean next-token loss on the repeated half, from its second token on."""
     with torch.no_grad():
-        logp = model(prompts).logits.log_softmax(-1)                     # [batch, pos, vocab]
-    nll = -logp[:, :-1].gather(-1, prompts[:, 1:, None])[..., 0]         # [batch, pos - 1]
+        logp = model(prompts).logits.log_softmax(-1)  # [batch, pos, vocab]
+    nll = -logp[:, :-1].gather(-1, prompts[:, 1:, None])[..., 0]  # [batch, pos - 1]
     half = prompts.shape[1] // 2
     return float(nll[:, half:].mean())
 
@@ -49,4 +50,4 @@ def test_checkpoints_span_the_induction_transition(toy_suite):
         late = induction_loss(source.checkpoint(steps[-1]).load_model(), prompts)
         chance = math.log(meta["corpus"]["vocab_size"])
         assert min(early) > 0.9 * chance, (m.name, early)
-        assert late < 0.5 * chance, (m.name, late)           # the 3-layer model is mid-transition at the end
+        assert late < 0.5 * chance, (m.name, late)  # the 3-layer model is mid-transition at the end

@@ -6,6 +6,7 @@ import Python, so this test renders the macros with Jinja and runs them in DuckD
 family's tensor names: a family added to the table without the macro learning its names
 fails here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,15 +60,46 @@ def test_validation_checks_every_family_embedding():
     assert len(EMBEDDING_TENSORS) == len(set(EMBEDDING_TENSORS))
 
 
-@pytest.mark.parametrize("config, parallel", [
-    ({"model_type": "gpt_neox", "num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 4,
-      "vocab_size": 64, "max_position_embeddings": 32}, True),
-    ({"model_type": "gpt_neox", "num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 4,
-      "vocab_size": 64, "max_position_embeddings": 32, "use_parallel_residual": False}, False),
-    ({"model_type": "gpt2", "n_layer": 2, "n_embd": 16, "n_head": 4, "vocab_size": 64, "n_positions": 32}, False),
-    ({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 16, "num_attention_heads": 4,
-      "vocab_size": 64, "max_position_embeddings": 32}, False),
-])
+@pytest.mark.parametrize(
+    "config, parallel",
+    [
+        (
+            {
+                "model_type": "gpt_neox",
+                "num_hidden_layers": 2,
+                "hidden_size": 16,
+                "num_attention_heads": 4,
+                "vocab_size": 64,
+                "max_position_embeddings": 32,
+            },
+            True,
+        ),
+        (
+            {
+                "model_type": "gpt_neox",
+                "num_hidden_layers": 2,
+                "hidden_size": 16,
+                "num_attention_heads": 4,
+                "vocab_size": 64,
+                "max_position_embeddings": 32,
+                "use_parallel_residual": False,
+            },
+            False,
+        ),
+        ({"model_type": "gpt2", "n_layer": 2, "n_embd": 16, "n_head": 4, "vocab_size": 64, "n_positions": 32}, False),
+        (
+            {
+                "model_type": "llama",
+                "num_hidden_layers": 2,
+                "hidden_size": 16,
+                "num_attention_heads": 4,
+                "vocab_size": 64,
+                "max_position_embeddings": 32,
+            },
+            False,
+        ),
+    ],
+)
 def test_graph_and_residual_views_read_the_same_family(config, parallel):
     """Both probes place the blocks and the final norm where the table says, and agree on
     whether the residual is parallel (the residual probe's paths are the base model's)."""

@@ -1,4 +1,5 @@
 """Covariance-rank probe against numpy: matrix_rank of numpy.cov with the same tolerance."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from ingest.errors import TdwError
-from ingest.probes.covariance import (CovarianceProbe, as_unembedding, covariance_eigenvalues,
-                                      gaussian_batch, rank_at)
+from ingest.probes.covariance import CovarianceProbe, as_unembedding, covariance_eigenvalues, gaussian_batch, rank_at
 from ingest.sources import Checkpoint
 
 TOLS = [round(0.1 * i, 1) for i in range(1, 11)]
@@ -37,10 +37,10 @@ def test_rank_matches_numpy_matrix_rank(batch_size):
     w = spread_unembedding(120, 40)
     v = gaussian_batch(40, batch_size, seed=3)
     eig = covariance_eigenvalues(w, v, chunk_rows=37)
-    c = np.cov(w.astype(np.float64) @ v)                      # [vocab, vocab], over the batch
+    c = np.cov(w.astype(np.float64) @ v)  # [vocab, vocab], over the batch
     ranks = [rank_at(eig, t) for t in TOLS]
     assert ranks == [int(np.linalg.matrix_rank(c, tol=t)) for t in TOLS]
-    assert len(set(ranks)) > 3                                 # the tolerances really discriminate
+    assert len(set(ranks)) > 3  # the tolerances really discriminate
     top = np.sort(np.linalg.eigvalsh(c))[::-1][:batch_size]
     np.testing.assert_allclose(eig, np.clip(top, 0, None), rtol=1e-8, atol=1e-9)
 

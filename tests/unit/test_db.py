@@ -1,4 +1,5 @@
 """Idempotent, atomic job loads and the manifest, on in-memory DuckDB."""
+
 import duckdb
 import pandas as pd
 import pytest
@@ -7,14 +8,28 @@ from ingest.errors import TdwError
 from ingest.schema import TableSpec
 from warehouse import db
 
-SPEC = TableSpec("t", (("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),
-                       ("v", "DOUBLE")), ("model_id", "step", "tensor_name"), ("tensor_name",))
+SPEC = TableSpec(
+    "t",
+    (("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"), ("v", "DOUBLE")),
+    ("model_id", "step", "tensor_name"),
+    ("tensor_name",),
+)
 
 
 def job(step=1, content="h1", version="1", params="p"):
-    return {"model_id": "m", "step": step, "probe": "x", "probe_version": version, "params": {},
-            "params_hash": params, "content_hash": content, "source": "local", "revision": f"step{step}",
-            "code_version": "test", "started_at": pd.Timestamp.now(tz="UTC")}
+    return {
+        "model_id": "m",
+        "step": step,
+        "probe": "x",
+        "probe_version": version,
+        "params": {},
+        "params_hash": params,
+        "content_hash": content,
+        "source": "local",
+        "revision": f"step{step}",
+        "code_version": "test",
+        "started_at": pd.Timestamp.now(tz="UTC"),
+    }
 
 
 def frame(step, names, value):
@@ -53,6 +68,7 @@ def test_failed_load_leaves_nothing(con):
 
 def test_quality_gate_fails_the_job_before_the_transaction(con):
     from warehouse.quality import QualityError
+
     db.load_job(con, [SPEC], {"t": frame(1, ["a"], 1.0)}, job())
     before = rows(con), con.execute("select count(*) from raw.ingest_runs").fetchall()
     # no registered probe "x": the TableSpec's own expectations (key unique and not NULL)
@@ -62,10 +78,11 @@ def test_quality_gate_fails_the_job_before_the_transaction(con):
     with pytest.raises(QualityError, match=r"expect_columns_to_not_be_null\(tensor_name\)"):
         db.load_job(con, [SPEC], {"t": frame(1, ["a", None], 9.0)}, job())
     assert (rows(con), con.execute("select count(*) from raw.ingest_runs").fetchall()) == before
-    db.record_failure(con, job(), err.value)                # the exception: its list is kept
-    db.record_failure(con, job(2), "plain message")        # a string still works
-    got = con.execute("select step, error, failed_expectations from raw.ingest_runs where status = 'failed' "
-                      "order by step").fetchall()
+    db.record_failure(con, job(), err.value)  # the exception: its list is kept
+    db.record_failure(con, job(2), "plain message")  # a string still works
+    got = con.execute(
+        "select step, error, failed_expectations from raw.ingest_runs where status = 'failed' order by step"
+    ).fetchall()
     assert got[0][1] == str(err.value) and "\n" not in got[0][1]
     assert got[0][2] == '["t: expect_compound_key_to_be_unique(model_id, step, tensor_name)"]'
     assert got[1][1:] == ("plain message", None)

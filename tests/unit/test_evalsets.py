@@ -1,4 +1,5 @@
 """Evaluation sets: every reader, and a clear one-line error for every kind of bad input."""
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ def test_toy_default_is_heldout_and_deterministic():
 
 def test_hash_depends_on_boundaries():
     from ingest.evalsets import EvalSet
+
     a = EvalSet("a", "s", (np.array([1, 2, 3]), np.array([4, 5])))
     b = EvalSet("a", "s", (np.array([1, 2]), np.array([3, 4, 5])))
     assert a.hash != b.hash
@@ -77,14 +79,17 @@ def test_text_file_uses_tokenizer_or_bytes(tmp_path):
     assert bytes(load(f"text:{t}", tokenize=byte_tokenizer).items[0].tolist()) == b"1 2 3"
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"  \n\n ", "is empty"),
-    (b"abc\x00def\n", "not a text file"),
-    (b"\xff\xfe\xfa binary", "not a UTF-8 text file"),
-    (b"1 2 3\n4 999 5\n", "token id 999 outside"),
-    (b"1 2 -3\n", "token id -3 outside"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"  \n\n ", "is empty"),
+        (b"abc\x00def\n", "not a text file"),
+        (b"\xff\xfe\xfa binary", "not a UTF-8 text file"),
+        (b"1 2 3\n4 999 5\n", "token id 999 outside"),
+        (b"1 2 -3\n", "token id -3 outside"),
+    ],
+)
 def test_bad_text_files(tmp_path, content, message):
     p = tmp_path / "bad.txt"
     p.write_bytes(content)
@@ -126,7 +131,7 @@ def test_bad_token_inputs(tmp_path):
 
 def test_tokenizer_output_is_vocab_checked(tmp_path):
     p = tmp_path / "s.txt"
-    p.write_text("héllo\n")                                       # UTF-8 bytes above 127
+    p.write_text("héllo\n")  # UTF-8 bytes above 127
     with pytest.raises(TdwError, match="outside the model's vocabulary"):
         load(p, vocab_size=128, tokenize=byte_tokenizer)
 

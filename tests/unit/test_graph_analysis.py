@@ -1,4 +1,5 @@
 """analysis.graph against networkx, scipy and closed forms on small graphs."""
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,7 @@ def test_centralities_match_networkx(seed):
     btw = backbone_betweenness(src, dst, w)
     clo = nx.closeness_centrality(g.reverse(), distance="length", wf_improved=True)  # outgoing
     pr = nx.pagerank(g, alpha=0.85, weight="weight", tol=1e-12)
-    katz = nx.katz_centrality(g, alpha=0.1, beta=1.0, weight="weight", normalized=False, tol=1e-12,
-                              max_iter=10000)
+    katz = nx.katz_centrality(g, alpha=0.1, beta=1.0, weight="weight", normalized=False, tol=1e-12, max_iter=10000)
     for v in g.nodes:
         c = got[v]
         assert c["in_strength"] == pytest.approx(g.in_degree(v, weight="weight"))
@@ -60,24 +60,24 @@ def test_centralities_match_networkx(seed):
         assert c["closeness"] == pytest.approx(clo[v], abs=1e-9)
         assert c["pagerank"] == pytest.approx(pr[v], abs=1e-8)
         assert c["katz"] == pytest.approx(katz[v], rel=1e-8)
-    assert max(btw.values()) > 0       # the check is not vacuous
+    assert max(btw.values()) > 0  # the check is not vacuous
 
 
 def test_gini_closed_forms():
     assert ag.gini([1, 1, 1, 1]) == pytest.approx(0.0)
     assert ag.gini([0, 0, 0, 1]) == pytest.approx(0.75)
-    x = np.random.default_rng(0).exponential(size=20000)      # Gini of an exponential is 1/2
+    x = np.random.default_rng(0).exponential(size=20000)  # Gini of an exponential is 1/2
     assert ag.gini(x) == pytest.approx(0.5, abs=0.01)
 
 
 def test_tail_fit_tells_power_law_from_lognormal():
     rng = np.random.default_rng(1)
-    pareto = (1 - rng.random(4000)) ** (-1 / 1.5)            # alpha = 2.5, xmin = 1
+    pareto = (1 - rng.random(4000)) ** (-1 / 1.5)  # alpha = 2.5, xmin = 1
     fit = ag.tail_fit(pareto)
     assert fit["tail_index"] == pytest.approx(2.5, abs=0.15)
-    assert not (fit["loglik_ratio"] < 0 and fit["vuong_p"] < 0.05)   # lognormal not preferred
+    assert not (fit["loglik_ratio"] < 0 and fit["vuong_p"] < 0.05)  # lognormal not preferred
     logn = rng.lognormal(0.0, 0.5, 4000)
-    fit = ag.tail_fit(logn, xmin=float(logn.min()))    # the whole sample: clearly not a power law
+    fit = ag.tail_fit(logn, xmin=float(logn.min()))  # the whole sample: clearly not a power law
     assert fit["loglik_ratio"] < 0 and fit["vuong_p"] < 0.05
     assert fit["lognormal_mu"] == pytest.approx(0.0, abs=0.05)
     assert fit["lognormal_sigma"] == pytest.approx(0.5, abs=0.05)
@@ -96,6 +96,7 @@ def test_weight_distribution_summary():
 
 def test_role_stability():
     from scipy.stats import spearmanr
+
     rng = np.random.default_rng(3)
     nodes = [f"n{i}" for i in range(10)]
     a = {v: {"in_strength": rng.random(), "out_strength": rng.random()} for v in nodes}
@@ -120,7 +121,7 @@ def test_change_points_recover_three_levels():
     assert [p["start_step"] for p in phases] == [0, 100, 180]
     assert phases[-1]["end_step"] == 290 and sum(p["n_checkpoints"] for p in phases) == 30
     flat = ag.change_point_phases(steps, rng.normal(0, 1, (30, 2)))
-    assert len(flat) == 1                      # pure noise supports a single phase
+    assert len(flat) == 1  # pure noise supports a single phase
 
 
 def test_change_points_match_brute_force():
@@ -128,8 +129,10 @@ def test_change_points_match_brute_force():
     x = rng.normal(0, 1, 12)
     z = (x - x.mean()) / x.std()
     sse = lambda a: float(((a - a.mean()) ** 2).sum())  # noqa: E731
-    best = min(((sse(z[:i]) + sse(z[i:j]) + sse(z[j:]), [0, i, j])
-                for i in range(2, 11) for j in range(i + 2, 11)), key=lambda c: c[0])
+    best = min(
+        ((sse(z[:i]) + sse(z[i:j]) + sse(z[j:]), [0, i, j]) for i in range(2, 11) for j in range(i + 2, 11)),
+        key=lambda c: c[0],
+    )
     assert ag.change_points(x, max_segments=3, penalty=0.0) == best[1]
 
 
@@ -143,8 +146,9 @@ def test_strongest_paths_match_networkx_yen(seed):
             g.add_edge(u, v, length=-math.log(x))
     # Yen on shifted lengths: a constant per edge would bias path length, so shift per path
     # is not allowed; networkx accepts negative lengths only with Bellman-Ford, so enumerate.
-    paths = sorted(nx.all_simple_paths(g, "embed", "logits"),
-                   key=lambda p: sum(g[a][b]["length"] for a, b in zip(p, p[1:])))[:4]
+    paths = sorted(
+        nx.all_simple_paths(g, "embed", "logits"), key=lambda p: sum(g[a][b]["length"] for a, b in zip(p, p[1:]))
+    )[:4]
     assert [p for p, _ in got] == paths
     for p, s in got:
         assert s == pytest.approx(math.exp(-sum(g[a][b]["length"] for a, b in zip(p, p[1:]))))
@@ -172,7 +176,7 @@ def test_a_three_hop_circuit_of_strong_edges_outranks_a_weak_two_hop_path():
     src = ["embed", "embed", "L0.H1", "L1.H0", "L0.H0", "embed"]
     dst = ["L0.H1", "L0.H0", "L1.H0", "logits", "logits", "logits"]
     w = [0.8, 0.75, 0.8, 0.8, 0.75, 0.9]
-    assert ag.strongest_paths(src, dst, w, k=1)[0][0] == ["embed", "L0.H0", "logits"]   # 0.5625 > 0.512
+    assert ag.strongest_paths(src, dst, w, k=1)[0][0] == ["embed", "L0.H0", "logits"]  # 0.5625 > 0.512
     top = ag.strongest_paths_per_hop(src, dst, w, k=1)[0]
     assert top[0] == ["embed", "L0.H1", "L1.H0", "logits"] and top[1] == pytest.approx(0.8)
 
@@ -206,21 +210,24 @@ def _choose_xmin_reference(x: np.ndarray, min_tail: int = 10) -> float:
     return float(best)
 
 
-_SAMPLES = st.tuples(st.integers(0, 2 ** 32 - 1), st.integers(0, 600),
-                     st.sampled_from(["pareto", "lognormal", "rounded", "uniform", "mixture"]),
-                     st.integers(2, 30))
+_SAMPLES = st.tuples(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 600),
+    st.sampled_from(["pareto", "lognormal", "rounded", "uniform", "mixture"]),
+    st.integers(2, 30),
+)
 
 
 def _sample(seed: int, n: int, kind: str) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if kind == "pareto":
         return (1 - rng.random(n)) ** (-1 / 1.3) * 0.01
-    if kind == "lognormal":                                       # like 1 - cos edge weights
+    if kind == "lognormal":  # like 1 - cos edge weights
         return rng.lognormal(-4, 1.5, n)
-    if kind == "rounded":                                         # many ties
+    if kind == "rounded":  # many ties
         return np.round(rng.exponential(size=n), 2)
     if kind == "uniform":
-        return rng.uniform(-0.1, 1.0, n)                         # some <= 0, dropped
+        return rng.uniform(-0.1, 1.0, n)  # some <= 0, dropped
     return np.concatenate([rng.lognormal(-5, 1, n // 2), (1 - rng.random(n - n // 2)) ** (-1 / 1.5) * 0.05])
 
 

@@ -2,6 +2,7 @@
 networkx, numpy and scipy on small graphs; the streamed (record batch) input against the
 grouped frame; the incremental change detection against a full recomputation, on an
 in-memory DuckDB."""
+
 from __future__ import annotations
 
 import math
@@ -19,16 +20,24 @@ from scipy import stats
 from analysis import graph_frames as gf
 from tests.unit.test_graph_analysis import backbone_betweenness
 
-KEYS = [("m/a", 0, "induction", "zero"), ("m/a", 10, "induction", "zero"), ("m/a", 10, "induction", "mean"),
-        ("m/b", 0, "markov", "zero")]
+KEYS = [
+    ("m/a", 0, "induction", "zero"),
+    ("m/a", 10, "induction", "zero"),
+    ("m/a", 10, "induction", "mean"),
+    ("m/b", 0, "markov", "zero"),
+]
 
 
 def _graph(seed: int, n: int = 7, p: float = 0.7) -> pd.DataFrame:
     """A DAG named like the probe's: embed, heads of one layer, logits (embed -> logits always)."""
     rng = np.random.default_rng(seed)
     names = ["embed"] + [f"L0.H{i}" for i in range(n - 2)] + ["logits"]
-    rows = [(names[i], names[j], float(rng.uniform(0.05, 1.9)))
-            for i in range(n) for j in range(i + 1, n) if rng.random() < p or (i == 0 and j == n - 1)]
+    rows = [
+        (names[i], names[j], float(rng.uniform(0.05, 1.9)))
+        for i in range(n)
+        for j in range(i + 1, n)
+        if rng.random() < p or (i == 0 and j == n - 1)
+    ]
     return pd.DataFrame(rows, columns=["src", "dst", "weight"])
 
 
@@ -60,8 +69,7 @@ def test_centrality_frame_matches_networkx_per_graph():
         btw = backbone_betweenness(g["src"], g["dst"], g["weight"])
         clo = nx.closeness_centrality(d.reverse(), distance="length", wf_improved=True)
         pr = nx.pagerank(d, alpha=0.85, weight="weight", tol=1e-12)
-        katz = nx.katz_centrality(d, alpha=0.1, beta=1.0, weight="weight", normalized=False, tol=1e-12,
-                                  max_iter=10000)
+        katz = nx.katz_centrality(d, alpha=0.1, beta=1.0, weight="weight", normalized=False, tol=1e-12, max_iter=10000)
         rows = got[(got[gf.GRAPH] == pd.Series(key, index=gf.GRAPH)).all(axis=1)].set_index("node")
         assert set(rows.index) == set(d.nodes)
         for v in d.nodes:
@@ -82,7 +90,7 @@ def test_distribution_frame_matches_numpy():
         assert r["n_edges"] == w.size and r["mean"] == pytest.approx(w.mean()) and r["max"] == w.max()
         for q, name in zip([0.05, 0.25, 0.5, 0.75, 0.95], ["q05", "q25", "q50", "q75", "q95"]):
             assert r[name] == pytest.approx(np.quantile(w, q))
-        x = np.sort(w)                                           # Gini: mean absolute difference / 2 mean
+        x = np.sort(w)  # Gini: mean absolute difference / 2 mean
         assert r["gini"] == pytest.approx(np.abs(x[:, None] - x[None, :]).mean() / (2 * x.mean()))
         counts, _ = np.histogram(np.clip(w, 1e-6, 2.0), bins=np.logspace(-6, math.log10(2.0), 9))
         assert list(r["hist_counts"]) == counts.tolist() and len(r["hist_edges"]) == 9
@@ -96,7 +104,7 @@ def test_circuits_frame_matches_path_enumeration():
         w = {(u, v): x for u, v, x in zip(g["src"], g["dst"], g["weight"])}
         paths = [p for p in nx.all_simple_paths(d, "embed", "logits") if len(p) > 2]
         strength = {tuple(p): math.prod(w[e] for e in zip(p, p[1:])) for p in paths}
-        per_hop = {p: strength[p] ** (1 / (len(p) - 1)) for p in strength}     # geometric mean
+        per_hop = {p: strength[p] ** (1 / (len(p) - 1)) for p in strength}  # geometric mean
         best = sorted(per_hop, key=lambda p: -per_hop[p])[:3]
         rows = got[(got[gf.GRAPH] == pd.Series(key, index=gf.GRAPH)).all(axis=1)].sort_values("path_rank")
         assert rows["path"].tolist() == [" -> ".join(p) for p in best]
@@ -129,16 +137,19 @@ def test_phases_frame_matches_brute_force_partition():
     got = gf.phases_frame(metrics, ["g"], penalty=0.0)
     z = (x - x.mean()) / x.std()
     sse = lambda a: float(((a - a.mean()) ** 2).sum())  # noqa: E731
-    _, i, j = min((sse(z[:i]) + sse(z[i:j]) + sse(z[j:]), i, j)
-                  for i in range(2, 15) for j in range(i + 2, 15))
+    _, i, j = min((sse(z[:i]) + sse(z[i:j]) + sse(z[j:]), i, j) for i in range(2, 15) for j in range(i + 2, 15))
     assert got["start_step"].tolist() == [0, steps[i], steps[j]]
     assert got["signal"].unique().tolist() == ["graph_induction_zero"]
 
 
 def test_empty_inputs_give_typed_empty_frames():
     empty = _edges().head(0)
-    for frame in (gf.centrality_frame(empty), gf.distribution_frame(empty), gf.circuits_frame(empty),
-                  gf.centrality_frame(iter([]))):
+    for frame in (
+        gf.centrality_frame(empty),
+        gf.distribution_frame(empty),
+        gf.circuits_frame(empty),
+        gf.centrality_frame(iter([])),
+    ):
         assert frame.empty and frame["step"].dtype == "int64"
 
 
@@ -172,9 +183,14 @@ def _sorted(con, name: str, key: list[str]) -> pd.DataFrame:
     return con.sql(f"select * from {name} order by {', '.join(key)}").df()
 
 
-@pytest.mark.parametrize("frame_fn,key", [(gf.distribution_frame, gf.GRAPH),
-                                          (gf.centrality_frame, gf.GRAPH + ["node"]),
-                                          (gf.circuits_frame, gf.GRAPH + ["path_rank"])])
+@pytest.mark.parametrize(
+    "frame_fn,key",
+    [
+        (gf.distribution_frame, gf.GRAPH),
+        (gf.centrality_frame, gf.GRAPH + ["node"]),
+        (gf.circuits_frame, gf.GRAPH + ["path_rank"]),
+    ],
+)
 def test_incremental_build_equals_full_refresh(frame_fn, key):
     con = duckdb.connect()
     _store(con, "edges", _edges())
@@ -187,7 +203,7 @@ def test_incremental_build_equals_full_refresh(frame_fn, key):
 
     _store(con, "t", build(None))
     assert read[-1] == set(KEYS)
-    nothing = build("t")                                # nothing changed: nothing read
+    nothing = build("t")  # nothing changed: nothing read
     assert read[-1] == set() and nothing.empty and nothing[gf.HASH].dtype == "uint64"
     assert list(nothing.columns) == list(con.sql("select * from t limit 0").columns)
     # change one graph's weights, drop a second graph, add a third
@@ -203,7 +219,7 @@ def test_incremental_build_equals_full_refresh(frame_fn, key):
 def test_a_table_from_before_edges_hash_is_rebuilt_whole():
     con = duckdb.connect()
     _store(con, "edges", _edges())
-    _store(con, "t", gf.distribution_frame(_edges()))          # no edges_hash column
+    _store(con, "t", gf.distribution_frame(_edges()))  # no edges_hash column
     batches = list(gf.changed_graph_batches(con, con.table("edges"), "t"))
     assert {k for k, _ in gf.graphs(batches)} == set(KEYS)
     assert con.execute("select count(*) from t").fetchall()[0][0] == 0

@@ -5,6 +5,7 @@ pay for (or depend on) torch, transformers or nnsight. The table declarations th
 with the probes live in ``ingest.schema`` for that reason. Each check runs in a fresh
 interpreter, so modules an earlier test imported cannot hide an import.
 """
+
 from __future__ import annotations
 
 import json

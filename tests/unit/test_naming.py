@@ -1,4 +1,5 @@
 """Revision naming: presets, --revision-pattern, Trainer output directories."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ from ingest.errors import TdwError
 from ingest.revisions import PRESETS, Naming, parse_spec
 from ingest.sources import checkpoints, open_source
 
-FORMATS = {"pythia": "step{s}", "olmo": "step{s}-tokens{t}B", "olmo2": "stage1-step{s}-tokens{t}B",
-           "llm360": "ckpt_{s:03d}", "trainer": "checkpoint-{s}"}
+FORMATS = {
+    "pythia": "step{s}",
+    "olmo": "step{s}-tokens{t}B",
+    "olmo2": "stage1-step{s}-tokens{t}B",
+    "llm360": "ckpt_{s:03d}",
+    "trainer": "checkpoint-{s}",
+}
 
 
 @settings(max_examples=60, deadline=None)
@@ -23,7 +29,7 @@ FORMATS = {"pythia": "step{s}", "olmo": "step{s}-tokens{t}B", "olmo2": "stage1-s
 def test_every_preset_names_its_step(preset, step, tokens):
     name = FORMATS[preset].format(s=step, t=tokens)
     assert Naming(preset).match(name)[0] == step
-    assert Naming().match(name)[0] == step               # the default tries every preset
+    assert Naming().match(name)[0] == step  # the default tries every preset
     if "tokens" in FORMATS[preset]:
         assert Naming().match(name)[1] == tokens * 10**9
 
@@ -49,13 +55,14 @@ def test_custom_pattern_and_its_errors():
 
 def _series(root: Path, names: list[str], trainer: bool = False) -> Path:
     from tests.faults.tinymodel import make_suite
+
     made = make_suite(root / "_made", steps=range(len(names)))
     for i, name in enumerate(names):
         (made / f"step{i}").rename(root / name)
         if trainer:
             (root / name / "trainer_state.json").write_text(json.dumps({"global_step": i, "log_history": []}))
     (made).rmdir()
-    (root / "runs").mkdir()                               # Trainer's tensorboard dir: not a checkpoint
+    (root / "runs").mkdir()  # Trainer's tensorboard dir: not a checkpoint
     return root
 
 
@@ -77,32 +84,48 @@ def test_cli_ingests_a_trainer_directory_and_refuses_bad_patterns(tmp_path):
     out = _series(tmp_path / "out", ["checkpoint-10", "checkpoint-20"], trainer=True)
     wh = tmp_path / "wh" / "w.duckdb"
     tdw = [sys.executable, "-c", "from tdw.cli import main; main()"]
-    ok = subprocess.run(tdw + ["ingest", str(out), "--probes", "weights", "--warehouse", str(wh)],
-                        capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        tdw + ["ingest", str(out), "--probes", "weights", "--warehouse", str(wh)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr
     import duckdb
+
     con = duckdb.connect(str(wh), read_only=True)
     assert sorted({r[0] for r in con.execute("SELECT step FROM raw.ingest_runs").fetchall()}) == [10, 20]
     con.close()
     for pattern, msg in [(r"checkpoint-(\d+)", "no named group 'step'"), ("(?P<step>", "not a valid regex")]:
-        bad = subprocess.run(tdw + ["ingest", str(out), "--revision-pattern", pattern, "--warehouse", str(wh)],
-                             capture_output=True, text=True, timeout=300)
+        bad = subprocess.run(
+            tdw + ["ingest", str(out), "--revision-pattern", pattern, "--warehouse", str(wh)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert bad.returncode != 0 and msg in bad.stderr and "Traceback" not in bad.stderr
-    bad = subprocess.run(tdw + ["ingest", str(out), "--revision-pattern", "trainer", "--revisions", "ckpt_3",
-                                "--warehouse", str(wh)], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        tdw + ["ingest", str(out), "--revision-pattern", "trainer", "--revisions", "ckpt_3", "--warehouse", str(wh)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode != 0 and "matches no revision pattern" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_toy_trainer_writes_trainer_state_logs(tmp_path):
     from ingest.toy.train import ToyModel, TrainSpec, _train_one
     from ingest.traininglog import read_log
+
     spec = TrainSpec(total_steps=6, every=4, batch_size=2, warmup=3)
     _train_one(ToyModel("tiny", 1, 16, 2, seed=0), spec, tmp_path, None)
     from ingest.toy.train import schedule
+
     last = max(schedule(6, 4))
     final = read_log(tmp_path / "tiny" / f"step{last}")
     assert sorted(set(final["metric"])) == ["learning_rate", "loss"]
     assert final[final.metric == "learning_rate"]["value"].tolist() == pytest.approx(
-        [spec.lr * (s + 1) / 3 for s in range(3)] + final[final.metric == "learning_rate"]["value"].tolist()[3:])
+        [spec.lr * (s + 1) / 3 for s in range(3)] + final[final.metric == "learning_rate"]["value"].tolist()[3:]
+    )
     assert final["log_step"].max() == last and len(read_log(tmp_path / "tiny" / "step4")) == 2 * 4
     assert read_log(tmp_path / "tiny" / "step0").empty

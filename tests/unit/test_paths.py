@@ -1,4 +1,5 @@
 """Path confinement and safe file-name components (warehouse/paths.py), on real folders."""
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,16 @@ def layout(tmp_path, monkeypatch):
 def test_paths_inside_resolve_and_paths_outside_are_refused(layout):
     root, outside = layout
     assert data_dir() == root
-    assert confine("w.duckdb", "--warehouse") == root / "w.duckdb"          # relative: against the cwd
+    assert confine("w.duckdb", "--warehouse") == root / "w.duckdb"  # relative: against the cwd
     assert confine(root / "a" / ".." / "b" / "c.html", "--out") == root / "b" / "c.html"
     assert confine(root, "--out") == root
-    for bad in ("../outside/w.duckdb", "../../etc/x.duckdb", str(outside / "r.html"), "/tmp/elsewhere/report.html",
-                str(root) + "-sibling/x"):                                      # a prefix is not a parent
+    for bad in (
+        "../outside/w.duckdb",
+        "../../etc/x.duckdb",
+        str(outside / "r.html"),
+        "/tmp/elsewhere/report.html",
+        str(root) + "-sibling/x",
+    ):  # a prefix is not a parent
         with pytest.raises(TdwError, match="outside the data directory") as err:
             confine(bad, "--out")
         assert "\n" not in str(err.value)
@@ -40,7 +46,7 @@ def test_symlinks_are_followed(layout):
     with pytest.raises(TdwError, match="outside the data directory"):
         confine(root / "link" / "w.duckdb", "--warehouse")
     (root / "inner").mkdir()
-    (root / "ok").symlink_to(root / "inner", target_is_directory=True)      # a link that stays inside
+    (root / "ok").symlink_to(root / "inner", target_is_directory=True)  # a link that stays inside
     assert confine(root / "ok" / "w.duckdb", "--warehouse") == root / "inner" / "w.duckdb"
 
 
@@ -63,12 +69,24 @@ def test_default_data_dir_is_data_under_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert data_dir() == (tmp_path / "data").resolve()
     with pytest.raises(TdwError):
-        confine("warehouse.duckdb", "--warehouse")          # beside data/, not in it
+        confine("warehouse.duckdb", "--warehouse")  # beside data/, not in it
     assert confine("data/warehouse.duckdb", "--warehouse") == tmp_path.resolve() / "data" / "warehouse.duckdb"
 
 
-@pytest.mark.parametrize("name", ["EleutherAI/pythia-14m", "../../etc/passwd", "..", ".", ".hidden", "a\x00b",
-                                  "gpt_neox.layers.0/../../x.weight", "a\\..\\b", "line\nbreak"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EleutherAI/pythia-14m",
+        "../../etc/passwd",
+        "..",
+        ".",
+        ".hidden",
+        "a\x00b",
+        "gpt_neox.layers.0/../../x.weight",
+        "a\\..\\b",
+        "line\nbreak",
+    ],
+)
 def test_safe_component_stays_one_component(tmp_path, name):
     part = safe_component(name)
     assert part and "/" not in part and "\\" not in part and "\x00" not in part and ".." not in part

@@ -4,6 +4,7 @@ The marts are written by hand (a few rows each) into a DuckDB file, so no build 
 a model id and a tensor name with a quote in them must be read as values (they were once
 pasted into the SQL with hand-escaped quotes).
 """
+
 from __future__ import annotations
 
 import duckdb
@@ -27,19 +28,22 @@ def density_rows(model: str, tensor: str) -> pd.DataFrame:
     rows = []
     for s in STEPS:
         d = rng.random(4)
-        d[0] = 0.0                                   # an empty bin is drawn blank, not log(0)
+        d[0] = 0.0  # an empty bin is drawn blank, not log(0)
         for b in range(4):
             rows.append((model, tensor, s, b, b / 4, (b + 1) / 4, int(d[b] * 100), d[b] / d.sum()))
-    return pd.DataFrame(rows, columns=["model_id", "tensor_name", "step", "bin_index", "bin_lo",
-                                       "bin_hi", "count", "density"])
+    return pd.DataFrame(
+        rows, columns=["model_id", "tensor_name", "step", "bin_index", "bin_lo", "bin_hi", "count", "density"]
+    )
 
 
 @pytest.fixture
 def marts(tmp_path):
     path = tmp_path / "wh.duckdb"
     dens = pd.concat([density_rows(MODEL, TENSOR), density_rows("toy/other", "lm_head.weight")])
-    msd = pd.DataFrame([(m, t, s, 1.0 + s * (1 + i)) for i, (m, t) in enumerate([(MODEL, TENSOR), ("toy/other", "x")])
-                        for s in STEPS], columns=["model_id", "tensor_name", "step", "msd"])
+    msd = pd.DataFrame(
+        [(m, t, s, 1.0 + s * (1 + i)) for i, (m, t) in enumerate([(MODEL, TENSOR), ("toy/other", "x")]) for s in STEPS],
+        columns=["model_id", "tensor_name", "step", "msd"],
+    )
     peaks = msd.loc[msd.groupby("model_id")["msd"].idxmax(), ["model_id", "tensor_name", "step", "msd"]]
     peaks.columns = ["model_id", "tensor_name", "peak_step", "peak_msd"]
     msd["msd_time_demeaned"] = msd["msd"] * (msd["step"].max() - msd["step"])
@@ -100,7 +104,7 @@ def test_msd_builder_never_circles_a_censored_peak(marts):
     draw_msd(ax, m, p, annotate=True)
     assert len(ax.get_lines()) == 1 and ax.texts[0].get_text() == "no peak: still rising"
     twin = [a for a in fig.axes if a is not ax][0]
-    dashed, = twin.get_lines()
+    (dashed,) = twin.get_lines()
     assert dashed.get_linestyle() == "--" and dashed.get_ydata()[-1] == 0
     assert "not a finding" in twin.get_ylabel()
     plt.close(fig)

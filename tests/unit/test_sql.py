@@ -5,15 +5,27 @@ from ingest.errors import TdwError
 from warehouse.sql import check_read_only, format_frame
 
 
-@pytest.mark.parametrize("q", ["select 1", "with a as (select 1) select * from a", "describe select 1",
-                               "explain select 1", "show tables"])
+@pytest.mark.parametrize(
+    "q", ["select 1", "with a as (select 1) select * from a", "describe select 1", "explain select 1", "show tables"]
+)
 def test_reads_are_allowed(q):
     check_read_only(q)
 
 
-@pytest.mark.parametrize("q", ["insert into t values (1)", "create table x (a int)", "drop table marts.fct_msd",
-                               "copy (select 1) to '/tmp/x.csv'", "attach '/tmp/y.db'", "select 1; delete from t",
-                               "update t set a = 1", "install httpfs", "set threads = 1"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "insert into t values (1)",
+        "create table x (a int)",
+        "drop table marts.fct_msd",
+        "copy (select 1) to '/tmp/x.csv'",
+        "attach '/tmp/y.db'",
+        "select 1; delete from t",
+        "update t set a = 1",
+        "install httpfs",
+        "set threads = 1",
+    ],
+)
 def test_writes_are_refused(q):
     with pytest.raises(TdwError, match="read-only"):
         check_read_only(q)

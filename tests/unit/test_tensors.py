@@ -6,8 +6,13 @@ from safetensors.torch import save_file
 from ingest.errors import TdwError
 from ingest.tensors import TensorFile, select_tensors
 
-NAMES = ["lm_head.weight", "gpt_neox.embed_in.weight", "gpt_neox.layers.0.attention.dense.weight",
-         "gpt_neox.layers.1.attention.dense.weight", "gpt_neox.layers.0.mlp.dense_h_to_4h.weight"]
+NAMES = [
+    "lm_head.weight",
+    "gpt_neox.embed_in.weight",
+    "gpt_neox.layers.0.attention.dense.weight",
+    "gpt_neox.layers.1.attention.dense.weight",
+    "gpt_neox.layers.0.mlp.dense_h_to_4h.weight",
+]
 
 
 def test_aliases_and_globs():
@@ -25,8 +30,13 @@ def test_pattern_matching_nothing_is_an_error():
 @pytest.fixture
 def st_file(tmp_path):
     path = tmp_path / "model.safetensors"
-    save_file({"embed_out.weight": torch.arange(12, dtype=torch.float32).reshape(3, 4),
-               "b": torch.ones(5, dtype=torch.bfloat16)}, str(path))
+    save_file(
+        {
+            "embed_out.weight": torch.arange(12, dtype=torch.float32).reshape(3, 4),
+            "b": torch.ones(5, dtype=torch.bfloat16),
+        },
+        str(path),
+    )
     return path
 
 
@@ -60,6 +70,7 @@ def test_pickle_needs_the_flag_and_loads_weights_only(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     evil = tmp_path / "evil" / "pytorch_model.bin"
     evil.parent.mkdir()
     torch.save({"w": Evil()}, evil)

@@ -1,4 +1,5 @@
 """One tokenizer rule for every probe that reads text (``ingest.tokenizers``)."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ def save_word_tokenizer(folder) -> None:
     """A word-level tokenizer that adds [BOS] as its special token."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 1)])

@@ -1,10 +1,19 @@
 """The weight probe's statistics against straightforward numpy/scipy computations."""
+
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from ingest.probes.weights import (CODE_SHIFT, QUANTILES, keys_to_codes, monotone_keys, code_bounds, histogram_quantiles, sample_indices,
-                                   tensor_statistics)
+from ingest.probes.weights import (
+    CODE_SHIFT,
+    QUANTILES,
+    code_bounds,
+    histogram_quantiles,
+    keys_to_codes,
+    monotone_keys,
+    sample_indices,
+    tensor_statistics,
+)
 
 
 @pytest.fixture
@@ -39,7 +48,7 @@ def test_quantiles_within_documented_bound(tensor):
         exact = np.quantile(x, q)
         approx = s[f"q{int(round(q * 100)):02d}"]
         # half a bucket (2^-12 of the magnitude), plus the gap between neighbouring order statistics
-        assert abs(approx - exact) <= 2 ** -12 * abs(exact) + 1e-6, (q, approx, exact)
+        assert abs(approx - exact) <= 2**-12 * abs(exact) + 1e-6, (q, approx, exact)
 
 
 def test_code_buckets_contain_their_values():
@@ -47,7 +56,7 @@ def test_code_buckets_contain_their_values():
     codes = x.view(np.uint32) >> CODE_SHIFT
     lo, hi = code_bounds(codes)
     assert np.all(lo <= x.astype(np.float64)) and np.all(x.astype(np.float64) <= hi)
-    assert np.all(hi - lo <= 2 ** -11 * np.abs(x.astype(np.float64)) + 1e-38)
+    assert np.all(hi - lo <= 2**-11 * np.abs(x.astype(np.float64)) + 1e-38)
 
 
 def test_nonfinite_values_are_counted_and_excluded():
@@ -63,9 +72,9 @@ def test_nonfinite_values_are_counted_and_excluded():
 def test_histogram_quantiles_on_a_known_histogram():
     values = np.array([1.0, 2.0, 4.0], dtype=np.float32)
     q = histogram_quantiles(values.view(np.uint32) >> CODE_SHIFT, np.array([1, 1, 2]), (0.0, 0.5, 1.0))
-    assert q["q00"] == pytest.approx(1.0, rel=2 ** -12)
-    assert q["q50"] == pytest.approx(2.0, rel=2 ** -12)
-    assert q["q100"] == pytest.approx(4.0, rel=2 ** -12)
+    assert q["q00"] == pytest.approx(1.0, rel=2**-12)
+    assert q["q50"] == pytest.approx(2.0, rel=2**-12)
+    assert q["q100"] == pytest.approx(4.0, rel=2**-12)
 
 
 def test_monotone_keys_order_values_and_invert_to_codes():
@@ -83,15 +92,21 @@ def test_sample_indices_are_shared_and_seeded():
     assert sample_indices(500, 1000, "x", 0) is None
 
 
-from hypothesis import given, settings, strategies as hst  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
-@given(hnp.arrays(np.float32, hst.integers(1, 3000),
-                  elements=hst.floats(-1e4, 1e4, width=32) | hst.sampled_from([0.0, -0.0, 1e-40, -1e-40,
-                                                                              float("nan"), float("inf")])),
-       hst.sampled_from([1e-3, 0.0, 1e-40, 0.5]))
+@given(
+    hnp.arrays(
+        np.float32,
+        hst.integers(1, 3000),
+        elements=hst.floats(-1e4, 1e4, width=32)
+        | hst.sampled_from([0.0, -0.0, 1e-40, -1e-40, float("nan"), float("inf")]),
+    ),
+    hst.sampled_from([1e-3, 0.0, 1e-40, 0.5]),
+)
 def test_histogram_and_moments_match_numpy_on_any_tensor(x, eps):
     """Every finite value counted under its code (signs, zeros, subnormals, one-sided
     tensors), non-finite ones excluded, moments and the near-zero fraction as numpy says."""

@@ -13,6 +13,7 @@ portal; Execute(n) sends the next n rows and ``PortalSuspended`` until it is exh
 so pgjdbc's ``setFetchSize`` pages through it; after an error every message up to Sync is
 skipped, as PostgreSQL does, and the session goes on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,7 @@ import socket
 import socketserver
 import struct
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from warehouse.pgwire.session import PgError, Result, Session, pg_error
 from warehouse.pgwire.types import BINARY_OIDS, TEXT, decode_param, encode_rows, text_columns
@@ -53,7 +54,7 @@ def any_params(sql: str) -> set[int]:
 class Handler(socketserver.BaseRequestHandler):
     """One client connection."""
 
-    server: "PgServer"
+    server: PgServer
 
     def setup(self) -> None:
         self.request.settimeout(self.server.idle_timeout)
@@ -92,7 +93,7 @@ class Handler(socketserver.BaseRequestHandler):
             if not self.startup():
                 return
             self.loop()
-        except (OSError, ConnectionError, socket.timeout):
+        except (TimeoutError, OSError, ConnectionError):
             pass
         finally:
             if self.session is not None:
@@ -107,10 +108,10 @@ class Handler(socketserver.BaseRequestHandler):
             n = _I32.unpack(self.read(4))[0]
             body = self.read(n - 4)
             code = _I32.unpack(body[:4])[0]
-            if code == 80877103 or code == 80877104:       # SSLRequest, GSSENCRequest: not here
+            if code == 80877103 or code == 80877104:  # SSLRequest, GSSENCRequest: not here
                 self.request.sendall(b"N")
                 continue
-            if code == 80877102:                           # CancelRequest
+            if code == 80877102:  # CancelRequest
                 pid, key = struct.unpack("!ii", body[4:12])
                 entry = self.server.sessions.get(pid)
                 if entry is not None and entry[0] == key:
@@ -131,10 +132,20 @@ class Handler(socketserver.BaseRequestHandler):
             return False
         self.server.sessions[pid] = (key, self.session)
         self.send(msg(b"R", _I32.pack(0)))
-        status = {"server_version": "15.0", "server_encoding": "UTF8", "client_encoding": "UTF8",
-                  "DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on", "IntervalStyle": "postgres",
-                  "standard_conforming_strings": "on", "is_superuser": "off", "session_authorization": user,
-                  "application_name": params.get("application_name", ""), "default_transaction_read_only": "on"}
+        status = {
+            "server_version": "15.0",
+            "server_encoding": "UTF8",
+            "client_encoding": "UTF8",
+            "DateStyle": "ISO, MDY",
+            "TimeZone": "UTC",
+            "integer_datetimes": "on",
+            "IntervalStyle": "postgres",
+            "standard_conforming_strings": "on",
+            "is_superuser": "off",
+            "session_authorization": user,
+            "application_name": params.get("application_name", ""),
+            "default_transaction_read_only": "on",
+        }
         for k, v in status.items():
             self.send(msg(b"S", cstr(k) + cstr(v)))
         self.send(msg(b"K", struct.pack("!ii", pid, key)))
@@ -155,15 +166,21 @@ class Handler(socketserver.BaseRequestHandler):
             inner = hashlib.md5((password + user).encode()).hexdigest()
             if got == "md5" + hashlib.md5(inner.encode() + salt).hexdigest():
                 return True
-        self.request.sendall(error_response(PgError("28P01", f'password authentication failed for user "{user}"'),
-                                            "FATAL"))
+        self.request.sendall(
+            error_response(PgError("28P01", f'password authentication failed for user "{user}"'), "FATAL")
+        )
         return False
 
     # -- messages -------------------------------------------------------------------------
     def loop(self) -> None:
         skip = False  # after an error in the extended protocol: discard until Sync
-        handlers: dict[bytes, Callable[[bytes], None]] = {b"P": self.parse, b"B": self.bind, b"D": self.describe,
-                                                          b"E": self.execute, b"C": self.close}
+        handlers: dict[bytes, Callable[[bytes], None]] = {
+            b"P": self.parse,
+            b"B": self.bind,
+            b"D": self.describe,
+            b"E": self.execute,
+            b"C": self.close,
+        }
         while True:
             kind = self.read(1)
             n = _I32.unpack(self.read(4))[0]
@@ -206,7 +223,7 @@ class Handler(socketserver.BaseRequestHandler):
         name, rest = body.split(b"\x00", 1)
         sql, rest = rest.split(b"\x00", 1)
         n = _I16.unpack(rest[:2])[0]
-        oids = list(struct.unpack(f"!{n}i", rest[2:2 + 4 * n]))
+        oids = list(struct.unpack(f"!{n}i", rest[2 : 2 + 4 * n]))
         self.statements[name.decode()] = (sql.decode(), oids)
         self.send(msg(b"1"))
 
@@ -218,18 +235,18 @@ class Handler(socketserver.BaseRequestHandler):
         nf = _I16.unpack_from(rest, pos)[0]
         formats = struct.unpack_from(f"!{nf}h", rest, pos + 2)
         pos += 2 + 2 * nf
-        n = _I16.unpack_from(rest, pos)[0]      # the parameter count is Bind's, not Parse's
+        n = _I16.unpack_from(rest, pos)[0]  # the parameter count is Bind's, not Parse's
         pos += 2
         values = []
         for i in range(n):
             ln = _I32.unpack_from(rest, pos)[0]
             pos += 4
-            data = None if ln < 0 else bytes(rest[pos:pos + ln])
+            data = None if ln < 0 else bytes(rest[pos : pos + ln])
             pos += max(ln, 0)
             binary = (formats[i] if nf > 1 else (formats[0] if nf == 1 else 0)) == 1
             oid = oids[i] if i < len(oids) else 0
             if not oid and not binary and data and data[:1] == b"{" and i + 1 in any_params(sql):
-                oid = 1009      # an untyped '{a,b}' compared with = ANY($n): PostgreSQL infers text[]
+                oid = 1009  # an untyped '{a,b}' compared with = ANY($n): PostgreSQL infers text[]
             values.append(decode_param(data, oid, binary))
         nr = _I16.unpack_from(rest, pos)[0]
         rformats = struct.unpack_from(f"!{nr}h", rest, pos + 2)
@@ -245,10 +262,10 @@ class Handler(socketserver.BaseRequestHandler):
         if kind == b"S":
             sql, oids = self.statements[name]
             nparams = self.count_params(sql)
-            oids = (oids + [0] * nparams)[:max(nparams, len(oids))]
+            oids = (oids + [0] * nparams)[: max(nparams, len(oids))]
             self.send(msg(b"t", _I16.pack(len(oids)) + b"".join(_I32.pack(o or TEXT) for o in oids)))
             result = self.session.describe(sql, len(oids))
-        elif name not in self.portals and name.lower() in self.session.cursors:   # a DECLAREd cursor
+        elif name not in self.portals and name.lower() in self.session.cursors:  # a DECLAREd cursor
             table = self.session.cursors[name.lower()][0]
             result, binary = Result(table.slice(0, 0), "SELECT 0"), [False] * table.num_columns
         else:
@@ -275,6 +292,7 @@ class Handler(socketserver.BaseRequestHandler):
     @staticmethod
     def count_params(sql: str) -> int:
         from warehouse.pgwire.catalog import _LITERAL
+
         nums = [int(x) for part in _LITERAL.split(sql)[::2] for x in re.findall(r"\$(\d+)", part)]
         return max(nums, default=0)
 
@@ -312,6 +330,7 @@ class Handler(socketserver.BaseRequestHandler):
         self.send(msg(b"H", b"\x00" + _I16.pack(n) + _I16.pack(0) * n))
         delim = opts["delimiter"]
         if opts["csv"]:
+
             def field(v):
                 if v is None:
                     return ""
@@ -319,10 +338,12 @@ class Handler(socketserver.BaseRequestHandler):
                     return '"' + v.replace('"', '""') + '"'
                 return v
         else:
+
             def field(v):
                 if v is None:
                     return "\\N"
                 return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
         if opts["header"]:
             self.send(msg(b"d", (delim.join(field(c) for c in table.column_names) + "\n").encode()))
         for start in range(0, table.num_rows, BATCH):
@@ -336,12 +357,17 @@ class Handler(socketserver.BaseRequestHandler):
 class PgServer(socketserver.ThreadingTCPServer):
     """A threaded PostgreSQL-protocol server; ``new_session`` opens a client's session."""
 
-    request_queue_size = 256           # listen backlog: bursts of clients queue instead of timing out
+    request_queue_size = 256  # listen backlog: bursts of clients queue instead of timing out
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], new_session: Callable[[str, str, int], Session],
-                 auth: dict[str, str] | None, idle_timeout: float | None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        new_session: Callable[[str, str, int], Session],
+        auth: dict[str, str] | None,
+        idle_timeout: float | None,
+    ):
         self.new_session, self.auth, self.idle_timeout = new_session, auth, idle_timeout
         self.sessions: dict[int, tuple[int, Session]] = {}
         self._pid, self._pid_lock = 1000, threading.Lock()

@@ -11,6 +11,7 @@ and is answered with SQLSTATE 25006 like the refused ones.
 
 Errors carry a SQLSTATE (:func:`sqlstate`) and leave the session usable.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,15 @@ from warehouse.pgwire.types import TEXT, arrow_oid
 
 SERVER_VERSION = "15.0"
 VERSION = f"PostgreSQL {SERVER_VERSION} (tdw serving snapshot on DuckDB {duckdb.__version__})"
-SETTABLE = {"search_path", "schema"}      # session-local in DuckDB; everything else is acknowledged only
+SETTABLE = {"search_path", "schema"}  # session-local in DuckDB; everything else is acknowledged only
 _READ = re.compile(r"^\s*(\(\s*)*(select|with|values|table|from)\b", re.I)
 _WORD = re.compile(r"^\s*([a-z_]+)(?:\s+([a-z_]+))?", re.I)
 _COPY = re.compile(r"^\s*copy\s*\((?P<q>.*)\)\s*to\s+stdout\b(?P<opts>.*)$", re.I | re.S)
-_SESSION_WORDS = re.compile(r"pg_backend_pid|current_database|version\s*\(|current_user|session_user|"
-                            r"current_setting", re.I)
+_SESSION_WORDS = re.compile(
+    r"pg_backend_pid|current_database|version\s*\(|current_user|session_user|"
+    r"current_setting",
+    re.I,
+)
 _SHOW = re.compile(r"^\s*show\s+(.+?)\s*$", re.I | re.S)
 _DECLARE = re.compile(r"^\s*declare\s+\"?(\w+)\"?\s.*?\bcursor\b.*?\bfor\s+(.*)$", re.I | re.S)
 _FETCH = re.compile(r"^\s*(?:fetch|move)\s+(?:(?:forward\s+)?(\d+|all)\s+)?(?:from\s+|in\s+)?\"?(\w+)\"?\s*$", re.I)
@@ -47,12 +51,26 @@ class PgError(Exception):
         self.code, self.message = code, message
 
 
-_STATES = (("interrupted", "57014"), ("read-only", "25006"), ("read only", "25006"), ("refused", "25006"),
-           ("Permission Error", "42501"), ("external access", "42501"), ("Parser Error", "42601"),
-           ("syntax error", "42601"), ("Table with name", "42P01"), ("Table Function with name", "42883"),
-           ("Referenced column", "42703"), ("not found in FROM clause", "42703"),
-           ("Function with name", "42883"), ("Conversion Error", "22P02"), ("Out of Range", "22003"),
-           ("Invalid Input", "22023"), ("Binder Error", "42000"), ("Catalog Error", "42000"))
+_STATES = (
+    ("interrupted", "57014"),
+    ("read-only", "25006"),
+    ("read only", "25006"),
+    ("refused", "25006"),
+    ("Permission Error", "42501"),
+    ("external access", "42501"),
+    ("Parser Error", "42601"),
+    ("syntax error", "42601"),
+    ("Table with name", "42P01"),
+    ("Table Function with name", "42883"),
+    ("Referenced column", "42703"),
+    ("not found in FROM clause", "42703"),
+    ("Function with name", "42883"),
+    ("Conversion Error", "22P02"),
+    ("Out of Range", "22003"),
+    ("Invalid Input", "22023"),
+    ("Binder Error", "42000"),
+    ("Catalog Error", "42000"),
+)
 
 
 def sqlstate(message: str) -> str:
@@ -69,6 +87,7 @@ def pg_error(e: Exception) -> PgError:
 @dataclass
 class Result:
     """Rows (an Arrow table) or a bare command tag; ``copy`` marks COPY ... TO STDOUT."""
+
     table: pa.Table | None = None
     tag: str = ""
     copy: dict | None = None
@@ -115,20 +134,42 @@ def split_statements(sql: str) -> list[str]:
 class Session:
     """A cursor on the snapshot plus the session's state (settings, cursors, transaction)."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, cat: catalog.Catalog, timeout: float | None,
-                 database: str, user: str, pid: int):
+    def __init__(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        cat: catalog.Catalog,
+        timeout: float | None,
+        database: str,
+        user: str,
+        pid: int,
+    ):
         self.cursor, self.catalog, self.timeout = cursor, cat, timeout
         self.database, self.user, self.pid = database, user, pid
         self.in_txn = self.failed = False
         self.cursors: dict[str, list] = {}
-        self.settings = {"server_version": SERVER_VERSION, "server_version_num": "150000",
-                         "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
-                         "timezone": "UTC", "time zone": "UTC", "intervalstyle": "postgres",
-                         "integer_datetimes": "on", "standard_conforming_strings": "on",
-                         "transaction_isolation": "read committed", "transaction isolation level": "read committed",
-                         "default_transaction_read_only": "on", "transaction_read_only": "on",
-                         "is_superuser": "off", "application_name": "", "max_identifier_length": "63",
-                         "lc_collate": "C", "lc_ctype": "C", "max_index_keys": "32", "search_path": "marts, main"}
+        self.settings = {
+            "server_version": SERVER_VERSION,
+            "server_version_num": "150000",
+            "server_encoding": "UTF8",
+            "client_encoding": "UTF8",
+            "datestyle": "ISO, MDY",
+            "timezone": "UTC",
+            "time zone": "UTC",
+            "intervalstyle": "postgres",
+            "integer_datetimes": "on",
+            "standard_conforming_strings": "on",
+            "transaction_isolation": "read committed",
+            "transaction isolation level": "read committed",
+            "default_transaction_read_only": "on",
+            "transaction_read_only": "on",
+            "is_superuser": "off",
+            "application_name": "",
+            "max_identifier_length": "63",
+            "lc_collate": "C",
+            "lc_ctype": "C",
+            "max_index_keys": "32",
+            "search_path": "marts, main",
+        }
         self._lock = threading.Lock()
         self._running = False
         self.cancelled = False
@@ -176,7 +217,9 @@ class Session:
         if w1 in ("discard", "listen", "unlisten", "deallocate", "close", "notify", "checkpoint", "reset"):
             if w1 == "close":
                 self.cursors.pop(sql.split()[-1].strip('"').lower(), None)
-            return Result(tag={"discard": f"DISCARD {w2.upper() or 'ALL'}", "close": "CLOSE CURSOR"}.get(w1, w1.upper()))
+            return Result(
+                tag={"discard": f"DISCARD {w2.upper() or 'ALL'}", "close": "CLOSE CURSOR"}.get(w1, w1.upper())
+            )
         if w1 == "set":
             return self.set(sql)
         if w1 == "show":
@@ -197,7 +240,7 @@ class Session:
         sql = self.session_values(sql)
         rewritten = self.catalog.rewrite(sql)
         cursor = self.cursor
-        if rewritten is not sql:     # a catalog query: it runs on the catalog's own database
+        if rewritten is not sql:  # a catalog query: it runs on the catalog's own database
             if self._catalog_cursor is None:
                 self._catalog_cursor = self.catalog.cursor()
             cursor, sql = self._catalog_cursor, rewritten
@@ -230,13 +273,23 @@ class Session:
         def setting(m: re.Match) -> str:
             name = m.group(1).lower()
             return lit(self.settings[name]) if name in self.settings else m.group(0)
+
         sql = re.sub(r"\b(?:pg_catalog\.)?pg_backend_pid\s*\(\s*\)", str(self.pid), sql, flags=re.I)
         sql = re.sub(r"\b(?:pg_catalog\.)?current_database\s*\(\s*\)", lit(self.database), sql, flags=re.I)
         sql = re.sub(r"\b(?:pg_catalog\.)?version\s*\(\s*\)", lit(VERSION), sql, flags=re.I)
-        sql = re.sub(r"\b(?:pg_catalog\.)?(?:current_user|session_user|user)\b(?:\s*\(\s*\))?(?!\s*\.)",
-                     lit(self.user), sql, flags=re.I) if re.search(r"\b(current_user|session_user)\b", sql, re.I) else sql
-        return re.sub(r"\b(?:pg_catalog\.)?current_setting\s*\(\s*'([^']*)'\s*(?:,\s*\w+\s*)?\)", setting, sql,
-                      flags=re.I)
+        sql = (
+            re.sub(
+                r"\b(?:pg_catalog\.)?(?:current_user|session_user|user)\b(?:\s*\(\s*\))?(?!\s*\.)",
+                lit(self.user),
+                sql,
+                flags=re.I,
+            )
+            if re.search(r"\b(current_user|session_user)\b", sql, re.I)
+            else sql
+        )
+        return re.sub(
+            r"\b(?:pg_catalog\.)?current_setting\s*\(\s*'([^']*)'\s*(?:,\s*\w+\s*)?\)", setting, sql, flags=re.I
+        )
 
     def describe(self, sql: str, nparams: int) -> Result | None:
         """The result's columns without running it (Describe of a prepared statement)."""
@@ -256,7 +309,7 @@ class Session:
                     self.cursor.execute(f"SET {name} = '{value.replace(chr(39), '')}'")
                 except duckdb.Error as e:
                     raise pg_error(e) from None
-            if name not in self.catalog.duckdb_settings:   # DuckDB's own stay DuckDB's (locked)
+            if name not in self.catalog.duckdb_settings:  # DuckDB's own stay DuckDB's (locked)
                 self.settings[name] = value
         return Result(tag="SET")
 
@@ -264,8 +317,13 @@ class Session:
         name = _SHOW.match(sql).group(1).strip().lower()
         if name == "all":
             items = sorted(self.settings.items())
-            return Result(pa.table({"name": [k for k, _ in items], "setting": [v for _, v in items],
-                                    "description": [""] * len(items)}), "SHOW", oids=[TEXT] * 3)
+            return Result(
+                pa.table(
+                    {"name": [k for k, _ in items], "setting": [v for _, v in items], "description": [""] * len(items)}
+                ),
+                "SHOW",
+                oids=[TEXT] * 3,
+            )
         if name in self.settings:
             return _one_row(name.replace(" ", "_") if name != "time zone" else "TimeZone", self.settings[name])
         raise PgError("42704", f'unrecognized configuration parameter "{name}"')
@@ -279,7 +337,11 @@ class Session:
         header = "header" in opts and not re.search(r"header\s*(false|off|0)", opts)
         delim = re.search(r"delimiter\s*(?:as\s*)?'(.)'", opts)
         result = self.query(m.group("q"), params)
-        result.copy = {"csv": csv, "header": header and csv, "delimiter": delim.group(1) if delim else ("," if csv else "\t")}
+        result.copy = {
+            "csv": csv,
+            "header": header and csv,
+            "delimiter": delim.group(1) if delim else ("," if csv else "\t"),
+        }
         result.tag = f"COPY {result.table.num_rows if result.table is not None else 0}"
         return result
 

@@ -6,6 +6,7 @@ Text parameters whose type the client left unspecified (oid 0) are passed to Duc
 strings, never guessed (a value such as ``'5'`` stays the string ``'5'``); typed ones and
 the binary format of the common types are decoded to the matching Python values.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,24 +24,68 @@ NUMERIC, UUID, NAME, CHAR = 1700, 2950, 19, 18
 
 # oid -> (name, typlen, category, array oid); names are PostgreSQL's canonical ones
 PG_TYPES: dict[int, tuple[str, int, str, int]] = {
-    BOOL: ("bool", 1, "B", 1000), BYTEA: ("bytea", -1, "U", 1001), CHAR: ("char", 1, "S", 1002),
-    NAME: ("name", 64, "S", 1003), INT8: ("int8", 8, "N", 1016), INT2: ("int2", 2, "N", 1005),
-    INT4: ("int4", 4, "N", 1007), TEXT: ("text", -1, "S", 1009), OID: ("oid", 4, "N", 1028),
-    JSON: ("json", -1, "U", 199), FLOAT4: ("float4", 4, "N", 1021), FLOAT8: ("float8", 8, "N", 1022),
-    VARCHAR: ("varchar", -1, "S", 1015), DATE: ("date", 4, "D", 1182), TIME: ("time", 8, "D", 1183),
-    TIMESTAMP: ("timestamp", 8, "D", 1115), TIMESTAMPTZ: ("timestamptz", 8, "D", 1185),
-    INTERVAL: ("interval", 16, "T", 1187), NUMERIC: ("numeric", -1, "N", 1231), UUID: ("uuid", 16, "U", 2951),
+    BOOL: ("bool", 1, "B", 1000),
+    BYTEA: ("bytea", -1, "U", 1001),
+    CHAR: ("char", 1, "S", 1002),
+    NAME: ("name", 64, "S", 1003),
+    INT8: ("int8", 8, "N", 1016),
+    INT2: ("int2", 2, "N", 1005),
+    INT4: ("int4", 4, "N", 1007),
+    TEXT: ("text", -1, "S", 1009),
+    OID: ("oid", 4, "N", 1028),
+    JSON: ("json", -1, "U", 199),
+    FLOAT4: ("float4", 4, "N", 1021),
+    FLOAT8: ("float8", 8, "N", 1022),
+    VARCHAR: ("varchar", -1, "S", 1015),
+    DATE: ("date", 4, "D", 1182),
+    TIME: ("time", 8, "D", 1183),
+    TIMESTAMP: ("timestamp", 8, "D", 1115),
+    TIMESTAMPTZ: ("timestamptz", 8, "D", 1185),
+    INTERVAL: ("interval", 16, "T", 1187),
+    NUMERIC: ("numeric", -1, "N", 1231),
+    UUID: ("uuid", 16, "U", 2951),
 }
 # format_type()'s spelling, as psql and SQLAlchemy expect it
-FORMAT_NAMES = {BOOL: "boolean", INT8: "bigint", INT2: "smallint", INT4: "integer", FLOAT4: "real",
-                FLOAT8: "double precision", VARCHAR: "character varying", TIMESTAMP: "timestamp without time zone",
-                TIMESTAMPTZ: "timestamp with time zone", TIME: "time without time zone", CHAR: '"char"'}
-DUCKDB_TO_OID = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "UTINYINT": INT2, "INTEGER": INT4,
-                 "USMALLINT": INT4, "BIGINT": INT8, "UINTEGER": INT8, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
-                 "UHUGEINT": NUMERIC, "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": VARCHAR, "BLOB": BYTEA,
-                 "DATE": DATE, "TIME": TIME, "TIMESTAMP": TIMESTAMP, "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ,
-                 "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
-                 "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSON}
+FORMAT_NAMES = {
+    BOOL: "boolean",
+    INT8: "bigint",
+    INT2: "smallint",
+    INT4: "integer",
+    FLOAT4: "real",
+    FLOAT8: "double precision",
+    VARCHAR: "character varying",
+    TIMESTAMP: "timestamp without time zone",
+    TIMESTAMPTZ: "timestamp with time zone",
+    TIME: "time without time zone",
+    CHAR: '"char"',
+}
+DUCKDB_TO_OID = {
+    "BOOLEAN": BOOL,
+    "TINYINT": INT2,
+    "SMALLINT": INT2,
+    "UTINYINT": INT2,
+    "INTEGER": INT4,
+    "USMALLINT": INT4,
+    "BIGINT": INT8,
+    "UINTEGER": INT8,
+    "UBIGINT": NUMERIC,
+    "HUGEINT": NUMERIC,
+    "UHUGEINT": NUMERIC,
+    "FLOAT": FLOAT4,
+    "DOUBLE": FLOAT8,
+    "VARCHAR": VARCHAR,
+    "BLOB": BYTEA,
+    "DATE": DATE,
+    "TIME": TIME,
+    "TIMESTAMP": TIMESTAMP,
+    "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ,
+    "TIMESTAMP_NS": TIMESTAMP,
+    "TIMESTAMP_MS": TIMESTAMP,
+    "TIMESTAMP_S": TIMESTAMP,
+    "INTERVAL": INTERVAL,
+    "UUID": UUID,
+    "JSON": JSON,
+}
 
 
 def duckdb_oid(type_name: str) -> int:
@@ -105,10 +150,17 @@ def text_array(col: pa.ChunkedArray | pa.Array, oid: int) -> pa.Array:
         col = col.cast(pa.timestamp("us"))
     if oid in ARRAY_OF:
         elem = ARRAY_OF[oid]
-        return pa.array([None if v is None else "{" + ",".join(_array_item(x, elem) for x in v) + "}"
-                         for v in col.to_pylist()], pa.string())
-    if oid == TIMESTAMPTZ or oid == BYTEA or pa.types.is_nested(t) or pa.types.is_null(t) \
-            or pa.types.is_duration(t) or pa.types.is_interval(t):
+        return pa.array(
+            [None if v is None else "{" + ",".join(_array_item(x, elem) for x in v) + "}" for v in col.to_pylist()],
+            pa.string(),
+        )
+    if (
+        oid in (TIMESTAMPTZ, BYTEA)
+        or pa.types.is_nested(t)
+        or pa.types.is_null(t)
+        or pa.types.is_duration(t)
+        or pa.types.is_interval(t)
+    ):
         return pa.array([_text_python(v, oid) for v in col.to_pylist()], pa.string())
     try:
         return pc.cast(col, pa.string())
@@ -208,16 +260,22 @@ def encode_rows(table: pa.Table, oids: list[int], binary: list[bool]) -> bytes:
     rows = pc.binary_join_element_wise(_fixed(header, 7), *fields, b"")
     if not isinstance(rows, pa.Array):
         rows = rows.combine_chunks()
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset:rows.offset + n + 1]
-    return rows.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
+    return rows.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 _EPOCH_D = dt.date(2000, 1, 1)
 _EPOCH_T = dt.datetime(2000, 1, 1)
 _BINARY = {
-    BOOL: lambda v: b"\x01" if v else b"\x00", INT2: struct.Struct("!h").pack, INT4: struct.Struct("!i").pack,
-    INT8: struct.Struct("!q").pack, FLOAT4: struct.Struct("!f").pack, FLOAT8: struct.Struct("!d").pack,
-    TEXT: lambda v: str(v).encode(), VARCHAR: lambda v: str(v).encode(), BYTEA: bytes,
+    BOOL: lambda v: b"\x01" if v else b"\x00",
+    INT2: struct.Struct("!h").pack,
+    INT4: struct.Struct("!i").pack,
+    INT8: struct.Struct("!q").pack,
+    FLOAT4: struct.Struct("!f").pack,
+    FLOAT8: struct.Struct("!d").pack,
+    TEXT: lambda v: str(v).encode(),
+    VARCHAR: lambda v: str(v).encode(),
+    BYTEA: bytes,
     DATE: lambda v: struct.pack("!i", (v - _EPOCH_D).days),
     TIMESTAMP: lambda v: struct.pack("!q", (v - _EPOCH_T) // dt.timedelta(microseconds=1)),
 }
@@ -259,7 +317,7 @@ def decode_param(data: bytes | None, oid: int, binary: bool):
         for _ in range(n):
             ln = struct.unpack_from("!i", data, pos)[0]
             pos += 4
-            out.append(None if ln < 0 else decode_param(data[pos:pos + ln], elem, True))
+            out.append(None if ln < 0 else decode_param(data[pos : pos + ln], elem, True))
             pos += max(ln, 0)
         return out
     if oid in ARRAY_OF:

@@ -20,6 +20,7 @@ residual probe and checkpoint validation); this module adds the graph's view of 
 ``component_name`` is the one function that names nodes; ``graph_edges`` lists exactly
 the edges the architecture allows: u -> v when v reads what u wrote.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     import torch
 
 EMBED, LOGITS = "embed", "logits"
-MEASURES = ("weight", "rel_l2", "kl", "dloss")   # per edge; kl and dloss only into logits
+MEASURES = ("weight", "rel_l2", "kl", "dloss")  # per edge; kl and dloss only into logits
 
 
 def component_name(kind: str, layer: int | None = None, head: int | None = None) -> str:
@@ -56,13 +57,13 @@ class Adapter:
     n_ctx: int
     vocab_size: int
     parallel: bool
-    embed: str              # path of the token-embedding module
-    layers: str             # path of the ModuleList of decoder layers
-    attn_out: str           # path, inside a layer, of the attention output projection
-    mlp: str                # path, inside a layer, of the MLP
+    embed: str  # path of the token-embedding module
+    layers: str  # path of the ModuleList of decoder layers
+    attn_out: str  # path, inside a layer, of the attention output projection
+    mlp: str  # path, inside a layer, of the MLP
     final_norm: str
     unembed: str
-    conv1d: bool = False    # GPT-2's Conv1D stores the weight as [in, out]
+    conv1d: bool = False  # GPT-2's Conv1D stores the weight as [in, out]
 
     # --- module access (works on an nn.Module and on an nnsight Envoy) -------------------
     @staticmethod
@@ -80,13 +81,14 @@ class Adapter:
     def mlp_module(self, root: Any, l: int) -> Any:
         return self.get(self.layer(root, l), self.mlp)
 
-    def head_out_weights(self, model: "torch.nn.Module") -> "torch.Tensor":
+    def head_out_weights(self, model: torch.nn.Module) -> torch.Tensor:
         """W_O split by head: [layers, heads, d_head, d_model]; head h writes z_h @ W_O[l, h]."""
         import torch
+
         ws = []
         for l in range(self.n_layers):
             w = self.attn_out_module(model, l).weight.detach()
-            w = w if self.conv1d else w.T                          # [heads * d_head, d_model]
+            w = w if self.conv1d else w.T  # [heads * d_head, d_model]
             ws.append(w.reshape(self.n_heads, self.d_head, self.d_model))
         return torch.stack(ws)
 
@@ -120,7 +122,7 @@ def node_kind(name: str) -> tuple[str, int]:
     if name == EMBED:
         return EMBED, -1
     if name == LOGITS:
-        return LOGITS, 10 ** 9
+        return LOGITS, 10**9
     layer, part = name[1:].split(".", 1)
     return ("mlp" if part == "MLP" else "head"), int(layer)
 
@@ -134,14 +136,30 @@ def adapter_for(config: Any) -> Adapter:
     """The adapter for a Hugging Face config (object or dict), or a TdwError naming those supported."""
     family = FAMILIES.get(model_type_of(config))
     if family is None:
-        raise TdwError(f"the graph probe has no adapter for architecture {model_type_of(config)!r}; "
-                       f"supported: {', '.join(sorted(FAMILIES))}")
+        raise TdwError(
+            f"the graph probe has no adapter for architecture {model_type_of(config)!r}; "
+            f"supported: {', '.join(sorted(FAMILIES))}"
+        )
     if isinstance(config, dict):
         from transformers import AutoConfig
+
         config = AutoConfig.for_model(**config)
-    c = config   # transformers maps GPT-2's n_layer, n_head, n_embd, n_positions to these names
+    c = config  # transformers maps GPT-2's n_layer, n_head, n_embd, n_positions to these names
     d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    return Adapter(c.model_type, c.num_hidden_layers, c.num_attention_heads, d_head, c.hidden_size,
-                   c.max_position_embeddings, c.vocab_size, family.parallel(c), family.path("embed"),
-                   family.path("layers"), family.attn_out, family.mlp, family.path("final_norm"),
-                   family.unembed, conv1d=family.conv1d)
+    return Adapter(
+        c.model_type,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        d_head,
+        c.hidden_size,
+        c.max_position_embeddings,
+        c.vocab_size,
+        family.parallel(c),
+        family.path("embed"),
+        family.path("layers"),
+        family.attn_out,
+        family.mlp,
+        family.path("final_norm"),
+        family.unembed,
+        conv1d=family.conv1d,
+    )

@@ -13,6 +13,7 @@ and >= 0, kl NULL off the logits edges, dloss finite, n_prompts >= 1, 0 <= measu
 measure_end) and, from ``expectations``, that every (src, dst) is an edge the
 architecture allows (the run records them in ``graph_edges.attrs["allowed_edges"]``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,9 +24,9 @@ import pandas as pd
 from ingest import devices
 from ingest.errors import TdwError
 from ingest.probes.base import Probe, Progress
-from ingest.schema import Expect, TableSpec, between, finite, greater, not_null, pairs_in
 from ingest.probes.graph.adapters import MEASURES, Adapter, adapter_for
 from ingest.probes.graph.tasks import TASKS, TaskPrompts, build_prompts
+from ingest.schema import Expect, TableSpec, between, finite, greater, not_null, pairs_in
 from ingest.sources import Checkpoint
 
 ABLATIONS = ("zero", "mean")
@@ -50,31 +51,67 @@ class GraphProbe(Probe):
     runs_model = True
     version = "1"
     # seq_len 32: R R with |R| = 16, inside the toy corpus's training periods (8-24)
-    defaults = {"tasks": "induction", "ablations": "zero", "n_prompts": 16, "seq_len": 32,
-                "seed": 0, "text_file": None, "logits_chunk_mb": 256, "device": "auto", "dtype": "float32",
-                "threads": 1}
+    defaults = {
+        "tasks": "induction",
+        "ablations": "zero",
+        "n_prompts": 16,
+        "seq_len": 32,
+        "seed": 0,
+        "text_file": None,
+        "logits_chunk_mb": 256,
+        "device": "auto",
+        "dtype": "float32",
+        "threads": 1,
+    }
     tables = (
-        TableSpec("graph_edges", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("task", "VARCHAR"), ("ablation", "VARCHAR"),
-            ("src", "VARCHAR"), ("dst", "VARCHAR"),
-            *((c, "DOUBLE") for m in MEASURES for c in (m, f"{m}_std")),
-            ("n_prompts", "INTEGER"),
-        ), ("model_id", "step", "task", "ablation", "src", "dst"), _SLICE,
+        TableSpec(
+            "graph_edges",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("task", "VARCHAR"),
+                ("ablation", "VARCHAR"),
+                ("src", "VARCHAR"),
+                ("dst", "VARCHAR"),
+                *((c, "DOUBLE") for m in MEASURES for c in (m, f"{m}_std")),
+                ("n_prompts", "INTEGER"),
+            ),
+            ("model_id", "step", "task", "ablation", "src", "dst"),
+            _SLICE,
             "One edge of the component graph: mean and std over prompts of each measure.",
-            (not_null("weight", "rel_l2", "n_prompts"), between("weight", 0.0, 2.0), finite("rel_l2", 0),
-             finite("kl", 0), finite("dloss"), between("n_prompts", 1))),
-        TableSpec("graph_prompts", (
-            ("model_id", "VARCHAR"), ("step", "BIGINT"), ("task", "VARCHAR"), ("ablation", "VARCHAR"),
-            ("prompt_index", "INTEGER"), ("seed", "BIGINT"), ("token_ids", "INTEGER[]"),
-            ("measure_start", "INTEGER"), ("measure_end", "INTEGER"), ("clean_loss", "DOUBLE"),
-        ), ("model_id", "step", "task", "ablation", "prompt_index"), _SLICE,
-            "The prompts a graph was measured on, the measured positions [start, end) and the "
-            "clean task loss there.",
-            (between("measure_start", 0), greater("measure_end", "measure_start"))),
+            (
+                not_null("weight", "rel_l2", "n_prompts"),
+                between("weight", 0.0, 2.0),
+                finite("rel_l2", 0),
+                finite("kl", 0),
+                finite("dloss"),
+                between("n_prompts", 1),
+            ),
+        ),
+        TableSpec(
+            "graph_prompts",
+            (
+                ("model_id", "VARCHAR"),
+                ("step", "BIGINT"),
+                ("task", "VARCHAR"),
+                ("ablation", "VARCHAR"),
+                ("prompt_index", "INTEGER"),
+                ("seed", "BIGINT"),
+                ("token_ids", "INTEGER[]"),
+                ("measure_start", "INTEGER"),
+                ("measure_end", "INTEGER"),
+                ("clean_loss", "DOUBLE"),
+            ),
+            ("model_id", "step", "task", "ablation", "prompt_index"),
+            _SLICE,
+            "The prompts a graph was measured on, the measured positions [start, end) and the clean task loss there.",
+            (between("measure_start", 0), greater("measure_end", "measure_start")),
+        ),
     )
 
-    def expectations(self, frames: dict[str, pd.DataFrame], job: dict[str, Any] | None = None
-                     ) -> dict[str, tuple[Expect, ...]]:
+    def expectations(
+        self, frames: dict[str, pd.DataFrame], job: dict[str, Any] | None = None
+    ) -> dict[str, tuple[Expect, ...]]:
         """The TableSpecs' expectations, and every edge among those the architecture allows."""
         out = super().expectations(frames, job)
         edges = frames.get("graph_edges")
@@ -87,8 +124,7 @@ class GraphProbe(Probe):
 
     def _prompts(self, checkpoint: Checkpoint, params: dict[str, Any]) -> dict[str, TaskPrompts]:
         ad = self._adapter(checkpoint)
-        return {t: build_prompts(t, params, checkpoint, ad.vocab_size, ad.n_ctx)
-                for t in as_list(params["tasks"])}
+        return {t: build_prompts(t, params, checkpoint, ad.vocab_size, ad.n_ctx) for t in as_list(params["tasks"])}
 
     def validate(self, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
         self._adapter(checkpoint)
@@ -101,17 +137,19 @@ class GraphProbe(Probe):
         for a in ablations:
             if a not in ABLATIONS:
                 raise TdwError(f"unknown ablation {a!r}; available: {', '.join(ABLATIONS)}")
-        self._prompts(checkpoint, params)       # bad files, over-long prompts fail here
+        self._prompts(checkpoint, params)  # bad files, over-long prompts fail here
 
     def context(self, source, steps: list[int], params: dict[str, Any]) -> dict[str, Any]:
         return {"prompts": self._prompts(source.checkpoint(steps[0]), params)}
 
-    def run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-            progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    def run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
         """The tables of one checkpoint. Torch runs ``threads`` threads meanwhile (0: leave
         torch's setting): the graph's many small kernels gain little from threads, and on a
         busy machine a multi-threaded small kernel mostly waits for its sibling threads."""
         import torch
+
         previous = torch.get_num_threads()
         if int(params["threads"]) > 0:
             torch.set_num_threads(int(params["threads"]))
@@ -120,9 +158,11 @@ class GraphProbe(Probe):
         finally:
             torch.set_num_threads(previous)
 
-    def _run(self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any],
-             progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    def _run(
+        self, checkpoint: Checkpoint, params: dict[str, Any], context: dict[str, Any], progress: Progress | None = None
+    ) -> dict[str, pd.DataFrame]:
         from ingest.probes.graph.ablate import component_graph
+
         prompts = context.get("prompts") or self._prompts(checkpoint, params)
         ad = self._adapter(checkpoint)
         model = devices.load(checkpoint, params)
@@ -133,24 +173,35 @@ class GraphProbe(Probe):
             for ablation in as_list(params["ablations"]):
                 if progress:
                     progress(f"{task}/{ablation}")
-                g = component_graph(model, ad, batch, ablation,
-                                    logits_chunk_mb=float(params["logits_chunk_mb"]))
-                frame = pd.DataFrame({**key, "task": task, "ablation": ablation,
-                                      "src": g.src, "dst": g.dst})
+                g = component_graph(model, ad, batch, ablation, logits_chunk_mb=float(params["logits_chunk_mb"]))
+                frame = pd.DataFrame({**key, "task": task, "ablation": ablation, "src": g.src, "dst": g.dst})
                 for m in MEASURES:
                     mean, std = aggregate(g.values[m])
                     frame[m], frame[f"{m}_std"] = mean, std
                 frame["n_prompts"] = len(ps)
                 edges.append(frame)
-                prompt_rows.append(pd.DataFrame({
-                    **key, "task": task, "ablation": ablation, "prompt_index": np.arange(len(ps)),
-                    "seed": ps.seeds, "token_ids": [p.astype(np.int32) for p in ps.prompts],
-                    "measure_start": ps.measure_start, "measure_end": ps.measure_end,
-                    "clean_loss": g.clean_loss.cpu().numpy()}))
+                prompt_rows.append(
+                    pd.DataFrame(
+                        {
+                            **key,
+                            "task": task,
+                            "ablation": ablation,
+                            "prompt_index": np.arange(len(ps)),
+                            "seed": ps.seeds,
+                            "token_ids": [p.astype(np.int32) for p in ps.prompts],
+                            "measure_start": ps.measure_start,
+                            "measure_end": ps.measure_end,
+                            "clean_loss": g.clean_loss.cpu().numpy(),
+                        }
+                    )
+                )
         cols = {t.name: t.column_names for t in self.tables}
-        frames = {"graph_edges": pd.concat(edges, ignore_index=True)[cols["graph_edges"]],
-                  "graph_prompts": pd.concat(prompt_rows, ignore_index=True)[cols["graph_prompts"]]}
+        frames = {
+            "graph_edges": pd.concat(edges, ignore_index=True)[cols["graph_edges"]],
+            "graph_prompts": pd.concat(prompt_rows, ignore_index=True)[cols["graph_prompts"]],
+        }
         frames["graph_edges"] = frames["graph_edges"].astype(
-            {c: "Float64" for m in ("kl", "dloss") for c in (m, f"{m}_std")})
+            {c: "Float64" for m in ("kl", "dloss") for c in (m, f"{m}_std")}
+        )
         frames["graph_edges"].attrs["allowed_edges"] = tuple(tuple(e) for e in ad.graph_edges())
         return frames

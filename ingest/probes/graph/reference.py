@@ -8,6 +8,7 @@ from the captured float32 activations, with textbook formulas (log_softmax, cosi
 It measures *every* (u, v) pair of components, allowed or not, so tests can check which
 pairs the ablation actually influences.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,10 +28,16 @@ def _get(root, path: str):
     return root
 
 
-def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Tensor,
-                    valid: torch.Tensor, ablation: str = "zero", recompute_clean: bool = True,
-                    logits: bool = True, dtype: torch.dtype = torch.float64
-                    ) -> dict[tuple[str, str], dict[str, torch.Tensor]]:
+def reference_graph(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    measure: torch.Tensor,
+    valid: torch.Tensor,
+    ablation: str = "zero",
+    recompute_clean: bool = True,
+    logits: bool = True,
+    dtype: torch.dtype = torch.float64,
+) -> dict[tuple[str, str], dict[str, torch.Tensor]]:
     """{(u, v): {measure: [n] float64}} for every component u and every later v, and logits.
 
     ids [n, T]; measure/valid [n, T] bool. Measures at position t compare outputs at t;
@@ -47,9 +54,9 @@ def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Te
     d_in = attn_outs[0].weight.shape[0] if conv1d else attn_outs[0].weight.shape[1]
     d_head = d_in // n_heads
 
-    def head_weight(l: int, h: int) -> torch.Tensor:              # [d_head, d_model]
+    def head_weight(l: int, h: int) -> torch.Tensor:  # [d_head, d_model]
         w = attn_outs[l].weight
-        return w[h * d_head:(h + 1) * d_head, :] if conv1d else w[:, h * d_head:(h + 1) * d_head].T
+        return w[h * d_head : (h + 1) * d_head, :] if conv1d else w[:, h * d_head : (h + 1) * d_head].T
 
     names = ["embed"]
     for l in range(len(layers)):
@@ -69,16 +76,18 @@ def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Te
                 out = edit(out, means["embed"] if means else None)
             caught["embed"] = out
             return out
+
         hooks.append(_get(model, embed_path).register_forward_hook(embed_hook))
         for l in range(len(layers)):
+
             def pre(mod, args, l=l):
-                z = args[0].clone()                                  # [n, T, H * dh]
+                z = args[0].clone()  # [n, T, H * dh]
                 for h in range(n_heads):
                     if ablate == f"L{l}.H{h}":
                         sl = slice(h * d_head, (h + 1) * d_head)
                         z[..., sl] = 0.0 if means is None else means[ablate]
                 for h in range(n_heads):
-                    caught[f"L{l}.H{h}"] = z[..., h * d_head:(h + 1) * d_head] @ head_weight(l, h)
+                    caught[f"L{l}.H{h}"] = z[..., h * d_head : (h + 1) * d_head] @ head_weight(l, h)
                 caught[f"L{l}.Z"] = z
                 return (z,) + tuple(args[1:])
 
@@ -87,6 +96,7 @@ def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Te
                     out = edit(out, means[ablate] if means else None)
                 caught[f"L{l}.MLP"] = out
                 return out
+
             hooks.append(attn_outs[l].register_forward_pre_hook(pre))
             hooks.append(mlps[l].register_forward_hook(post))
         try:
@@ -104,35 +114,39 @@ def reference_graph(model: torch.nn.Module, ids: torch.Tensor, measure: torch.Te
             for l in range(len(layers)):
                 zmean = clean[f"L{l}.Z"][valid].mean(0)
                 for h in range(n_heads):
-                    means[f"L{l}.H{h}"] = zmean[h * d_head:(h + 1) * d_head]
+                    means[f"L{l}.H{h}"] = zmean[h * d_head : (h + 1) * d_head]
                 means[f"L{l}.MLP"] = clean[f"L{l}.MLP"][valid].mean(0)
         out = {}
         for i, u in enumerate(names):
             if recompute_clean:
                 clean, clean_logits = forward(None, None)
             abl, abl_logits = forward(u, means)
-            for v in names[i + 1:] + (["logits"] if logits else []):
+            for v in names[i + 1 :] + (["logits"] if logits else []):
                 a, c = (abl_logits, clean_logits) if v == "logits" else (abl[v], clean[v])
                 out[(u, v)] = _measures(a, c, ids, measure, v == "logits", dtype)
     return out
 
 
-def _measures(a: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, measure: torch.Tensor,
-              is_logits: bool, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _measures(
+    a: torch.Tensor, c: torch.Tensor, ids: torch.Tensor, measure: torch.Tensor, is_logits: bool, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """Per-position measures at the measured positions, averaged per prompt."""
     n = ids.shape[0]
-    prompt, pos = measure.nonzero(as_tuple=True)                   # [M]
-    am, cm = a[prompt, pos].to(dtype), c[prompt, pos].to(dtype)   # [M, d] or [M, V]
-    per_pos = {"weight": 1 - F.cosine_similarity(am, cm, dim=-1, eps=1e-8),
-               "rel_l2": (am - cm).norm(dim=-1) / cm.norm(dim=-1)}
+    prompt, pos = measure.nonzero(as_tuple=True)  # [M]
+    am, cm = a[prompt, pos].to(dtype), c[prompt, pos].to(dtype)  # [M, d] or [M, V]
+    per_pos = {
+        "weight": 1 - F.cosine_similarity(am, cm, dim=-1, eps=1e-8),
+        "rel_l2": (am - cm).norm(dim=-1) / cm.norm(dim=-1),
+    }
     if is_logits:
         lp_c, lp_a = torch.log_softmax(cm, -1), torch.log_softmax(am, -1)
         per_pos["kl"] = (lp_c.exp() * (lp_c - lp_a)).sum(-1)
         tgt = ids[prompt, pos + 1][:, None]
         per_pos["dloss"] = (lp_c.gather(-1, tgt) - lp_a.gather(-1, tgt))[:, 0]
     counts = torch.bincount(prompt, minlength=n).to(torch.float64)
-    res = {k: torch.zeros(n, dtype=torch.float64).index_add_(0, prompt, v.double()) / counts
-           for k, v in per_pos.items()}
+    res = {
+        k: torch.zeros(n, dtype=torch.float64).index_add_(0, prompt, v.double()) / counts for k, v in per_pos.items()
+    }
     if not is_logits:
         res["kl"] = res["dloss"] = torch.full((n,), float("nan"), dtype=torch.float64)
     return res

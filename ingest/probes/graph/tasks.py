@@ -22,12 +22,14 @@ reaches the real positions, and pads are never measured nor averaged into a mean
 The prompts' ids and measured ranges are stored in ``raw.graph_prompts``, so every edge
 can be recomputed from the warehouse alone.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,21 +46,24 @@ TASKS = ("induction", "markov", "text")
 @dataclass(frozen=True)
 class TaskPrompts(PromptSet):
     """A task's prompts (``source`` is the task) and the positions measured in each."""
-    measure_start: np.ndarray           # [n] int64
-    measure_end: np.ndarray             # [n] int64 (exclusive, <= length_i - 1)
-    seeds: np.ndarray                   # [n] int64: prompt i drawn with rng([seed, i]); -1: user text
+
+    measure_start: np.ndarray  # [n] int64
+    measure_end: np.ndarray  # [n] int64 (exclusive, <= length_i - 1)
+    seeds: np.ndarray  # [n] int64: prompt i drawn with rng([seed, i]); -1: user text
 
     @property
     def task(self) -> str:
         return self.source
 
-    def batch(self) -> "TaskBatch":
+    def batch(self) -> TaskBatch:
         import torch
-        ids, lengths = self.padded()                                    # [n, T] right-padded, [n]
+
+        ids, lengths = self.padded()  # [n, T] right-padded, [n]
         pos = torch.arange(ids.shape[1])
-        valid = pos[None, :] < lengths[:, None]                         # [n, T]
-        measure = ((pos[None, :] >= torch.from_numpy(self.measure_start)[:, None])
-                   & (pos[None, :] < torch.from_numpy(self.measure_end)[:, None]))
+        valid = pos[None, :] < lengths[:, None]  # [n, T]
+        measure = (pos[None, :] >= torch.from_numpy(self.measure_start)[:, None]) & (
+            pos[None, :] < torch.from_numpy(self.measure_end)[:, None]
+        )
         targets = torch.zeros_like(ids)
         targets[:, :-1] = ids[:, 1:]
         return TaskBatch(ids, valid, measure, targets)
@@ -66,12 +71,12 @@ class TaskPrompts(PromptSet):
 
 @dataclass(frozen=True)
 class TaskBatch:
-    ids: "torch.Tensor"        # [n, T] long
-    valid: "torch.Tensor"      # [n, T] bool, real (non-pad) tokens
-    measure: "torch.Tensor"    # [n, T] bool, measured positions
-    targets: "torch.Tensor"    # [n, T] long, ids[:, t + 1]
+    ids: torch.Tensor  # [n, T] long
+    valid: torch.Tensor  # [n, T] bool, real (non-pad) tokens
+    measure: torch.Tensor  # [n, T] bool, measured positions
+    targets: torch.Tensor  # [n, T] long, ids[:, t + 1]
 
-    def to(self, device: str) -> "TaskBatch":
+    def to(self, device: str) -> TaskBatch:
         return TaskBatch(*(t.to(device) for t in (self.ids, self.valid, self.measure, self.targets)))
 
 
@@ -83,17 +88,20 @@ def induction_prompts(n: int, seq_len: int, seed: int, vocab: int) -> TaskPrompt
     for i in range(n):
         seg = np.random.default_rng([seed, i]).integers(0, vocab, size=half)
         prompts.append(np.concatenate([seg, seg]).astype(np.int64))
-    return TaskPrompts(tuple(prompts), "induction", np.full(n, half), np.full(n, seq_len - 1),
-                     np.full(n, seed, dtype=np.int64))
+    return TaskPrompts(
+        tuple(prompts), "induction", np.full(n, half), np.full(n, seq_len - 1), np.full(n, seed, dtype=np.int64)
+    )
 
 
 def markov_prompts(n: int, seq_len: int, seed: int, corpus: dict[str, Any] | None) -> TaskPrompts:
     from ingest.toy.corpus import Corpus, CorpusSpec
+
     spec = CorpusSpec(**corpus) if corpus else CorpusSpec()
     c = Corpus(spec)
     prompts = tuple(c.text(np.random.default_rng([seed, i]), 1, seq_len)[0] for i in range(n))
-    return TaskPrompts(prompts, "markov", np.zeros(n, dtype=np.int64), np.full(n, seq_len - 1),
-                     np.full(n, seed, dtype=np.int64))
+    return TaskPrompts(
+        prompts, "markov", np.zeros(n, dtype=np.int64), np.full(n, seq_len - 1), np.full(n, seed, dtype=np.int64)
+    )
 
 
 def read_prompt_texts(path: str | Path) -> list[str]:
@@ -123,20 +131,23 @@ def read_prompt_texts(path: str | Path) -> list[str]:
     return texts
 
 
-def text_prompts(path: str | Path, tokenize: Callable[[str], list[int]], n_max: int,
-                 n_ctx: int) -> TaskPrompts:
+def text_prompts(path: str | Path, tokenize: Callable[[str], list[int]], n_max: int, n_ctx: int) -> TaskPrompts:
     prompts = []
     for i, text in enumerate(read_prompt_texts(path)[:n_max]):
         ids = np.asarray(tokenize(text), dtype=np.int64)
         if ids.size < 2:
             raise TdwError(f"{path}: prompt {i} has {ids.size} token(s); at least 2 are needed")
         if ids.size > n_ctx:
-            raise TdwError(f"{path}: prompt {i} has {ids.size} tokens, longer than the model's "
-                           f"context of {n_ctx}")
+            raise TdwError(f"{path}: prompt {i} has {ids.size} tokens, longer than the model's context of {n_ctx}")
         prompts.append(ids)
     n = len(prompts)
-    return TaskPrompts(tuple(prompts), "text", np.zeros(n, dtype=np.int64),
-                     np.array([p.size - 1 for p in prompts], dtype=np.int64), np.full(n, -1))
+    return TaskPrompts(
+        tuple(prompts),
+        "text",
+        np.zeros(n, dtype=np.int64),
+        np.array([p.size - 1 for p in prompts], dtype=np.int64),
+        np.full(n, -1),
+    )
 
 
 def build_prompts(task: str, params: dict[str, Any], checkpoint: Any, vocab: int, n_ctx: int) -> TaskPrompts:
@@ -159,7 +170,9 @@ def build_prompts(task: str, params: dict[str, Any], checkpoint: Any, vocab: int
             raise TdwError("the text task needs a file: set the graph parameter text_file")
         tokenize = tokenizer_for(checkpoint, vocab, add_special_tokens=False)
         if tokenize is None:
-            raise TdwError(f"{checkpoint.model_id} has no tokenizer and a vocabulary of {vocab} "
-                           "< 256 bytes: cannot tokenize text prompts")
+            raise TdwError(
+                f"{checkpoint.model_id} has no tokenizer and a vocabulary of {vocab} "
+                "< 256 bytes: cannot tokenize text prompts"
+            )
         return text_prompts(params["text_file"], tokenize, n, n_ctx)
     raise TdwError(f"unknown graph task {task!r}; available: {', '.join(TASKS)}")

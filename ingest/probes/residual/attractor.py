@@ -22,6 +22,7 @@ h_l(j)|| at every point and its ratio D_{l+1} / D_l (< 1: the trajectories conve
 relative to the mean state norm at each point. A pair with D_l = 0 (e.g. the same last token
 at the embedding point) has no ratio at l and is left out of that point's ratio summaries.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,15 +43,23 @@ def plane_grid(coords: np.ndarray, n: int, margin: float = 0.1) -> np.ndarray:
 
 def moved_states(h: np.ndarray, basis: Basis, grid: np.ndarray) -> np.ndarray:
     """h [inputs, d] moved to every grid point: [inputs, grid, d]."""
-    e = basis.components[:2]                                   # [2, d]
-    c = basis.project(h)[:, :2]                                # [inputs, 2]
-    delta = (grid[None, :, :] - c[:, None, :]) @ e             # [inputs, grid, d]
+    e = basis.components[:2]  # [2, d]
+    c = basis.project(h)[:, :2]  # [inputs, 2]
+    delta = (grid[None, :, :] - c[:, None, :]) @ e  # [inputs, grid, d]
     return h[:, None, :] + delta
 
 
-def perturbation_runs(traced, base, layout: Layout, prompts: list[np.ndarray], states: np.ndarray,
-                      basis: Basis, at: int, grid: np.ndarray,
-                      caches: list | None = None) -> dict[str, np.ndarray]:
+def perturbation_runs(
+    traced,
+    base,
+    layout: Layout,
+    prompts: list[np.ndarray],
+    states: np.ndarray,
+    basis: Basis,
+    at: int,
+    grid: np.ndarray,
+    caches: list | None = None,
+) -> dict[str, np.ndarray]:
     """Run every (prompt, grid point) perturbation at point ``at``.
 
     traced: the nnsight-wrapped base model, base: the plain one (for the prefix caches).
@@ -61,20 +70,20 @@ def perturbation_runs(traced, base, layout: Layout, prompts: list[np.ndarray], s
     """
     n_in, n_pts, d = states.shape
     g = grid.shape[0]
-    moved = moved_states(states[:, at], basis, grid)           # [inputs, grid, d]
+    moved = moved_states(states[:, at], basis, grid)  # [inputs, grid, d]
     out = np.empty((n_in, g, n_pts, d), dtype=np.float64)
     for idx, cache in caches if caches is not None else prefix_caches(base, prompts):
         last = torch.as_tensor([int(prompts[i][-1]) for i in idx])
         new = torch.as_tensor(moved[idx].reshape(-1, d), dtype=torch.float32)
-        res = run_perturbed(traced, layout, last, cache, g, at, new)   # [group * grid, points, d]
+        res = run_perturbed(traced, layout, last, cache, g, at, new)  # [group * grid, points, d]
         out[idx] = res.numpy().reshape(len(idx), g, n_pts, d)
-    dist = np.linalg.norm(out - states[:, None], axis=-1)       # [inputs, grid, points]
-    norm = np.linalg.norm(states, axis=-1)[:, None, :]          # [inputs, 1, points]
-    d0 = dist[..., at:at + 1]
-    ok = d0 > 1e-6 * norm[..., at:at + 1]
+    dist = np.linalg.norm(out - states[:, None], axis=-1)  # [inputs, grid, points]
+    norm = np.linalg.norm(states, axis=-1)[:, None, :]  # [inputs, 1, points]
+    d0 = dist[..., at : at + 1]
+    ok = d0 > 1e-6 * norm[..., at : at + 1]
     ratio = np.where(ok, dist / np.where(ok, d0, 1), np.nan)
-    rel = np.where(ok, (dist / norm) / np.where(ok, d0 / norm[..., at:at + 1], 1), np.nan)
-    coords = basis.project(out)                                 # [inputs, grid, points, k]
+    rel = np.where(ok, (dist / norm) / np.where(ok, d0 / norm[..., at : at + 1], 1), np.nan)
+    coords = basis.project(out)  # [inputs, grid, points, k]
     before = np.arange(n_pts) < at
     res = {
         "distance": dist.mean(0),
@@ -86,7 +95,7 @@ def perturbation_runs(traced, base, layout: Layout, prompts: list[np.ndarray], s
     }
     for v in res.values():
         v[:, before] = np.nan
-    res["n_prompts"] = ok[..., 0].sum(0)                        # [grid]
+    res["n_prompts"] = ok[..., 0].sum(0)  # [grid]
     return res
 
 
@@ -119,12 +128,14 @@ def pair_convergence(states: np.ndarray, pairs: np.ndarray) -> dict[str, np.ndar
     nan1 = np.full(1, np.nan)
     if len(pairs) == 0:
         empty = np.full(n_pts, np.nan)
-        return {k: empty.copy() for k in ("distance", "distance_median", "ratio", "ratio_median",
-                                          "frac_contracting", "relative_ratio")} | {"n_pairs": 0}
-    dist = np.linalg.norm(states[pairs[:, 0]] - states[pairs[:, 1]], axis=-1)   # [m, points]
-    scale = np.linalg.norm(states, axis=-1).mean(0)                           # [points]
+        return {
+            k: empty.copy()
+            for k in ("distance", "distance_median", "ratio", "ratio_median", "frac_contracting", "relative_ratio")
+        } | {"n_pairs": 0}
+    dist = np.linalg.norm(states[pairs[:, 0]] - states[pairs[:, 1]], axis=-1)  # [m, points]
+    scale = np.linalg.norm(states, axis=-1).mean(0)  # [points]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = dist[:, 1:] / dist[:, :-1]                                   # [m, points-1]
+        ratio = dist[:, 1:] / dist[:, :-1]  # [m, points-1]
         rel = ratio * (scale[:-1] / scale[1:])
     ratio = np.where(np.isfinite(ratio), ratio, np.nan)
     rel = np.where(np.isfinite(rel), rel, np.nan)
@@ -133,8 +144,7 @@ def pair_convergence(states: np.ndarray, pairs: np.ndarray) -> dict[str, np.ndar
         "distance_median": np.median(dist, 0),
         "ratio": np.concatenate([_nan(np.nanmean, ratio), nan1]),
         "ratio_median": np.concatenate([_nan(np.nanmedian, ratio), nan1]),
-        "frac_contracting": np.concatenate([_nan(np.nanmean, np.where(np.isnan(ratio), np.nan,
-                                                                      ratio < 1)), nan1]),
+        "frac_contracting": np.concatenate([_nan(np.nanmean, np.where(np.isnan(ratio), np.nan, ratio < 1)), nan1]),
         "relative_ratio": np.concatenate([_nan(np.nanmean, rel), nan1]),
         "n_pairs": len(pairs),
     }

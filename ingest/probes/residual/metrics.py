@@ -25,6 +25,7 @@ layers never holds more than one batch's activations. ``finalize()`` returns:
   samples (signed and absolute), and the same with the point order permuted (seeded;
   the control). ``rotation_counts`` says how.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,9 @@ def random_rotation(d: int, seed: int) -> torch.Tensor:
 def layer_permutations(n_points: int, n: int, seed: int) -> torch.Tensor:
     """[n, points] seeded permutations of the point order (the rotation-count control)."""
     rng = np.random.default_rng(seed)
-    return torch.as_tensor(np.stack([rng.permutation(n_points) for _ in range(n)])
-                           if n else np.zeros((0, n_points), dtype=np.int64))
+    return torch.as_tensor(
+        np.stack([rng.permutation(n_points) for _ in range(n)]) if n else np.zeros((0, n_points), dtype=np.int64)
+    )
 
 
 def wrap_angle(theta: torch.Tensor) -> torch.Tensor:
@@ -78,7 +80,7 @@ def rotation_counts(a: torch.Tensor) -> torch.Tensor:
     """
     if a.shape[1] < 3:
         return torch.zeros(a.shape[0], a.shape[2], dtype=a.dtype)
-    dx = a[:, 1:] - a[:, :-1]                        # [n, points-1, d]
+    dx = a[:, 1:] - a[:, :-1]  # [n, points-1, d]
     g = layer_gradient(a)
     dy = g[:, 1:] - g[:, :-1]
     theta = torch.atan2(dy, dx)
@@ -88,17 +90,16 @@ def rotation_counts(a: torch.Tensor) -> torch.Tensor:
 def _cos(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cosine along the last axis; NaN where either vector is zero."""
     den = x.norm(dim=-1) * y.norm(dim=-1)
-    return torch.where(den > 0, (x * y).sum(-1) / den.clamp_min(1e-30),
-                       torch.full_like(den, float("nan")))
+    return torch.where(den > 0, (x * y).sum(-1) / den.clamp_min(1e-30), torch.full_like(den, float("nan")))
 
 
 def sample_scalars(h: torch.Tensor, rms_fraction: float) -> dict[str, torch.Tensor]:
     """Per-sample scalars of one batch. h [n, points, d] -> each [n, points] (NaN-padded)."""
     n, p, d = h.shape
     nan = torch.full((n, 1), float("nan"))
-    v = h[:, 1:] - h[:, :-1]                         # [n, points-1, d]
-    acc = v[:, 1:] - v[:, :-1]                       # [n, points-2, d]
-    l2 = h.norm(dim=-1)                              # [n, points]
+    v = h[:, 1:] - h[:, :-1]  # [n, points-1, d]
+    acc = v[:, 1:] - v[:, :-1]  # [n, points-2, d]
+    l2 = h.norm(dim=-1)  # [n, points]
     l1 = h.abs().sum(-1)
     rms = l2 / math.sqrt(d)
     pad = lambda x, k: torch.cat([x] + [nan] * k, dim=1)  # noqa: E731
@@ -107,12 +108,17 @@ def sample_scalars(h: torch.Tensor, rms_fraction: float) -> dict[str, torch.Tens
         "acceleration": pad(acc.norm(dim=-1), 2),
         "cos_state": pad(_cos(h[:, :-1], h[:, 1:]), 1),
         "cos_velocity": pad(_cos(v[:, :-1], v[:, 1:]), 2),
-        "participation_ratio": torch.where(l2 > 0, l1 ** 2 / (d * l2 ** 2).clamp_min(1e-30),
-                                           torch.full_like(l2, float("nan"))),
+        "participation_ratio": torch.where(
+            l2 > 0, l1**2 / (d * l2**2).clamp_min(1e-30), torch.full_like(l2, float("nan"))
+        ),
         "frac_above_rms": (h.abs() > rms_fraction * rms[..., None]).float().mean(-1),
         "norm": l2,
-        "norm_growth": pad(torch.where(l2[:, :-1] > 0, l2[:, 1:] / l2[:, :-1].clamp_min(1e-30),
-                                       torch.full_like(l2[:, 1:], float("nan"))), 1),
+        "norm_growth": pad(
+            torch.where(
+                l2[:, :-1] > 0, l2[:, 1:] / l2[:, :-1].clamp_min(1e-30), torch.full_like(l2[:, 1:], float("nan"))
+            ),
+            1,
+        ),
     }
 
 
@@ -121,14 +127,14 @@ class PairSums:
 
     def __init__(self, n_points: int, d: int):
         self.n = 0
-        self.shift: torch.Tensor | None = None         # [points, d] (first batch's mean)
+        self.shift: torch.Tensor | None = None  # [points, d] (first batch's mean)
         self.s1 = torch.zeros(n_points, d, dtype=torch.float64)
         self.s2 = torch.zeros(n_points, d, dtype=torch.float64)
         self.s12 = torch.zeros(n_points - 1, d, dtype=torch.float64)
 
     def update(self, h: torch.Tensor) -> None:
         """h [n, points, d] float32; a chunk's sums in float32, accumulated in float64."""
-        if self.shift is None:                       # shifted sums: no cancellation
+        if self.shift is None:  # shifted sums: no cancellation
             self.shift = h.double().mean(0).float()
         x = h - self.shift
         self.n += x.shape[0]
@@ -140,12 +146,11 @@ class PairSums:
         """[points-1, d] Pearson r of unit u between point l and l+1 (NaN: a constant unit)."""
         n = self.n
         m = self.s1 / n
-        var = self.s2 / n - m * m                    # [points, d]
+        var = self.s2 / n - m * m  # [points, d]
         cov = self.s12 / n - m[:-1] * m[1:]
         den = torch.sqrt(var[:-1].clamp_min(0) * var[1:].clamp_min(0))
         tiny = 1e-12 * torch.maximum(var[:-1].abs(), var[1:].abs()).clamp_min(1e-300)
-        r = torch.where(den > tiny, cov / den.clamp_min(1e-300),
-                        torch.full_like(den, float("nan")))
+        r = torch.where(den > tiny, cov / den.clamp_min(1e-300), torch.full_like(den, float("nan")))
         return r.clamp(-1, 1).numpy()
 
 
@@ -157,10 +162,10 @@ def gaussian_mi(r: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Finalized:
-    points: dict[str, np.ndarray]       # column -> [points]
-    unit_continuity: np.ndarray         # [points-1, d]
-    unit_continuity_rotated: np.ndarray # [points-1, d]
-    unit_mi: np.ndarray                 # [points-1, d]
+    points: dict[str, np.ndarray]  # column -> [points]
+    unit_continuity: np.ndarray  # [points-1, d]
+    unit_continuity_rotated: np.ndarray  # [points-1, d]
+    unit_mi: np.ndarray  # [points-1, d]
     unit_rotations: dict[str, np.ndarray]  # column -> [d]
     n_samples: int
 
@@ -168,11 +173,10 @@ class Finalized:
 class StreamStats:
     """Streaming accumulator of every per-point metric over batches of samples."""
 
-    def __init__(self, n_points: int, d: int, rotation: torch.Tensor, permutations: torch.Tensor,
-                 rms_fraction: float):
+    def __init__(self, n_points: int, d: int, rotation: torch.Tensor, permutations: torch.Tensor, rms_fraction: float):
         self.n_points, self.d = n_points, d
-        self.rotation = rotation                     # [d, d]
-        self.permutations = permutations             # [n_perm, points]
+        self.rotation = rotation  # [d, d]
+        self.permutations = permutations  # [n_perm, points]
         self.rms_fraction = rms_fraction
         self.plain = PairSums(n_points, d)
         self.rotated = PairSums(n_points, d)
@@ -185,14 +189,14 @@ class StreamStats:
     def update(self, h: torch.Tensor, chunk: int = 1024) -> None:
         """One batch of samples: h [n, points, d], in chunks (bounds the float64 temporaries)."""
         for s in range(0, h.shape[0], chunk):
-            self._update(h[s:s + chunk].float())
+            self._update(h[s : s + chunk].float())
 
     def _update(self, h: torch.Tensor) -> None:
         self.plain.update(h)
-        self.rotated.update(h @ self.rotation)       # [n, points, d] in the rotated basis
+        self.rotated.update(h @ self.rotation)  # [n, points, d] in the rotated basis
         for k, v in sample_scalars(h, self.rms_fraction).items():
             self.scalars.setdefault(k, []).append(v)
-        r = rotation_counts(h).double()              # [n, d]
+        r = rotation_counts(h).double()  # [n, d]
         self.rot += r.sum(0)
         self.rot_abs += r.abs().sum(0)
         for perm in self.permutations:
@@ -204,12 +208,12 @@ class StreamStats:
         n = self.plain.n
         if n == 0:
             raise ValueError("no samples")
-        cont = self.plain.correlation()              # [points-1, d]
+        cont = self.plain.correlation()  # [points-1, d]
         cont_rot = self.rotated.correlation()
         mi = gaussian_mi(cont)
         cols: dict[str, np.ndarray] = {}
         for k, parts in self.scalars.items():
-            x = torch.cat(parts).numpy().astype(np.float64)   # [n, points]
+            x = torch.cat(parts).numpy().astype(np.float64)  # [n, points]
             cols[k] = _nanmean(x)
             if k in ("velocity", "acceleration", "participation_ratio", "norm"):
                 for q in (0.25, 0.5, 0.75):
@@ -220,9 +224,12 @@ class StreamStats:
             for q in QUANTILES:
                 cols[f"{name}_{_qname(q)}"] = np.concatenate([_nanquantile(u.T, q), pad])
         cols["mutual_info"] = np.concatenate([_nanmean(np.where(np.isnan(cont), np.nan, mi).T), pad])
-        units = {"rotations": (self.rot / n).numpy(), "rotations_abs": (self.rot_abs / n).numpy(),
-                 "rotations_perm": (self.perm / n).numpy(),
-                 "rotations_perm_abs": (self.perm_abs / n).numpy()}
+        units = {
+            "rotations": (self.rot / n).numpy(),
+            "rotations_abs": (self.rot_abs / n).numpy(),
+            "rotations_perm": (self.perm / n).numpy(),
+            "rotations_perm_abs": (self.perm_abs / n).numpy(),
+        }
         if len(self.permutations) == 0:
             units["rotations_perm"] = units["rotations_perm_abs"] = np.full(self.d, np.nan)
         return Finalized(cols, cont, cont_rot, np.where(np.isnan(cont), np.nan, mi), units, n)

@@ -12,6 +12,7 @@ projected onto a *shared* basis: the PCA of the final checkpoint's states for th
 prompts (``Basis`` from ``fit``). Its explained-variance ratio on another checkpoint is
 the fraction of that checkpoint's total variance the shared components capture.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Basis:
-    mean: np.ndarray                 # [d]
-    components: np.ndarray           # [k, d] orthonormal rows
-    explained_variance: np.ndarray   # [k] on the data it was fit on
-    explained_ratio: np.ndarray      # [k]
+    mean: np.ndarray  # [d]
+    components: np.ndarray  # [k, d] orthonormal rows
+    explained_variance: np.ndarray  # [k] on the data it was fit on
+    explained_ratio: np.ndarray  # [k]
 
     def project(self, states: np.ndarray) -> np.ndarray:
         """[..., d] -> [..., k] coordinates."""
@@ -34,26 +35,26 @@ class Basis:
         """Variance along each component of other states, and its share of their total."""
         x = np.asarray(states, dtype=np.float64).reshape(-1, self.mean.shape[0])
         xc = x - x.mean(0)
-        proj = xc @ self.components.T                          # [N, k]
+        proj = xc @ self.components.T  # [N, k]
         denom = max(x.shape[0] - 1, 1)
-        var = (proj ** 2).sum(0) / denom
-        total = (xc ** 2).sum() / denom
+        var = (proj**2).sum(0) / denom
+        total = (xc**2).sum() / denom
         return var, var / total if total > 0 else np.full_like(var, np.nan)
 
 
 def fit(states: np.ndarray, k: int = 3) -> Basis:
     """PCA of states [..., d] (all leading axes are samples) by numpy SVD."""
-    x = np.asarray(states, dtype=np.float64).reshape(-1, states.shape[-1])   # [N, d]
+    x = np.asarray(states, dtype=np.float64).reshape(-1, states.shape[-1])  # [N, d]
     mean = x.mean(0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
     k_eff = min(k, vt.shape[0])
     comps = vt[:k_eff].copy()
     flip = np.sign(comps[np.arange(k_eff), np.abs(comps).argmax(1)])
     comps *= np.where(flip == 0, 1, flip)[:, None]
-    var = s ** 2 / max(x.shape[0] - 1, 1)
+    var = s**2 / max(x.shape[0] - 1, 1)
     total = var.sum()
     ratio = var[:k_eff] / total if total > 0 else np.full(k_eff, np.nan)
-    if k_eff < k:                                     # fewer samples than components
+    if k_eff < k:  # fewer samples than components
         pad = k - k_eff
         comps = np.vstack([comps, np.zeros((pad, x.shape[1]))])
         var = np.concatenate([var, np.zeros(pad)])

@@ -14,6 +14,7 @@
 Every prompt must have at least one token, at most the model's context, and ids inside
 the vocabulary; anything else is a ``TdwError`` raised before any job runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,17 +37,17 @@ def _toy(checkpoint, params: dict, vocab: int) -> PromptSet:
     if n <= 0 or length <= 0:
         raise TdwError(f"residual probe: empty prompt set (n_prompts={n}, prompt_len={length})")
     ids = Corpus(corpus_spec).text(np.random.default_rng(seed), n, length)
-    return PromptSet(tuple(ids), f"toy:markov corpus_seed={corpus_spec.seed} seed={seed} "
-                                 f"n={n} len={length}")
+    return PromptSet(tuple(ids), f"toy:markov corpus_seed={corpus_spec.seed} seed={seed} n={n} len={length}")
 
 
 def _text(path: Path, checkpoint, vocab: int) -> list[np.ndarray]:
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    tokenize = (byte_tokenize if checkpoint is None
-                else tokenizer_for(checkpoint, vocab, add_special_tokens=True))
+    tokenize = byte_tokenize if checkpoint is None else tokenizer_for(checkpoint, vocab, add_special_tokens=True)
     if tokenize is None:
-        raise TdwError(f"residual probe: {checkpoint.model_id} has no tokenizer and a vocabulary of "
-                       f"{vocab} < 256 bytes: give token ids (.json or .npy) instead of {path.name!r}")
+        raise TdwError(
+            f"residual probe: {checkpoint.model_id} has no tokenizer and a vocabulary of "
+            f"{vocab} < 256 bytes: give token ids (.json or .npy) instead of {path.name!r}"
+        )
     return [np.asarray(tokenize(ln), dtype=np.int64) for ln in lines]
 
 
@@ -54,8 +55,7 @@ def _tokens(path: Path) -> list[np.ndarray]:
     if path.suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
         if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
-            raise TdwError(f"{path}: expected a 2-D integer array of token ids, got {arr.dtype} "
-                           f"{arr.shape}")
+            raise TdwError(f"{path}: expected a 2-D integer array of token ids, got {arr.dtype} {arr.shape}")
         return [row.astype(np.int64) for row in arr]
     try:
         data = json.loads(path.read_text())
@@ -91,8 +91,8 @@ def validate_prompts(ps: PromptSet, layout: Layout) -> None:
         if len(p) == 0:
             raise TdwError(f"residual probe: prompt {i} of {ps.source!r} has no tokens")
         if layout.context and len(p) > layout.context:
-            raise TdwError(f"residual probe: prompt {i} has {len(p)} tokens, more than the "
-                           f"model's context of {layout.context}")
+            raise TdwError(
+                f"residual probe: prompt {i} has {len(p)} tokens, more than the model's context of {layout.context}"
+            )
         if p.min() < 0 or p.max() >= layout.vocab_size:
-            raise TdwError(f"residual probe: prompt {i} has token ids outside the vocabulary "
-                           f"[0, {layout.vocab_size})")
+            raise TdwError(f"residual probe: prompt {i} has token ids outside the vocabulary [0, {layout.vocab_size})")

@@ -22,6 +22,7 @@ computed) in ``nnsight.NNsight`` and reads, inside one trace per batch, every po
 module input in execution order (nnsight 0.8 requires that order), keeping the last
 real token of each prompt (``last``) or every position (``all``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,19 +37,19 @@ from ingest.errors import TdwError
 
 @dataclass(frozen=True)
 class SamplePoint:
-    layer: int              # index along depth: the tables' ``layer``
-    block: int              # the block this stream enters (n_layers for the final point)
-    site: str               # 'block_in' (before attention) | 'pre_mlp' | 'final'
+    layer: int  # index along depth: the tables' ``layer``
+    block: int  # the block this stream enters (n_layers for the final point)
+    site: str  # 'block_in' (before attention) | 'pre_mlp' | 'final'
 
 
 @dataclass(frozen=True)
 class Layout:
     model_type: str
-    arch: Family            # where the blocks and norms are (ingest.architectures)
+    arch: Family  # where the blocks and norms are (ingest.architectures)
     n_layers: int
     d_model: int
     vocab_size: int
-    context: int            # maximum prompt length (positions)
+    context: int  # maximum prompt length (positions)
     parallel: bool
     points: tuple[SamplePoint, ...]
 
@@ -66,8 +67,7 @@ def layout_of(config: dict) -> Layout:
     mt = config.get("model_type", "")
     family = FAMILIES.get(mt)
     if family is None:
-        raise TdwError(f"residual probe: unsupported architecture {mt!r} "
-                       f"(supported: {', '.join(FAMILIES)})")
+        raise TdwError(f"residual probe: unsupported architecture {mt!r} (supported: {', '.join(FAMILIES)})")
     n = int(config.get("num_hidden_layers") or config.get("n_layer"))
     d = int(config.get("hidden_size") or config.get("n_embd"))
     ctx = int(config.get("max_position_embeddings") or config.get("n_positions") or 0)
@@ -84,11 +84,13 @@ def layout_of(config: dict) -> Layout:
 def traced_base(model):
     """The base model (no lm_head) wrapped for nnsight tracing."""
     from nnsight import NNsight
+
     return NNsight(model.base_model)
 
 
-def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tensor,
-            all_tokens: bool = False) -> torch.Tensor:
+def capture(
+    traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tensor, all_tokens: bool = False
+) -> torch.Tensor:
     """The stream at every sample point for one batch, in one forward pass.
 
     input_ids [batch, pos] right-padded; lengths [batch] real tokens per row (causal
@@ -98,7 +100,7 @@ def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tens
     """
     import nnsight
 
-    dev = device_of(traced)                                    # inputs go to the model's device
+    dev = device_of(traced)  # inputs go to the model's device
     input_ids, lengths = input_ids.to(dev), lengths.to(dev)
     rows = torch.arange(input_ids.shape[0], device=dev)
     last = lengths - 1
@@ -108,7 +110,7 @@ def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tens
         saved = []
         for b in range(layout.n_layers):
             block = blocks[b]
-            h = block.input                                    # [batch, pos, d_model]
+            h = block.input  # [batch, pos, d_model]
             saved.append(h if all_tokens else h[rows, last])
             if not layout.parallel:
                 h = getattr(block, layout.arch.mlp_norm).input
@@ -116,7 +118,7 @@ def capture(traced, layout: Layout, input_ids: torch.Tensor, lengths: torch.Tens
         h = final.input
         saved.append(h if all_tokens else h[rows, last])
         saved = nnsight.save(saved)
-    return torch.stack([s.detach() for s in saved], dim=-2).float().cpu()   # metrics run on the CPU
+    return torch.stack([s.detach() for s in saved], dim=-2).float().cpu()  # metrics run on the CPU
 
 
 def prefix_caches(base, prompts: list[np.ndarray]) -> list[tuple[list[int], object]]:
@@ -133,16 +135,18 @@ def prefix_caches(base, prompts: list[np.ndarray]) -> list[tuple[list[int], obje
     for length, idx in sorted(groups.items()):
         cache = None
         if length > 1:
-            ids = torch.as_tensor(np.stack([np.asarray(prompts[i], dtype=np.int64)[:-1]
-                                            for i in idx])).to(device_of(base))   # [group, length - 1]
+            ids = torch.as_tensor(np.stack([np.asarray(prompts[i], dtype=np.int64)[:-1] for i in idx])).to(
+                device_of(base)
+            )  # [group, length - 1]
             with torch.no_grad():
                 cache = base(ids, use_cache=True).past_key_values
         out.append((idx, cache))
     return out
 
 
-def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repeats: int,
-                  at: int, new_last: torch.Tensor) -> torch.Tensor:
+def run_perturbed(
+    traced, layout: Layout, last_tokens: torch.Tensor, cache, repeats: int, at: int, new_last: torch.Tensor
+) -> torch.Tensor:
     """Replace the last-token state at block-input point ``at`` and run the rest.
 
     last_tokens [group]: each prompt's last token id; cache: their ``prefix_caches`` entry
@@ -157,12 +161,14 @@ def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repe
 
     point = layout.points[at]
     if point.site != "block_in":
-        raise TdwError(f"residual probe: layer {at} is a {point.site} point; perturbations "
-                       f"go at block inputs {layout.block_inputs()}")
+        raise TdwError(
+            f"residual probe: layer {at} is a {point.site} point; perturbations "
+            f"go at block inputs {layout.block_inputs()}"
+        )
     dev = device_of(traced)
     last_tokens, new_last = last_tokens.to(dev), new_last.to(dev)
     b = new_last.shape[0]
-    input_ids = last_tokens.repeat_interleave(repeats)[:, None]            # [batch, 1]
+    input_ids = last_tokens.repeat_interleave(repeats)[:, None]  # [batch, 1]
     kwargs = {}
     if cache is not None:
         cache = copy.deepcopy(cache)
@@ -176,7 +182,7 @@ def run_perturbed(traced, layout: Layout, last_tokens: torch.Tensor, cache, repe
         saved = []
         for b in range(layout.n_layers):
             block = blocks[b]
-            h = block.input                                    # [batch, pos, d_model]
+            h = block.input  # [batch, pos, d_model]
             if b == point.block:
                 h = h.clone()
                 h[rows, last] = new_last.to(h.dtype)
@@ -200,6 +206,7 @@ def release_freed_memory() -> None:
     if _LIBC is None:
         try:
             import ctypes
+
             _LIBC = ctypes.CDLL("libc.so.6")
             _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
         except (OSError, AttributeError):

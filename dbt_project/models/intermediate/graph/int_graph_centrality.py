@@ -9,9 +9,14 @@ table."""
 
 def model(dbt, session):
     from analysis.graph_frames import centrality_frame, changed_graph_batches
-    dbt.config(materialized="incremental", unique_key=["model_id", "step", "task", "ablation", "node"],
-               on_schema_change="append_new_columns")
+
+    dbt.config(
+        materialized="incremental",
+        unique_key=["model_id", "step", "task", "ablation", "node"],
+        on_schema_change="append_new_columns",
+    )
     this = str(dbt.this) if dbt.is_incremental else None
     # version: betweenness on -log(w / w_max) over the backbone (analysis.graph.centralities)
-    return centrality_frame(changed_graph_batches(session, dbt.ref("stg_graph_edges"), this,
-                                                  version="backbone-betweenness-1"))
+    return centrality_frame(
+        changed_graph_batches(session, dbt.ref("stg_graph_edges"), this, version="backbone-betweenness-1")
+    )

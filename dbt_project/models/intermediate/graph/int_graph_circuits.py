@@ -1,7 +1,8 @@
 """Candidate circuits of every graph: the 5 embed -> logits paths with the largest per-hop
 strength, the geometric mean of the edge weights along the path (a product favours short
 paths), with the product beside it (analysis.graph.strongest_paths_per_hop: exact k-best
-search per hop count on the DAG; the direct embed -> logits edge is left out). The mart fct_candidate_circuits selects its public columns from here.
+search per hop count on the DAG; the direct embed -> logits edge is left out). The mart
+fct_candidate_circuits selects its public columns from here.
 
 Incremental, one graph at a time: only graphs whose edges are new or changed since the last
 build are read (streamed in graph order) and recomputed; rows of changed or vanished graphs
@@ -11,8 +12,11 @@ table."""
 
 def model(dbt, session):
     from analysis.graph_frames import changed_graph_batches, circuits_frame
-    dbt.config(materialized="incremental", unique_key=["model_id", "step", "task", "ablation", "path_rank"],
-               on_schema_change="append_new_columns")
+
+    dbt.config(
+        materialized="incremental",
+        unique_key=["model_id", "step", "task", "ablation", "path_rank"],
+        on_schema_change="append_new_columns",
+    )
     this = str(dbt.this) if dbt.is_incremental else None
-    return circuits_frame(changed_graph_batches(session, dbt.ref("stg_graph_edges"), this,
-                                                version="per-hop-1"), k=5)
+    return circuits_frame(changed_graph_batches(session, dbt.ref("stg_graph_edges"), this, version="per-hop-1"), k=5)

@@ -9,6 +9,7 @@ METRICS = ["mean_weight", "gini", "logits_kl_total"]
 
 def model(dbt, session):
     from analysis.graph_frames import phases_frame
+
     dbt.config(materialized="table")
     metrics = dbt.ref("int_graph_checkpoint_metrics").df()
     return phases_frame(metrics, METRICS, max_phases=3, penalty=1.0, min_size=2)

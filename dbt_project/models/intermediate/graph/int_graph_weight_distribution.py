@@ -9,7 +9,11 @@ table."""
 
 def model(dbt, session):
     from analysis.graph_frames import changed_graph_batches, distribution_frame
-    dbt.config(materialized="incremental", unique_key=["model_id", "step", "task", "ablation"],
-               on_schema_change="append_new_columns")
+
+    dbt.config(
+        materialized="incremental",
+        unique_key=["model_id", "step", "task", "ablation"],
+        on_schema_change="append_new_columns",
+    )
     this = str(dbt.this) if dbt.is_incremental else None
     return distribution_frame(changed_graph_batches(session, dbt.ref("stg_graph_edges"), this), bins=20)

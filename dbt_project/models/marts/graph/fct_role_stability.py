@@ -5,6 +5,7 @@ the top-5 spreaders (out-strength) and gatherers (in-strength) (analysis.graph.r
 
 def model(dbt, session):
     from analysis.graph_frames import stability_frame
+
     dbt.config(materialized="table")
     centrality = dbt.ref("int_graph_centrality").df()
     return stability_frame(centrality, k=5)
