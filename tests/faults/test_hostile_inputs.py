@@ -82,7 +82,7 @@ def test_class3a_forged_safetensors_offsets_fail_the_job(suite, data, forge):
 
     with pytest.raises(Exception):  # the reference refuses the file...  # noqa: B017, SIM117
         with safe_open(str(path), "np") as f:
-            [f.get_tensor(k) for k in f]
+            [f.get_tensor(k) for k in f.keys()]  # noqa: SIM118 (safe_open is no mapping)
     r = ingest(str(src), probes="weights", warehouse=data / "w.duckdb", progress=False)
     assert [s for s, _, _ in r.failed] == [1] and {s for s, _ in r.done} == {0, 2}  # ...and so do we
     con = duckdb.connect(str(data / "w.duckdb"), read_only=True)
