@@ -88,9 +88,12 @@ MAX_DIMS = 8
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict, refusing a key repeated with another value (it would
+    map other bytes to that name). A key repeated with the same value is harmless and the
+    safetensors library reads such a file, so it is accepted too."""
     seen: dict = {}
     for k, v in pairs:
-        if k in seen:
+        if k in seen and seen[k] != v:
             raise TdwError(f"duplicate header key {k!r}")
         seen[k] = v
     return seen
