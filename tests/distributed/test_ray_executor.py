@@ -21,12 +21,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingest.probes import PROBES
 from warehouse.pipeline import ingest
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster per test run
 
 TDW = str(Path(sys.executable).parent / "tdw")
 REVISIONS = "step0,step512,step1024,step1536"
+JOBS = 4 * len(PROBES)  # four checkpoints, every registered probe
 MODEL = "toy/neox-2l"
 
 
@@ -68,7 +70,7 @@ def raw_tables(wh: Path) -> dict[str, list]:
 def local_reference(toy_suite, tmp_path_factory):
     wh = tmp_path_factory.mktemp("local") / "w.duckdb"
     result = ingest(MODEL, revisions=REVISIONS, warehouse=wh, toy_root=toy_suite, progress=False)
-    assert result.ok and len(result.done) == 4 * 6, result.summary()
+    assert result.ok and len(result.done) == JOBS, result.summary()
     return raw_tables(wh)
 
 
@@ -84,13 +86,13 @@ def test_ray_matches_local_executor(ray_cluster, toy_suite, local_reference, tmp
         executor="ray",
         ray_address=address,
     )
-    assert result.ok and len(result.done) == 24, result.summary()
+    assert result.ok and len(result.done) == JOBS, result.summary()
     assert len({node for node, _ in result.workers}) == 2  # both worker nodes ran jobs
     got = raw_tables(wh)
     assert got.keys() == local_reference.keys()
     for name, rows in local_reference.items():
         assert got[name] == rows, f"raw.{name} differs between the local and Ray executors"
-    assert sum(1 for _ in (tmp_path / "lake").glob("*/*/*/*/_job.json")) == 24
+    assert sum(1 for _ in (tmp_path / "lake").glob("*/*/*/*/_job.json")) == JOBS
     # a second run finds everything in place: nothing computed, nothing loaded twice
     again = ingest(
         MODEL,
@@ -101,7 +103,7 @@ def test_ray_matches_local_executor(ray_cluster, toy_suite, local_reference, tmp
         executor="ray",
         ray_address=address,
     )
-    assert len(again.skipped) == 24 and not again.done, again.summary()
+    assert len(again.skipped) == JOBS and not again.done, again.summary()
     assert raw_tables(wh) == got
 
 
@@ -141,7 +143,7 @@ def test_killed_worker_is_retried_without_duplicates(ray_cluster, toy_suite, loc
     os.kill(int(pid), signal.SIGKILL)  # mid-job: computed, not written
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err
-    assert "24 jobs loaded" in out and "0 failed" in out, out
+    assert f"{JOBS} jobs loaded" in out and "0 failed" in out, out
     assert "ingest toy/neox-2l" in err and "24/24" in err  # the progress bar
     got = raw_tables(wh)
     for name, rows in local_reference.items():

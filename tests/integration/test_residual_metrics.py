@@ -319,7 +319,7 @@ def test_attractor_matches_hooked_perturbation(sources, arch, at, auto):
     "overrides,message",
     [
         ({"prompt_len": 17}, "more than the model's context of 16"),
-        ({"n_prompts": 0}, "must be between 1 and"),
+        ({"n_prompts": 0}, "empty"),
         ({"perturb_layers": [9]}, "layer 9 does not exist"),
         ({"perturb_layers": "1"}, "pre_mlp point"),
         ({"positions": "every"}, "positions"),
@@ -381,7 +381,7 @@ def test_bad_parameters_through_ingest_change_nothing(sources, tmp_path):
     for bad, message in (
         ({"prompt_len": 40}, "more than the model's context"),
         ({"n_prompts": 0}, "must be between 1 and"),
-        ({"perturb_layers": [7]}, "does not exist"),
+        ({"perturb_layers": "7"}, "does not exist"),
     ):
         with pytest.raises(TdwError, match=message):
             ingest(src, probes="residual", warehouse=wh, progress=False, force=True, params={"residual": {**ok, **bad}})
