@@ -10,19 +10,18 @@ import os
 import re
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import duckdb
 
-from tests.integration.test_sharded import make_sharded
+from tests.integration.test_sharded import LocalServer, make_sharded, range_body
 
 REPO = "EleutherAI/pythia-sharded"
 COMMIT = "a" * 40
 
 
-class FakeHub:
+class FakeHub(LocalServer):
     def __init__(self, root: Path, ranges: bool = True):
         self.sent: dict[str, int] = {}
         outer = self
@@ -77,25 +76,15 @@ class FakeHub:
                 if path is None or not path.is_file():
                     self.do_HEAD()
                     return
-                data = path.read_bytes()
-                m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
-                if m and ranges:
-                    a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
-                    body = data[a : b + 1]
-                    self._head(path, 206, len(body), [("Content-Range", f"bytes {a}-{b}/{len(data)}")])
+                body, content_range = range_body(path.read_bytes(), self.headers.get("Range", ""), ranges)
+                if content_range:
+                    self._head(path, 206, len(body), [("Content-Range", content_range)])
                 else:
-                    body = data
                     self._head(path, 200, len(body))
                 outer.sent[path.name] = outer.sent.get(path.name, 0) + len(body)  # before the client can see it
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.start(Handler)
 
 
 def _ingest(tmp_path, hub: FakeHub, wh: Path) -> subprocess.CompletedProcess:

@@ -63,7 +63,30 @@ def make_sharded(folder: Path, seed: int = 0, pickle: bool = False) -> dict[str,
     return values
 
 
-class Server:
+def range_body(data: bytes, range_header: str, ranges: bool) -> tuple[bytes, str | None]:
+    """The body a test server sends for one ``Range: bytes=a-b`` header (the whole file when
+    there is none or ``ranges`` is False) and its Content-Range, None for a full response."""
+    m = re.fullmatch(r"bytes=(\d+)-(\d+)", range_header)
+    if not (m and ranges):
+        return data, None
+    a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
+    return data[a : b + 1], f"bytes {a}-{b}/{len(data)}"
+
+
+class LocalServer:
+    """A ThreadingHTTPServer on 127.0.0.1 serving in a daemon thread until close()."""
+
+    def start(self, handler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Server(LocalServer):
     """http.server serving a folder, honouring single ``Range: bytes=a-b`` requests (unless
     ``ranges`` is False) and counting body bytes sent per path."""
 
@@ -77,31 +100,19 @@ class Server:
 
             def do_GET(self):
                 path = Path(self.translate_path(self.path))
-                m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
                 if not path.is_file():
                     self.send_error(404)
                     return
-                data = path.read_bytes()
-                if m and ranges:
-                    a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
-                    body = data[a : b + 1]
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
-                else:
-                    body = data
-                    self.send_response(200)
+                body, content_range = range_body(path.read_bytes(), self.headers.get("Range", ""), ranges)
+                self.send_response(206 if content_range else 200)
+                if content_range:
+                    self.send_header("Content-Range", content_range)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 outer.sent[self.path] = outer.sent.get(self.path, 0) + len(body)  # before the client can see it
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.start(partial(Handler, directory=str(root)))
 
 
 def _remote(server: Server, folder: Path) -> tuple[list[RemoteFile], dict]:
