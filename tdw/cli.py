@@ -68,7 +68,9 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
     help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
     "with a named group 'step' (default: every preset).",
 )
-@click.option("--probes", default=None, help="Comma-separated probe names (default: every probe).")
+@click.option(
+    "--probes", default=None, help="Comma-separated probe names (default: every probe but the opt-in llc; all: all)."
+)
 @WAREHOUSE_OPT
 @click.option("--force", is_flag=True, help="Re-ingest checkpoints even if unchanged.")
 @click.option("--tensors", default=None, help="Weights probe: globs/aliases (default unembed,embed).")
@@ -198,7 +200,7 @@ def figures(warehouse, out, tensor):
 @main.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--retrain", is_flag=True, help="Train the toy suite again even if present.")
-@click.option("--probes", default=None, help="Probes to run (default: every probe).")
+@click.option("--probes", default=None, help="Probes to run (default: every probe, llc included).")
 @click.option(
     "--full",
     is_flag=True,
