@@ -27,31 +27,23 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_perplexity import pythia14m_shaped  # noqa: E402
 
 from ingest.llc import Sampler, estimate  # noqa: E402
 
 
 def shape(name: str):
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    """A randomly initialised GPT-NeoX of the named shape."""
+    from transformers import GPTNeoXForCausalLM
 
     from ingest.toy.train import SUITE, build_config
 
-    torch.manual_seed(0)
     if name == "pythia-14m":
-        cfg = GPTNeoXConfig(
-            vocab_size=50304,
-            hidden_size=128,
-            num_hidden_layers=6,
-            num_attention_heads=4,
-            intermediate_size=512,
-            max_position_embeddings=2048,
-            rotary_pct=0.25,
-            use_parallel_residual=True,
-            tie_word_embeddings=False,
-        )
-    else:
-        cfg = build_config({"toy-2l": SUITE[0], "toy-3l": SUITE[1]}[name], 256, 64)
-    return GPTNeoXForCausalLM(cfg)
+        return pythia14m_shaped()
+    torch.manual_seed(0)
+    return GPTNeoXForCausalLM(build_config({"toy-2l": SUITE[0], "toy-3l": SUITE[1]}[name], 256, 64))
 
 
 def timed(fn, repeats: int) -> float:
