@@ -84,7 +84,10 @@ class Sampler:
         return m / math.log(m) if m > 1 else 1.0
 
     def check(self, n_windows: int) -> None:
-        """Refuse what cannot run, before any job: too little data for one batch."""
+        """Refuse what cannot run, before any job: too little data for one batch, a seed that
+        numpy cannot take (devinterp seeds chain c with seed + c, numpy's seed < 2^32)."""
+        if self.seed + self.chains > 2**32:
+            raise TdwError(f"llc: seed + chains must be at most 2^32 (numpy's seeds), got seed {self.seed}")
         if n_windows < self.batch_size:
             raise TdwError(
                 f"llc: the data set has {n_windows} sequences, fewer than batch_size {self.batch_size} "

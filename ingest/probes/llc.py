@@ -8,10 +8,10 @@ otherwise), cut into windows of ``seq_len`` tokens (0: the shortest item's lengt
 same windows for every checkpoint. Hyperparameters are the job's parameters (see
 ``ingest.llc.Sampler``), so the params hash that ``fct_llc`` carries tells comparable
 series apart. Defaults (ε 1e-3, nβ = m / log m with m = 16 x 63 predicted tokens per
-batch, i.e. 146, γ 300 as Hoogland et al. use for their language model's scale of
-localization, 4 chains of 40 draws, no burn-in, batch 16 of 64 tokens) were set on the toy
-suite: with them the loss traces level off within ~10 steps (the chain's last loss within a
-few percent of its mean) and no chain diverges; with devinterp's sequence-count nβ (5.8) or
+batch, i.e. 146, γ 300, 4 chains of 40 draws, no burn-in, batch 16 of 64 tokens) were set
+on the toy suite (a few runs on trained checkpoints, not a search): with them the loss traces
+level off early (the localization alone relaxes in 2 / (εγ) ≈ 7 steps; each chain's last
+loss lies within a few percent of its mean) and no chain diverges; with devinterp's sequence-count nβ (5.8) or
 γ 100 the traces were still climbing at 60 steps. The values are localized, tempered
 quantities, comparable along a series at fixed hyperparameters, not absolute. They cost
 4 x 40 forward+backward passes plus one forward pass over the data per chain for L(w*)
@@ -19,7 +19,7 @@ quantities, comparable along a series at fixed hyperparameters, not absolute. Th
 runs it with the other model probes.
 
 Tables: ``raw.llc`` (one row per checkpoint: the mean and standard deviation over the
-chains that did not diverge, NULL when every chain diverged, nβ used, the data's hash) and
+chains that did not diverge, nβ used, the data's hash) and
 ``raw.llc_chains`` (per chain: the estimate, NULL when it diverged, the reason, the loss
 trace's mean, spread, maximum and last value). A job whose every chain diverged is a failed
 job with a one-line reason; too little data for one batch is refused before any job.

@@ -59,3 +59,8 @@ def test_windows_cut_items_into_equal_lengths():
     items = [np.arange(10), np.arange(7), np.arange(3)]
     assert windows(items, 3).tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 1, 2], [3, 4, 5], [0, 1, 2]]
     assert windows(items, 0).shape == (6, 3)  # the shortest item: 3 tokens
+
+
+def test_a_seed_numpy_cannot_take_is_refused():
+    with pytest.raises(TdwError, match="seed"):
+        Sampler(seed=2**40).check(100)
