@@ -86,6 +86,13 @@ class LiveIngest:
         db.check_file(Path(self.req.warehouse))
         self.plan = None
 
+    def warm_up(self) -> None:
+        """Pay the one-time imports (the quality gate's Great Expectations) before the first
+        checkpoint arrives, so its latency is that of its jobs."""
+        from warehouse.quality_gx import gate
+
+        gate()
+
     def folders(self) -> dict[int, Path]:
         """{step: folder} of the series now; a root that vanished is a one-line error."""
         if not Path(self.src.root).is_dir():
@@ -162,6 +169,7 @@ def watch(
     complete_at: dict[int, float] = {}
     started = last_build = time.monotonic()
     told_error = ""
+    live.warm_up()
     echo(f"[{_stamp()}] watching {live.src.root} every {interval:g} s (settle {settle:g} s); Ctrl-C stops")
     while not stop.is_set():
         folders = live.folders()
@@ -224,6 +232,7 @@ def serve_steps(req: IngestRequest, lines: Iterable[str], emit: Callable[[dict],
     except TdwError as e:
         emit({"fatal": str(e)})
         return 1
+    live.warm_up()
     status = 0
     for line in lines:
         line = line.strip()
