@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ingest.errors import TdwError
 from ingest.growing import Settler, Signature
+from ingest.sources import WEIGHT_FILES
 from warehouse import db
 from warehouse.pipeline import IngestRequest, IngestResult, make_plan, open_request, probe_params, run_plan
 
@@ -77,10 +78,10 @@ class LiveIngest:
     def __init__(self, req: IngestRequest):
         self.req = replace(req, progress=False, executor="local", lake=None, force=False)
         self.src = open_request(self.req)
-        if not hasattr(self.src, "names") or self.src.kind == "hub":
+        if self.src.kind == "hub":
             raise TdwError(f"{req.source}: tdw watch needs a local directory of checkpoints, not a hub id")
         root = Path(self.src.root)
-        if (root / "config.json").exists() or any((root / n).exists() for n in ("model.safetensors",)):
+        if any((root / n).exists() for n in ("config.json", *WEIGHT_FILES)):
             raise TdwError(f"{root} is one checkpoint, not a series of them: watch the folder that holds it")
         self.probes = probe_params(self.req)
         db.check_file(Path(self.req.warehouse))
@@ -180,6 +181,9 @@ def watch(
         for i, step in enumerate(todo):
             if stop.is_set():
                 break
+            if not folders[step].is_dir():  # removed since (a Trainer's save_total_limit)
+                echo(f"[{_stamp()}] {folders[step].name}: removed before it could be ingested")
+                continue
             live.prepare(step)  # wrong options: a one-line error that ends the watch
             echo(f"[{_stamp()}] {folders[step].name}: ingesting ({len(todo) - i - 1} more complete)")
             try:
