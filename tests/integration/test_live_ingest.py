@@ -204,3 +204,21 @@ def test_watch_bad_input_is_one_line(tmp_path):
         assert res.exit_code == 1, res.output
         assert res.output.count("\n") == 1 and says in res.output, res.output
         assert not wh.exists()
+
+
+def test_callback_reports_background_errors_without_raising(tmp_path):
+    """A worker that cannot ingest (here: the warehouse path holds no DuckDB file) is reported
+    in ``errors`` and the log; nothing reaches the Trainer. Wrong options fail at once."""
+    from ingest.errors import TdwError
+    from tdw.trainer import TdwCallback
+
+    bad = Path(os.environ["TDW_DATA_DIR"]) / "live-not-a-db.duckdb"
+    bad.write_text("not a database")
+    with pytest.raises(TdwError, match="unknown probe"):
+        TdwCallback(warehouse=bad, probes="nope")
+    cb = TdwCallback(warehouse=bad, probes="weights")
+    out = tmp_path / "run"
+    cb.submit(str(out), 10)  # starts the worker, queues one step
+    assert cb.finish(timeout=120) is False
+    assert any("is not a DuckDB file" in e for e in cb.errors), cb.errors
+    assert bad.read_text() == "not a database"
