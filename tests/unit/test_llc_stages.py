@@ -14,7 +14,7 @@ from analysis.llc_stages import critical_points, llc_stages
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=0, max_size=30, unique=True))
 def test_without_noise_the_boundaries_are_the_local_extrema(values):
     x = list(values)
-    extrema = [i for i in range(1, len(x) - 1) if (x[i] - x[i - 1]) * (x[i + 1] - x[i]) < 0]
+    extrema = [i for i in range(1, len(x) - 1) if np.sign(x[i] - x[i - 1]) * np.sign(x[i + 1] - x[i]) < 0]
     assert critical_points(x, [0.0] * len(x)) == extrema
 
 
