@@ -2,7 +2,10 @@
 -- manifest recorded: a bad file, a failed data-quality expectation ...; for a job the
 -- quality gate failed, failed_expectations lists the expectations as a JSON array) and
 -- non-finite inputs the probes met and kept out of the aggregates; checkpoints whose weights
--- are byte-identical to another step's (int_identical_checkpoints, probe 'checkpoint').
+-- are byte-identical to another step's (int_identical_checkpoints, probe 'checkpoint');
+-- tensors holding the same values at non-adjacent steps (int_stale_tensors, kind
+-- stale_tensor) and tensors whose norm jumps against both neighbours
+-- (int_weight_discontinuities, kind discontinuity), probe 'weights', object the tensor.
 with runs as (
     select * from {{ ref('stg_ingest_runs') }}
 ),
@@ -57,12 +60,40 @@ identical as (
     from {{ ref('int_identical_checkpoints') }}
 ),
 
+stale_tensors as (
+    select
+        model_id,
+        step,
+        probe,
+        object,
+        kind,
+        issue,
+        failed_expectations
+    from {{ ref('int_stale_tensors') }}
+),
+
+discontinuities as (
+    select
+        model_id,
+        step,
+        probe,
+        object,
+        kind,
+        issue,
+        failed_expectations
+    from {{ ref('int_weight_discontinuities') }}
+),
+
 final as (
     select * from failed_jobs
     union all
     select * from nonfinite
     union all
     select * from identical
+    union all
+    select * from stale_tensors
+    union all
+    select * from discontinuities
 )
 
 select * from final
