@@ -83,6 +83,19 @@ def test_training_log_marts(tmp_path):
         assert "Traceback" not in proc.stderr + proc.stdout
         assert proc.returncode == (0 if src == out else 1), proc.stdout + proc.stderr
     assert "failed step1 training_log" in proc.stdout and "not valid JSON" in proc.stdout
+    con = duckdb.connect(str(wh), read_only=True)
+    jobs = con.execute(
+        "SELECT step, probe, status, error FROM raw.ingest_runs WHERE model_id = 'local/bad' ORDER BY step, probe"
+    ).fetchall()
+    con.close()
+    # the bad file fails its one job with a one-line reason; the batch goes on
+    assert [j[:3] for j in jobs] == [
+        (1, "training_log", "failed"),
+        (1, "weights", "success"),
+        (2, "training_log", "success"),
+        (2, "weights", "success"),
+    ]
+    assert "\n" not in jobs[0][3] and "not valid JSON" in jobs[0][3]
     proc = subprocess.run(tdw + ["build", "--warehouse", str(wh)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     con = duckdb.connect(str(wh), read_only=True)
