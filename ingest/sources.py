@@ -369,17 +369,7 @@ class HubSource:
             except Exception:
                 found = folder = None  # unreachable: fall back to what the cache holds
             if found is not None:
-                return Checkpoint(
-                    self.model_id,
-                    step,
-                    rev,
-                    "hub",
-                    folder=folder,
-                    hub_repo=self.model_id,
-                    allow_pickle=self.allow_pickle,
-                    remote=found,
-                    tokens_seen=self._tokens(rev),
-                )
+                return self._checkpoint(step, rev, folder, remote=found)
         folder = None
         for name in ("model.safetensors", "pytorch_model.bin"):
             try:
@@ -398,6 +388,10 @@ class HubSource:
                 ) from None
         if folder is None:
             raise TdwError(f"{self.model_id}@{rev}: no model.safetensors or pytorch_model.bin")
+        return self._checkpoint(step, rev, folder)
+
+    def _checkpoint(self, step: int, rev: str, folder: Path, remote: tuple | None = None) -> Checkpoint:
+        hit = self.naming.match(rev)
         return Checkpoint(
             self.model_id,
             step,
@@ -406,12 +400,9 @@ class HubSource:
             folder=folder,
             hub_repo=self.model_id,
             allow_pickle=self.allow_pickle,
-            tokens_seen=self._tokens(rev),
+            remote=remote,
+            tokens_seen=hit[1] if hit else None,
         )
-
-    def _tokens(self, revision: str) -> int | None:
-        hit = self.naming.match(revision)
-        return hit[1] if hit else None
 
     def inputs(self) -> dict:
         return {}

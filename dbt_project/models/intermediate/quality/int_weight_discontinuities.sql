@@ -93,8 +93,7 @@ final as (
             ' x the series'' median change per sqrt(step) (threshold ',
             {{ var('discontinuity_z', 10) }}, ')'
         ) as issue,
-        cast(null as varchar) as failed_expectations,
-        jump_z
+        cast(null as varchar) as failed_expectations
     from scored
     where jump_z > {{ var('discontinuity_z', 10) }}
 )

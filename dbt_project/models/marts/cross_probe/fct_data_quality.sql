@@ -48,7 +48,8 @@ nonfinite as (
     from {{ ref('fct_params_data_quality') }}
 ),
 
-identical as (
+-- the stale-checkpoint checks, each with fct_data_quality's columns in its order
+stale_checks as (
     select
         model_id,
         step,
@@ -57,31 +58,13 @@ identical as (
         kind,
         issue,
         failed_expectations
-    from {{ ref('int_identical_checkpoints') }}
-),
-
-stale_tensors as (
-    select
-        model_id,
-        step,
-        probe,
-        object,
-        kind,
-        issue,
-        failed_expectations
-    from {{ ref('int_stale_tensors') }}
-),
-
-discontinuities as (
-    select
-        model_id,
-        step,
-        probe,
-        object,
-        kind,
-        issue,
-        failed_expectations
-    from {{ ref('int_weight_discontinuities') }}
+    from (
+        select * from {{ ref('int_identical_checkpoints') }}
+        union all by name
+        select * from {{ ref('int_stale_tensors') }}
+        union all by name
+        select * from {{ ref('int_weight_discontinuities') }}
+    ) as checks
 ),
 
 final as (
@@ -89,11 +72,7 @@ final as (
     union all
     select * from nonfinite
     union all
-    select * from identical
-    union all
-    select * from stale_tensors
-    union all
-    select * from discontinuities
+    select * from stale_checks
 )
 
 select * from final
