@@ -242,7 +242,7 @@ class Session:
         cursor = self.cursor
         if rewritten is not sql:  # a catalog query: it runs on the catalog's own database
             if self._catalog_cursor is None:
-                self._catalog_cursor = self.catalog.cursor()
+                self._catalog_cursor = self.catalog.cursor(self.database)
             cursor, sql = self._catalog_cursor, rewritten
         with self._lock:
             self._running, self.cancelled, self._active = True, False, cursor
