@@ -177,6 +177,15 @@ class Session:
         self._active = cursor
         cursor.execute("SET search_path = 'marts,main'")
 
+    def close(self) -> None:
+        """Close the session's cursors (its catalog cursor holds a temp view)."""
+        for cur in (self.cursor, self._catalog_cursor):
+            try:
+                if cur is not None:
+                    cur.close()
+            except duckdb.Error:
+                pass
+
     # -- cancel ---------------------------------------------------------------------------
     def cancel(self) -> None:
         with self._lock:
