@@ -42,19 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def start_server(tdw: str, warehouse: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [tdw, "serve", "--port", "0", "--warehouse", str(warehouse)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "postgresql://" not in line:
-        proc.kill()
-        raise SystemExit(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    return proc, int(line.split("postgresql://")[1].split(":")[1].split("/")[0])
+from serve_process import start_serve  # benchmarks/, beside this script
 
 
 def superset_app(folder: Path):
@@ -158,7 +146,7 @@ def main() -> None:
     from importlib.metadata import version
 
     print(", ".join(f"{p} {version(p)}" for p in ("apache-superset", "sqlalchemy", "psycopg2-binary", "flask-caching")))
-    proc, port = start_server(a.tdw, a.warehouse)
+    proc, port = start_serve([a.tdw], a.warehouse)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             app = superset_app(Path(tmp))
