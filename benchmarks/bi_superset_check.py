@@ -33,7 +33,8 @@ Superset sees and exits non-zero if any mart column comes back untyped or a step
 from __future__ import annotations
 
 import argparse
-import json
+import csv
+import io
 import math
 import os
 import subprocess
@@ -66,6 +67,19 @@ def superset_app(folder: Path):
     return app
 
 
+def parse(v: str):
+    """A CSV field as DuckDB wrote it: '' is NULL, numbers with a '.' or an exponent are floats."""
+    if v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            return float(v)
+        except ValueError:
+            return {"true": True, "false": False}.get(v, v)
+
+
 def check(uri: str, tdw: str, warehouse: Path) -> list[str]:
     """What Superset sees; the list of failures (empty: all good)."""
     from superset.db_engine_specs.base import GenericDataType
@@ -94,14 +108,18 @@ def check(uri: str, tdw: str, warehouse: Path) -> list[str]:
             if generic == "UNKNOWN":
                 failures.append(f"marts.{table}.{c['column_name']}: {c['type']} is untyped in Superset")
             typed.append(f"{c['column_name']} {c['type']} ({generic})")
-        pk = db.get_pk_constraint(Table(table, "marts")).get("constrained_columns") or []
+        # SQL Lab's table panel: indexes and foreign keys through Superset, the primary key through
+        # its inspector (Database.get_pk_constraint's JSON conversion turns the column list to None)
+        db.get_indexes(Table(table, "marts"))
+        db.get_foreign_keys(Table(table, "marts"))
+        with db.get_inspector(schema="marts") as insp:
+            pk = insp.get_pk_constraint(table, "marts").get("constrained_columns") or []
         described = sum(1 for c in cols if c.get("comment"))
         print(f"  {table}: pk ({', '.join(pk)}); {described}/{len(cols)} described; " + "; ".join(typed))
     # SQL Lab
-    sql = (
-        "select model_id, tensor_name, step, msd from marts.fct_msd "
-        "where tensor_name = 'embed_out.weight' order by model_id, step"
-    )
+    sql = db.select_star(Table("fct_msd", "marts"), limit=500, indent=False)  # SQL Lab's table preview
+    sql = sql.replace(" LIMIT", " ORDER BY model_id, tensor_name, step LIMIT")  # a stable order to compare
+    print("SQL Lab query:", sql)
     with db.get_raw_connection(schema="marts") as conn:
         cursor = conn.cursor()
         pid = spec.get_cancel_query_id(cursor, None)
@@ -118,20 +136,23 @@ def check(uri: str, tdw: str, warehouse: Path) -> list[str]:
         if any(v is None for v in kinds.values()):
             failures.append(f"SQL Lab result untyped: {kinds}")
     df = db.get_df(sql, schema="marts")
-    want = json.loads(
-        subprocess.run(
-            [tdw, "sql", sql, "--format", "json", "--warehouse", str(warehouse)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    out = subprocess.run(
+        [tdw, "sql", sql, "--format", "csv", "--warehouse", str(warehouse)], capture_output=True, text=True, check=True
+    ).stdout
+    want = [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(out))]
     got = df.to_dict("records")
-    same = len(got) == len(want) and all(
-        g.keys() == w.keys()
-        and all(math.isclose(g[k], w[k], rel_tol=1e-9) if isinstance(w[k], float) else g[k] == w[k] for k in w)
-        for g, w in zip(got, want)
-    )
+
+    def equal(g, w) -> bool:  # a value from Superset's DataFrame and one from DuckDB's CSV
+        if w is None:
+            return g is None or (isinstance(g, float) and math.isnan(g))
+        if isinstance(w, float):
+            return math.isclose(float(g), w, rel_tol=1e-12)
+        return str(g) == str(w)
+
+    bad = [(g, w) for g, w in zip(got, want) if g.keys() != w.keys() or not all(equal(g[k], w[k]) for k in w)]
+    same = len(got) == len(want) and not bad
+    if bad:
+        print("first difference:", bad[0])
     print(f"chart query (Database.get_df): {len(df)} rows, same as `tdw sql` (DuckDB directly): {same}")
     if not same or not want:
         failures.append("get_df differs from DuckDB or is empty")
