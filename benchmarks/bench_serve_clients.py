@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
-from serve_process import start_serve  # noqa: E402  (benchmarks/, beside this script)
 
+from warehouse.serve_process import start_serve  # noqa: E402
 from warehouse.snapshot import snapshot_path  # noqa: E402
 
 SMALL = "select model_id, step, msd from marts.fct_msd where step < 4 order by step"

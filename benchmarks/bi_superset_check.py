@@ -43,7 +43,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from serve_process import start_serve  # benchmarks/, beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # warehouse.serve_process: stdlib only
+
+from warehouse.serve_process import start_serve  # noqa: E402
 
 
 def superset_app(folder: Path):

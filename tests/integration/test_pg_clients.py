@@ -22,6 +22,7 @@ import time
 import duckdb
 import pytest
 
+from warehouse.serve_process import start_serve
 from warehouse.snapshot import snapshot_path, sqlalchemy_uri
 
 psycopg = pytest.importorskip("psycopg")
@@ -44,17 +45,8 @@ def server(tmp_path_factory):
         CREATE TABLE marts.keyed (k INTEGER PRIMARY KEY, v VARCHAR);
         INSERT INTO marts.keyed VALUES (1, '5'), (2, '2026-12-05');""")
     con.close()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "3", "--warehouse", str(wh)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "serving" not in line:
-        proc.kill()
-        pytest.fail(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    yield wh, int(line.split("postgresql://127.0.0.1:")[1].split("/")[0])
+    proc, port = start_serve([sys.executable, "-m", "tdw"], wh, "--timeout", "3")
+    yield wh, port
     proc.terminate()
     proc.wait(timeout=10)
 
