@@ -62,7 +62,8 @@ TABLES = {
     "fct_phase_alignment": """
         select model_id, 'lm_head.weight' as tensor_name, 'wikitext' as dataset, 20000 as msd_peak_step,
                30000 as perplexity_drop_step, 31000 as unmasking_drop_step, 25000 as covariance_drop_step,
-               90000 as stationarity_step, 50000 as capability_step, 4 as n_signals
+               90000 as stationarity_step, 50000 as capability_step, 70000 as spread_steps, 4 as n_signals,
+               'peak' as msd_peak_status
         from models""",
     "fct_phases": """
         select model_id, 'graph_induction_zero' as signal, p.phase, p.phase as phase_index,
