@@ -179,6 +179,7 @@ def measure(wh: Path, tmp: Path, repeats: int, busy: list) -> None:
             str(tmp / "cli" / "report.html"),
         ],
         check=True,
+        env={**os.environ, "TDW_DATA_DIR": str(tmp)},  # the CLI writes only under its data directory
     )
     print(
         f"`tdw report` CLI for 3 models (with interpreter start and imports): "
