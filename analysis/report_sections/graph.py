@@ -14,6 +14,7 @@ from analysis.report_sections import Context, Figure, Section, panels, png
 
 TOP = 3
 MAX_EDGES = 80
+LABELLED = 12  # edges whose end nodes are labelled in the graph figure
 
 
 def _slice(ctx: Context, table: str) -> tuple[str, str] | None:
@@ -164,9 +165,10 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
             if pos:
                 xy = np.array(list(pos.values()))
                 ax.scatter(xy[:, 0], xy[:, 1], s=14, color="C0", zorder=3)
-                # labels (embed, L0.H1, L1.MLP, logits) on the nodes the drawn edges touch: a
+                # labels (embed, L0.H1, L1.MLP, logits) on the nodes of the strongest edges: a
                 # large model's hundreds of heads would be an unreadable (and slow) wall of text
-                named = {n for r in drawn for n in (r.src, r.dst)} or set(pos)
+                strongest = sorted(drawn, key=lambda r: -r.weight)[:LABELLED]
+                named = {n for r in strongest for n in (r.src, r.dst)} or set(pos)
                 for name in sorted(named):
                     x, y = pos[name]
                     t = ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
