@@ -40,7 +40,8 @@ TABLES = {
         from models m, steps s, tensors t""",
     "fct_msd": """
         select m.model_id, t.tensor_name, s.step, s.frac * exp(-4 * s.frac) + 1e-6 as msd,
-               0.5 * s.frac * exp(-4 * s.frac) + 1e-6 as msd_time_demeaned, 262144 as n_sampled, 1000000 as n_total, false as is_exact
+               0.5 * s.frac * exp(-4 * s.frac) + 1e-6 as msd_time_demeaned, 262144 as n_sampled,
+               1000000 as n_total, false as is_exact
         from models m, steps s, tensors t""",
     "fct_bifurcation": """
         select model_id, tensor_name, arg_max(step, msd) as peak_step, max(msd) as peak_msd,
