@@ -130,7 +130,11 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
-@click.option("--stale-as-warnings", is_flag=True, help="Report byte-identical (stale) checkpoints without failing.")
+@click.option(
+    "--stale-as-warnings",
+    is_flag=True,
+    help="Report stale and inconsistent checkpoints (identical_checkpoint, stale_tensor, discontinuity) as warnings.",
+)
 def check(warehouse, stale_as_warnings):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run

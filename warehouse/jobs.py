@@ -99,6 +99,7 @@ def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dic
     hashing = None
     try:
         ckpt = open_checkpoint()
+        job["revision"], job["tokens_seen"] = ckpt.revision, ckpt.tokens_seen  # the name the series uses
         if done_hash is None:  # nothing to skip: the hash is read while the probe runs
             hashing = _hasher().submit(ckpt.content_hash)
         else:
