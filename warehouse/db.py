@@ -192,28 +192,44 @@ def _manifest_row(
     return pd.DataFrame([row])[MANIFEST.column_names]
 
 
-def _arrow(frame: pd.DataFrame):
-    """``frame`` as an Arrow table, a column of numpy arrays as one list array over their
-    concatenated values (DuckDB reads it without visiting each element in Python)."""
+def _array_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns holding one numpy array per row (list columns such as the MSD sample)."""
+    import numpy as np
+
+    return [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object and len(frame) and all(isinstance(v, np.ndarray) for v in frame[c])
+    ]
+
+
+def _arrow(frame: pd.DataFrame, array_columns: list[str]):
+    """``frame`` as an Arrow table, each array column as one list array over the rows'
+    concatenated values (DuckDB then reads it without visiting each element in Python)."""
     import numpy as np
     import pyarrow as pa
 
     arrays = {}
     for c in frame.columns:
-        x = frame[c]
-        first = x.iloc[0] if len(x) else None
-        if x.dtype == object and isinstance(first, np.ndarray) and all(isinstance(v, np.ndarray) for v in x):
-            vals = list(x)
+        if c in array_columns:
+            vals = [v.reshape(-1) for v in frame[c]]
             offsets = np.concatenate([[0], np.cumsum([v.size for v in vals])]).astype(np.int64)
-            flat = np.concatenate([v.reshape(-1) for v in vals])
-            arrays[c] = pa.LargeListArray.from_arrays(offsets, flat)
+            arrays[c] = pa.LargeListArray.from_arrays(offsets, np.concatenate(vals))
         else:
-            arrays[c] = pa.Array.from_pandas(x)
+            arrays[c] = pa.Array.from_pandas(frame[c])
     return pa.table(arrays)
 
 
 def _insert(con, table: str, frame: pd.DataFrame) -> None:
-    con.register("_tdw_frame", _arrow(frame))
+    data = frame
+    if arrays := _array_columns(frame):
+        import pyarrow as pa
+
+        try:
+            data = _arrow(frame, arrays)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):  # mixed values: DuckDB's own conversion
+            data = frame
+    con.register("_tdw_frame", data)
     try:
         cols = ", ".join(f'"{c}"' for c in frame.columns)
         con.execute(f'INSERT INTO raw."{table}" ({cols}) SELECT {cols} FROM _tdw_frame')
