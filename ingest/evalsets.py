@@ -151,24 +151,44 @@ def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: 
     return list(x)
 
 
+@dataclass(frozen=True)
+class EvalRequest:
+    """The evaluation set a perplexity probe's parameters ask for: the spec (see above), the
+    toy set's size and seed, the item length (toy items; a 1-D ``.npy`` is cut into items of
+    it), the first ``max_items`` kept (0: all) and the ``dataset`` label ("" : derived)."""
+
+    spec: str = TOY
+    n_items: int = 32
+    item_len: int = 0
+    seed: int = 0
+    max_items: int = 0
+    name: str = ""
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> EvalRequest:
+        return cls(
+            params.get("eval_set") or TOY,
+            n_items=int(params["n_items"]),
+            item_len=int(params["item_len"]),
+            seed=int(params["eval_seed"]),
+            max_items=int(params["max_items"]),
+            name=params.get("dataset") or "",
+        )
+
+
 def load_eval_set(
-    spec: str,
+    request: EvalRequest,
     *,
     vocab_size: int,
     max_len: int,
     tokenize: Callable[[str], list[int]] | None = None,
     corpus: dict[str, Any] | None = None,
-    n_items: int = 32,
-    item_len: int = 0,
-    seed: int = 0,
-    max_items: int = 0,
-    name: str = "",
 ) -> EvalSet:
     """Read, tokenize, window and validate one evaluation set."""
-    spec = (spec or TOY).strip()
+    spec, item_len, name = (request.spec or TOY).strip(), request.item_len, request.name
     if spec == TOY:
-        items = toy_items(corpus, n_items, item_len, seed)
-        label = name or f"toy_heldout_s{seed}"
+        items = toy_items(corpus, request.n_items, item_len, request.seed)
+        label = name or f"toy_heldout_s{request.seed}"
     else:
         mode, _, rest = spec.partition(":")
         if mode in ("tokens", "text") and rest:
@@ -195,8 +215,8 @@ def load_eval_set(
                 items = [np.asarray(tokenize(t), dtype=np.int64) for t in texts]
         _check_vocab(items, vocab_size, f"evaluation set {path}")
     items = _windows(items, max_len)
-    if max_items:
-        items = items[:max_items]
+    if request.max_items:
+        items = items[: request.max_items]
     if not items:
         raise TdwError(f"evaluation set {spec!r} has no item of at least 2 tokens")
     _check_vocab(items, vocab_size, f"evaluation set {spec!r}")
@@ -210,21 +230,12 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     max_len = int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048)
     if vocab <= 0:
         raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
-    spec = params.get("eval_set") or TOY
+    request = EvalRequest.of(params)
     tokenize = (
         None
-        if spec == TOY or str(spec).endswith(".npy")
+        if request.spec == TOY or str(request.spec).endswith(".npy")
         else tokenizer_for(checkpoint, vocab, add_special_tokens=False)
     )
     return load_eval_set(
-        spec,
-        vocab_size=vocab,
-        max_len=max_len,
-        tokenize=tokenize,
-        corpus=checkpoint.suite().get("corpus"),
-        n_items=int(params["n_items"]),
-        item_len=int(params["item_len"]),
-        seed=int(params["eval_seed"]),
-        max_items=int(params["max_items"]),
-        name=params.get("dataset") or "",
+        request, vocab_size=vocab, max_len=max_len, tokenize=tokenize, corpus=checkpoint.suite().get("corpus")
     )
