@@ -13,6 +13,10 @@ The fast tier (``make test-fast``: ``-m "not slow"``) leaves out every test that
 builds: :func:`pytest_collection_modifyitems` marks ``slow`` each test that uses the toy suite
 or the built warehouse (directly or through another fixture) and each test of a module that
 trains or runs ``dbt build`` itself, so a new test of that kind needs no marker of its own.
+The other tests that cost more than a few seconds each carry an explicit ``pytest.mark.slow``
+with the reason beside it: a dbt build through the CLI, killing and resuming a process,
+starting Ray, filling a hub cache, or whole ingests in child processes (each child imports
+torch and Great Expectations anew). The full suite runs them all.
 """
 
 from __future__ import annotations

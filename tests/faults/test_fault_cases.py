@@ -143,6 +143,7 @@ def test_out_of_order_ingest_gives_the_same_tables(tmp_path):
     assert rows(a) == rows(b)
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_disk_full_during_load_keeps_earlier_jobs(setup):
     root, wh = setup
     write_checkpoints(root, [4, 8], {"embed_out.weight": (4096, 16), "gpt_neox.embed_in.weight": (4096, 16)}, seed=9)

@@ -106,6 +106,7 @@ def test_class3c_param_values_are_typed_and_range_checked(suite, data, value):
     assert "msd_sample" in out.stderr and not (data / "data").exists() and not list(data.glob("*.duckdb"))
 
 
+@pytest.mark.slow  # four commands in child processes, one of them a dbt build
 def test_class3d_build_on_the_serving_snapshot_is_refused(data):
     snap = data / "warehouse.serving.duckdb"
     duckdb.connect(str(snap)).execute("create schema marts; create table marts.t as select 1 x").close()
@@ -159,6 +160,7 @@ def test_class4_huge_layer_count_fails_the_job_quickly(suite, data):
 
 
 # ---------------------------------------------------------------- class 5: the batch goes on
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 @pytest.mark.parametrize("bad", ["header", "config", "index"])
 def test_class5_a_bad_checkpoint_is_a_failed_job_and_the_batch_goes_on(suite, data, bad):
     src = copy_suite(suite, data / "m")
@@ -201,6 +203,7 @@ def test_class5_overflowing_and_misspelt_values_are_refused_up_front(suite, data
 
 
 # ---------------------------------------------------------------- class 6: no tracebacks
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_class6_environment_failures_are_one_line(suite, data):
     wh = data / "data" / "warehouse.duckdb"
     assert tdw("ingest", str(suite), "--probes", "weights", data=data).returncode == 0
@@ -223,6 +226,7 @@ def test_class6_environment_failures_are_one_line(suite, data):
         ro.chmod(0o755)
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_class6_bad_lake_jobs_are_recorded_not_fatal(suite, data):
     lake = data / "data" / "lake"
     assert tdw("ingest", str(suite), "--probes", "weights", "--lake", str(lake), data=data).returncode == 0
@@ -260,6 +264,7 @@ def test_class6_bad_lake_jobs_are_recorded_not_fatal(suite, data):
 
 
 # ---------------------------------------------------------------- class 7: leftovers and trust
+@pytest.mark.slow  # starts dbt and kills its parent
 def test_class7_dbt_child_dies_with_its_parent(data):
     """A parent that starts the dbt child through ``run_dbt`` is killed with SIGKILL: the
     kernel (PR_SET_PDEATHSIG) must take the child along."""
