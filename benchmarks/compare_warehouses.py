@@ -65,9 +65,14 @@ def read(path: Path, table: str, columns: list[str]) -> pd.DataFrame:
         con.close()
 
 
+def _missing(value) -> bool:
+    """NULL as pandas hands it over: None, NaN, pd.NA or NaT."""
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
 def _sort_key(value, digits: int):
     """A sortable, hashable stand-in: floats rounded, NaN and None last, lists as tuples."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return (2, "")
     if isinstance(value, float | np.floating):
         return (0, float(f"{value:.{digits}g}"))
@@ -85,8 +90,7 @@ def _sorted(df: pd.DataFrame, tol: Tolerance) -> pd.DataFrame:
 
 
 def _equal(a, b, tol: Tolerance) -> bool:
-    missing_a = a is None or (isinstance(a, float) and math.isnan(a))
-    missing_b = b is None or (isinstance(b, float) and math.isnan(b))
+    missing_a, missing_b = _missing(a), _missing(b)
     if missing_a or missing_b:
         return missing_a and missing_b
     if isinstance(a, list | tuple | np.ndarray) and isinstance(b, list | tuple | np.ndarray):

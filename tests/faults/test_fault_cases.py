@@ -43,12 +43,22 @@ def runs(wh: Path) -> list[tuple]:
         con.close()
 
 
-@pytest.fixture
-def setup(tmp_path):
-    root = tmp_path / "run"
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """Three checkpoints ingested once for the module (an ingest costs seconds)."""
+    base = tmp_path_factory.mktemp("fault-cases")
+    root, wh = base / "run", base / "w.duckdb"
     write_checkpoints(root, [0, 1, 2], SHAPES)
-    wh = tmp_path / "w.duckdb"
     assert ingest(str(root), warehouse=wh, probes="weights", progress=False).ok
+    return root, wh
+
+
+@pytest.fixture
+def setup(ingested, tmp_path):
+    """A private copy of the ingested run and warehouse (same folder name: same model id)."""
+    root, wh = tmp_path / "run", tmp_path / "w.duckdb"
+    shutil.copytree(ingested[0], root)
+    shutil.copy(ingested[1], wh)
     return root, wh
 
 
