@@ -15,3 +15,10 @@ WAREHOUSE_OPT = click.option(
     show_default=True,
     help="DuckDB file (or set TDW_WAREHOUSE).",
 )
+WAIT_OPT = click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another process's lock on the warehouse.",
+)
