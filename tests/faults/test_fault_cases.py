@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from tests.conftest import write_checkpoints
+from tests.conftest import sampled, write_checkpoints
 from warehouse.pipeline import ingest
 
 TDW = str(Path(sys.executable).parent / "tdw")
@@ -94,18 +94,26 @@ def mismatched_config(folder: Path) -> None:
 
 @pytest.mark.parametrize(
     "name, corrupt, message",
-    [
-        (
-            "truncated",
-            lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-64]),
-            "truncated checkpoint",
-        ),
-        ("lying header", lying_header, "truncated checkpoint"),
-        ("not safetensors", lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4096), "not a safetensors file"),
-        ("missing config", lambda f: (f / "config.json").unlink(), "missing config.json"),
-        ("config mismatch", mismatched_config, "config.json does not match the weights"),
-        ("no weights", lambda f: (f / "model.safetensors").unlink(), "no weight file"),
-    ],
+    sampled(
+        [
+            (
+                "truncated",
+                lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-64]),
+                "truncated checkpoint",
+            ),
+            ("lying header", lying_header, "truncated checkpoint"),
+            (
+                "not safetensors",
+                lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4096),
+                "not a safetensors file",
+            ),
+            ("missing config", lambda f: (f / "config.json").unlink(), "missing config.json"),
+            ("config mismatch", mismatched_config, "config.json does not match the weights"),
+            ("no weights", lambda f: (f / "model.safetensors").unlink(), "no weight file"),
+        ],
+        every=2,
+        unpack=True,
+    ),
 )
 def test_bad_checkpoint_fails_its_job_only(setup, name, corrupt, message):
     root, wh = setup
