@@ -16,6 +16,10 @@ the warehouse alone. A spec names one of
   tokens by ``ingest.tokenizers`` (the model's own tokenizer, or UTF-8 bytes for a
   byte-vocabulary model without one, such as the toy suite).
 
+- ``hf:<name>[:<config>]:<split>[:<column>]``: a Hugging Face ``datasets`` split, from the hub
+  or, offline, its cache (``ingest.hfdatasets``); ``--param perplexity.dataset=hf:...`` is
+  the same as ``eval_set=hf:...`` (the set is then named after the spec).
+
 ``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
 model's context) are cut into consecutive windows, so nothing is dropped but windows of a
 single token, which have nothing to predict. ``max_items`` keeps the first items only (the
@@ -40,6 +44,7 @@ from ingest.tokenizers import tokenizer_for
 
 _IDS_LINE = re.compile(r"^\s*-?\d+(?:[\s,]+-?\d+)*\s*,?\s*$")
 TOY = "toy"
+HF = "hf:"  # a Hugging Face `datasets` split (ingest.hfdatasets)
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,17 @@ def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: 
     return list(x)
 
 
+def _hf_items(spec: str, tokenize: Callable[[str], list[int]] | None, max_items: int) -> tuple[list, str]:
+    """A ``datasets`` split's texts, tokenized (``ingest.hfdatasets``); only the first
+    ``max_items`` rows are read when a limit is set."""
+    from ingest.hfdatasets import hf_texts
+
+    label, texts = hf_texts(spec, max_items)
+    if tokenize is None:
+        raise TdwError(f"cannot read {spec}: the model has no tokenizer")
+    return [np.asarray(tokenize(t), dtype=np.int64) for t in texts], label
+
+
 @dataclass(frozen=True)
 class EvalRequest:
     """The evaluation set a perplexity probe's parameters ask for: the spec (see above), the
@@ -166,13 +182,19 @@ class EvalRequest:
 
     @classmethod
     def of(cls, params: dict[str, Any]) -> EvalRequest:
+        spec = params.get("eval_set") or TOY
+        label = params.get("dataset") or ""
+        if label.startswith(HF):  # --param perplexity.dataset=hf:... names the set and its source at once
+            if spec not in (TOY, label):
+                raise TdwError(f"perplexity: both eval_set={spec!r} and dataset={label!r} name a source; give one")
+            spec, label = label, ""
         return cls(
-            params.get("eval_set") or TOY,
+            spec,
             n_items=int(params["n_items"]),
             item_len=int(params["item_len"]),
             seed=int(params["eval_seed"]),
             max_items=int(params["max_items"]),
-            name=params.get("dataset") or "",
+            name=label,
         )
 
 
@@ -189,6 +211,10 @@ def load_eval_set(
     if spec == TOY:
         items = toy_items(corpus, request.n_items, item_len, request.seed)
         label = name or f"toy_heldout_s{request.seed}"
+    elif spec.startswith(HF):
+        items, label = _hf_items(spec, tokenize, request.max_items)
+        label = name or label
+        _check_vocab(items, vocab_size, f"evaluation set {spec!r}")
     else:
         mode, _, rest = spec.partition(":")
         if mode in ("tokens", "text") and rest:
