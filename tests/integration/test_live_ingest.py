@@ -208,6 +208,7 @@ def test_watch_bad_input_is_one_line(tmp_path):
         assert not wh.exists()
 
 
+@pytest.mark.slow  # starts the callback's ingest worker process
 def test_callback_reports_background_errors_without_raising(tmp_path):
     """A worker that cannot ingest (here: the warehouse path holds no DuckDB file) is reported
     in ``errors`` and the log; nothing reaches the Trainer. Wrong options fail at once."""
