@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb  # noqa: E402
+from _common import load_average, median_ms  # noqa: E402
 from make_synthetic_warehouse import make  # noqa: E402
 
 REPORT_MODELS = ["EleutherAI/pythia-70m", "EleutherAI/pythia-410m", "EleutherAI/pythia-1b"]
@@ -48,10 +49,6 @@ README_QUERIES = [
 ]
 
 
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
 def start_busy(seconds: float) -> list[subprocess.Popen]:
     """One spinning process per core, each exiting by itself after ``seconds``."""
     spin = f"import time\nt = time.monotonic() + {seconds}\nwhile time.monotonic() < t:\n    pass\n"
@@ -63,15 +60,6 @@ def stop_busy(procs: list[subprocess.Popen]) -> None:
         p.terminate()
     for p in procs:
         p.wait()
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def recorded_report_queries(warehouse: Path, out: Path) -> list[tuple[str, dict]]:
@@ -126,7 +114,7 @@ def measure(wh: Path, tmp: Path, repeats: int, busy: list) -> None:
     pub = [publish(wh).seconds for _ in range(3)]
     print(
         f"publish snapshot ({snapshot_path(wh).stat().st_size / 2**20:.0f} MiB): median "
-        f"{statistics.median(pub):.2f} s over 3 (target < 5 s); load average {load_average()}"
+        f"{statistics.median(pub):.2f} s over 3 (target < 5 s); {load_average()}"
     )
 
     queries = recorded_report_queries(wh, tmp / "warmup" / "report.html")
@@ -149,7 +137,7 @@ def measure(wh: Path, tmp: Path, repeats: int, busy: list) -> None:
             extra = f" | {base:7.1f} ms ({ms / base:.2f}x)"
         print(f"  {label} {ms:7.1f} ms{extra}  {' '.join(sql.split())[:90]}")
     con.close()
-    print(f"slowest median: {worst:.1f} ms (target < 100 ms); load average {load_average()}")
+    print(f"slowest median: {worst:.1f} ms (target < 100 ms); {load_average()}")
 
     from analysis.report import write_report
 
@@ -162,7 +150,7 @@ def measure(wh: Path, tmp: Path, repeats: int, busy: list) -> None:
     print(
         f"\nreport for 3 models in-process: median {med:.1f} s over {repeats} "
         f"= {med / (total / 1000):.1f}x its {len(queries)} queries alone ({total / 1000:.2f} s, same run), "
-        f"{len(r.figures)} figures, peak RSS of this process {peak:.0f} MiB; load average {load_average()}"
+        f"{len(r.figures)} figures, peak RSS of this process {peak:.0f} MiB; {load_average()}"
     )
     t = time.perf_counter()
     subprocess.run(
@@ -183,7 +171,7 @@ def measure(wh: Path, tmp: Path, repeats: int, busy: list) -> None:
     )
     print(
         f"`tdw report` CLI for 3 models (with interpreter start and imports): "
-        f"{time.perf_counter() - t:.1f} s (target < 30 s); load average {load_average()}"
+        f"{time.perf_counter() - t:.1f} s (target < 30 s); {load_average()}"
     )
 
 
