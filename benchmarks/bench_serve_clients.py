@@ -13,7 +13,6 @@ the same way, for the before/after ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
+from _common import median_ms  # noqa: E402
 
 from warehouse.serve_process import start_serve  # noqa: E402
 from warehouse.snapshot import snapshot_path  # noqa: E402
@@ -46,15 +46,6 @@ def make(wh: Path, rows: int) -> None:
 def start(src: Path, wh: Path) -> tuple[subprocess.Popen, int]:
     py = src / ".venv" / "bin" / "python"
     return start_serve([str(py if py.exists() else sys.executable), "-m", "tdw"], wh, cwd=src)
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def through(port: int, repeats: int, large_repeats: int) -> dict:
