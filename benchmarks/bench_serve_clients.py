@@ -26,6 +26,7 @@ import duckdb  # noqa: E402
 import psycopg  # noqa: E402
 from _common import median_ms  # noqa: E402
 
+from warehouse.serve_process import start_serve  # noqa: E402
 from warehouse.snapshot import snapshot_path  # noqa: E402
 
 SMALL = "select model_id, step, msd from marts.fct_msd where step < 4 order by step"
@@ -44,20 +45,7 @@ def make(wh: Path, rows: int) -> None:
 
 def start(src: Path, wh: Path) -> tuple[subprocess.Popen, int]:
     py = src / ".venv" / "bin" / "python"
-    proc = subprocess.Popen(
-        [str(py if py.exists() else sys.executable), "-m", "tdw", "serve", "--port", "0", "--warehouse", str(wh)],
-        cwd=src,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "serving" not in line:
-        proc.kill()
-        raise SystemExit(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    return proc, int(line.split(":")[-1].split("/")[0]) if "postgresql://" not in line else int(
-        line.split("postgresql://")[1].split(":")[1].split("/")[0]
-    )
+    return start_serve([str(py if py.exists() else sys.executable), "-m", "tdw"], wh, cwd=src)
 
 
 def through(port: int, repeats: int, large_repeats: int) -> dict:

@@ -15,6 +15,7 @@ import sys
 import duckdb
 import pytest
 
+from warehouse.serve_process import start_serve
 from warehouse.snapshot import snapshot_path
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is a test dependency (pip install -e .[test])")
@@ -24,17 +25,7 @@ MSD_SQL = "select model_id, tensor_name, step, msd from marts.fct_msd order by 1
 
 @pytest.fixture(scope="module")
 def server(built_warehouse):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "2", "--warehouse", str(built_warehouse)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()  # printed once the socket listens
-    if "serving" not in line:
-        proc.kill()
-        pytest.fail(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    port = int(line.split("postgresql://127.0.0.1:")[1].split("/")[0])
+    proc, port = start_serve([sys.executable, "-m", "tdw"], built_warehouse, "--timeout", "2")
     yield built_warehouse, port
     proc.terminate()
     proc.wait(timeout=10)
