@@ -1,5 +1,21 @@
-with msd as (
-    select * from {{ ref('int_msd') }}
+{{ incremental_config(['model_id', 'tensor_name', 'step'], ['weights'], 'prefix') }}
+
+with changed as (
+    {{ changed_slices(['weights'], 'prefix') }}
+),
+
+msd as (
+    select
+        m.model_id,
+        m.tensor_name,
+        m.step,
+        m.msd,
+        m.n_sampled,
+        m.n_total,
+        m.is_exact,
+        m.source_version
+    from {{ ref('int_msd') }} as m
+    inner join changed as c using (model_id, step, source_version)
 ),
 
 final as (
@@ -10,7 +26,8 @@ final as (
         msd,
         n_sampled,
         n_total,
-        is_exact
+        is_exact,
+        source_version
     from msd
 )
 
