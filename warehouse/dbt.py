@@ -67,15 +67,18 @@ def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> No
                        + (proc.stderr.strip().splitlines() or ["see " + str(work / "logs")])[-1])
 
 
-def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> None:
-    """``dbt build``: every model, then its tests; on success, publish the serving snapshot."""
+def build(warehouse: Path, select: str | None = None, quiet: bool = True, full_refresh: bool = False) -> None:
+    """``dbt build``: every model, then its tests; on success, publish the serving snapshot.
+    Incremental models process only what changed since the last build (macros/incremental.sql);
+    ``full_refresh`` rebuilds them from scratch."""
     if Path(warehouse).is_file():                # a warehouse from before a manifest column was added
         con = db.connect(Path(warehouse))
         try:
             db.ensure_tables(con, [])
         finally:
             con.close()
-    run_dbt(warehouse, "build", *(["--select", select] if select else []), quiet=quiet)
+    run_dbt(warehouse, "build", *(["--select", select] if select else []),
+            *(["--full-refresh"] if full_refresh else []), quiet=quiet)
     fault_point("publish", 0)
     from warehouse.snapshot import publish
     publish(Path(warehouse))

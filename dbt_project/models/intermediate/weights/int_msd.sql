@@ -29,7 +29,7 @@ batch as (
         s.step,
         s.sampled_values
     from {{ ref('stg_weight_sample') }} as s
-    inner join changed as c using (model_id, step)
+    inner join changed using (model_id, step)
 ),
 
 meta as (

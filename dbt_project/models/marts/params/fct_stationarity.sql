@@ -7,7 +7,13 @@
 -- last checkpoint is still above the threshold (not stationary yet). A threshold relative
 -- to the run's own peak makes the rule free of the learning rate and the tensor's scale.
 -- Rows with NULL rates (a zero previous norm) are left out.
-with rates as (
+{{ incremental_config(['model_id', 'tensor_name'], ['displacement'], 'series') }}
+
+with changed as (
+    {{ changed_slices(['displacement'], 'series') }}
+),
+
+rates as (
     select
         model_id,
         tensor_name,
@@ -16,7 +22,9 @@ with rates as (
         step,
         rel_disp_per_step as rate
     from {{ ref('fct_displacement') }}
-    where rel_disp_per_step is not null and isfinite(rel_disp_per_step)
+    where
+        model_id in (select c.model_id from changed as c)
+        and rel_disp_per_step is not null and isfinite(rel_disp_per_step)
 ),
 
 peaks as (
@@ -74,8 +82,10 @@ final as (
         case
             when f.stationary_step is not null and p.last_step > 0
                 then 1.0 - f.stationary_step / p.last_step
-        end as fraction_of_training_saved
+        end as fraction_of_training_saved,
+        any_value(c.source_version) as source_version
     from peaks as p
+    inner join changed as c using (model_id)
     inner join rates as r using (model_id, tensor_name)
     left join last_above as l using (model_id, tensor_name)
     left join first_below as f using (model_id, tensor_name)

@@ -15,7 +15,7 @@ msd as (
         m.is_exact,
         m.source_version
     from {{ ref('int_msd') }} as m
-    inner join changed as c using (model_id, step, source_version)
+    inner join changed using (model_id, step, source_version)
 ),
 
 final as (

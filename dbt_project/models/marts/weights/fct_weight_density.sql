@@ -45,7 +45,7 @@ tensors as (
 hist as (
     select h.*
     from {{ ref('stg_weight_hist') }} as h
-    inner join tensors as t using (model_id, tensor_name, step)
+    inner join tensors using (model_id, tensor_name, step)
 ),
 
 binned as (
