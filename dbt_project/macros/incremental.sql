@@ -64,7 +64,7 @@ gives the same rows (tests/dbt/test_incremental.py).
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=unique_key,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_stale(" ~ (probes | tojson) ~ ", '" ~ kind ~ "') }}",
     ) }}
 {%- endmacro %}
@@ -89,3 +89,16 @@ gives the same rows (tests/dbt/test_incremental.py).
         )
     {%- endif %}
 {%- endmacro %}
+
+{# dbt's is_incremental(), and false for a table built before it was incremental (no
+   source_version column: a warehouse built by an older tdw). That table is then filled from
+   every slice; the materialization appends the new column (on_schema_change) and replaces
+   the rows by unique key, and the next build's pre-hook deletes any row left without a
+   fingerprint. #}
+{% macro is_incremental() %}
+    {% if not execute or not dbt.is_incremental() %}
+        {{ return(false) }}
+    {% endif %}
+    {% set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+    {{ return('source_version' in columns) }}
+{% endmacro %}

@@ -5,7 +5,7 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['model_id', 'tensor_name', 'step', 'bin_index'],
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook=[
         "{{ delete_stale(['weights']) }}",
         "{{ delete_moved_bins() }}",
