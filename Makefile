@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/sqlfluff lint dbt_project/models
 
 bench: install
-	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/bench_*.py; do echo "== $$b (load average before: $$(cut -d" " -f1-3 /proc/loadavg))"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf data .venv

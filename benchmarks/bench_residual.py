@@ -40,8 +40,9 @@ import torch
 
 from ingest.probes.residual import ResidualProbe, attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
-from ingest.probes.residual.sites import (capture, layout_of, padded, prefix_caches,
-                                          release_freed_memory, traced_base)
+from ingest.probes.residual.sites import (capture, layout_of, prefix_caches, release_freed_memory,
+                                          traced_base)
+from ingest.prompts import pad_right as padded
 from ingest.sources import open_source
 
 N_PROMPTS, SEQ, BATCH = 64, 128, 16

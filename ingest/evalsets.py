@@ -12,9 +12,9 @@ the warehouse alone. A spec names one of
   of ``item_len``) or a text file of ids (one item per line, ids separated by spaces or
   commas; a ``.txt`` whose every line is ids is read as ids);
 - a text file (any other text, one item per line) or a local dataset (``.jsonl``: one JSON
-  object per line with a ``text`` field, or a JSON string), tokenized with the model's own
-  tokenizer. A model without a tokenizer whose vocabulary holds the 256 byte values (the
-  toy suite: token ids are the text) reads text as UTF-8 bytes.
+  object per line with a ``text`` field, or a JSON string), tokenized without special
+  tokens by ``ingest.tokenizers`` (the model's own tokenizer, or UTF-8 bytes for a
+  byte-vocabulary model without one, such as the toy suite).
 
 ``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
 model's context) are cut into consecutive windows, so nothing is dropped but windows of a
@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ingest.errors import TdwError
+from ingest.tokenizers import tokenizer_for
 
 _IDS_LINE = re.compile(r"^\s*-?\d+(?:[\s,]+-?\d+)*\s*,?\s*$")
 TOY = "toy"
@@ -123,11 +124,6 @@ def _texts_from_jsonl(text: str, path: Path) -> list[str]:
     return out
 
 
-def byte_tokenizer(text: str) -> list[int]:
-    """UTF-8 bytes as token ids: the toy suite's 'tokenizer' (vocab 256, ids are the text)."""
-    return list(text.encode("utf-8"))
-
-
 def _windows(items: list[np.ndarray], max_len: int) -> list[np.ndarray]:
     out = []
     for x in items:
@@ -193,18 +189,6 @@ def load_eval_set(spec: str, *, vocab_size: int, max_len: int,
     return EvalSet(label, spec, tuple(items))
 
 
-def model_tokenizer(checkpoint, vocab_size: int) -> Callable[[str], list[int]] | None:
-    """The checkpoint's own tokenizer (local folder or hub revision); bytes for a byte-vocab model."""
-    try:
-        from transformers import AutoTokenizer
-        where = checkpoint.hub_repo if checkpoint.source == "hub" else str(checkpoint.folder)
-        kwargs = {"revision": checkpoint.revision} if checkpoint.source == "hub" else {}
-        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=False, **kwargs)
-        return lambda t: tok(t, add_special_tokens=False)["input_ids"]
-    except Exception:  # no tokenizer files: transformers raises many types
-        return byte_tokenizer if vocab_size >= 256 else None
-
-
 def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     """The evaluation set a perplexity probe's parameters name, for this checkpoint's model."""
     cfg = checkpoint.config()
@@ -213,7 +197,8 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     if vocab <= 0:
         raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
     spec = params.get("eval_set") or TOY
-    tokenize = None if spec == TOY or str(spec).endswith(".npy") else model_tokenizer(checkpoint, vocab)
+    tokenize = (None if spec == TOY or str(spec).endswith(".npy")
+                else tokenizer_for(checkpoint, vocab, add_special_tokens=False))
     return load_eval_set(spec, vocab_size=vocab, max_len=max_len, tokenize=tokenize,
                          corpus=checkpoint.suite().get("corpus"), n_items=int(params["n_items"]),
                          item_len=int(params["item_len"]), seed=int(params["eval_seed"]),

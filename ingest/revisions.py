@@ -13,14 +13,17 @@ import re
 
 from ingest.errors import TdwError
 
-_STEP = re.compile(r"^(?:step)?(\d+)$")
+_STEP = re.compile(r"^(?:step)?([0-9]+)$")    # ASCII digits only: int() also takes '١٢٣'
+MAX_STEP = 2**63 - 1                          # raw.*.step is BIGINT
+MAX_LISTED = 1_000_000                        # steps one spec may name (a range is materialised)
 
 
 def step_of(revision: str) -> int:
     """The step number of a revision name such as ``step1000``."""
     m = _STEP.match(revision.strip())
-    if not m:
-        raise TdwError(f"not a checkpoint revision: {revision!r} (expected step<N>)")
+    if not m or len(m.group(1)) > 19 or int(m.group(1)) > MAX_STEP:
+        raise TdwError(f"not a checkpoint revision: {revision!r} (expected step<N>, N an ASCII "
+                       f"integer up to {MAX_STEP})")
     return int(m.group(1))
 
 
@@ -42,11 +45,14 @@ def parse_spec(spec: str) -> list[int] | None:
                 raise TdwError(f"malformed revision range {item!r}: expected step<A>:<B>[:<K>]")
             try:
                 start, stop = step_of(parts[0]), step_of(parts[1])
-                every = int(parts[2]) if len(parts) == 3 else 1
-            except (TdwError, ValueError):
+                every = step_of(parts[2]) if len(parts) == 3 else 1
+            except TdwError:
                 raise TdwError(f"malformed revision range {item!r}: expected step<A>:<B>[:<K>]") from None
             if every <= 0 or stop < start:
                 raise TdwError(f"malformed revision range {item!r}: need A <= B and K > 0")
+            if (stop - start) // every + 1 + len(steps) > MAX_LISTED:
+                raise TdwError(f"revision range {item!r} names {(stop - start) // every + 1} steps, more "
+                               f"than {MAX_LISTED}: narrow it or give a step K")
             steps.update(range(start, stop + 1, every))
         else:
             try:

@@ -21,22 +21,57 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.architectures import EMBEDDING_TENSORS
 from ingest.errors import TdwError
 from ingest.revisions import revision_of, select, step_of
-from ingest.tensors import TensorFile
+from ingest.tensors import TensorFile, check_regular
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 DEFAULT_TOY_ROOT = Path(os.environ.get("TDW_TOY_ROOT", "data/toy-suite"))
 
 
+MAX_JSON_BYTES = 16 * 2**20      # config.json and the shard index are small
+MAX_SHARDS = 10_000
+# config.json sizes a model must respect before one is built (documented in the README)
+CONFIG_LIMITS = {"num_hidden_layers": 1024, "n_layer": 1024, "num_layers": 1024, "hidden_size": 65536,
+                 "n_embd": 65536, "d_model": 65536, "intermediate_size": 1 << 20, "n_inner": 1 << 20,
+                 "num_attention_heads": 4096, "n_head": 4096, "num_key_value_heads": 4096,
+                 "vocab_size": 4_000_000, "max_position_embeddings": 1 << 22, "n_positions": 1 << 22}
+
+
+def read_json(path: Path, what: str) -> object:
+    """A small JSON file from a checkpoint (regular file, bounded size) or a one-line TdwError."""
+    check_regular(path)
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise TdwError(f"{path}: {what} is larger than {MAX_JSON_BYTES >> 20} MiB")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise TdwError(f"{path}: {what} is not valid JSON ({str(e).splitlines()[0][:80]})") from None
+
+
 def _weight_files(folder: Path) -> list[Path]:
     for name in WEIGHT_FILES:
         p = folder / name
-        if p.exists():
+        if p.exists() or p.is_symlink():
             if name.endswith(".index.json"):
-                index = json.loads(p.read_text())
-                return sorted({folder / f for f in index["weight_map"].values()})
-            return [p]
+                index = read_json(p, "the shard index")
+                weight_map = index.get("weight_map") if isinstance(index, dict) else None
+                if not isinstance(weight_map, dict) or not weight_map or not all(
+                        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+                    raise TdwError(f"{p}: the shard index has no weight_map of tensor name -> file")
+                shards = set(weight_map.values())
+                if len(shards) > MAX_SHARDS:
+                    raise TdwError(f"{p}: {len(shards)} shards, more than {MAX_SHARDS}")
+                for f in shards:
+                    if Path(f).name != f or f in (".", "..") or not f.endswith(".safetensors"):
+                        raise TdwError(f"{p}: shard {f!r} must be a .safetensors file name in {folder}")
+                files = sorted(folder / f for f in shards)
+            else:
+                files = [p]
+            for f in files:
+                check_regular(f)
+            return files
     raise TdwError(f"{folder}: no weight file ({', '.join(WEIGHT_FILES)})")
 
 
@@ -44,6 +79,7 @@ def file_hash(paths: list[Path]) -> str:
     """sha256 over the weight files' bytes: the identity of a checkpoint's content."""
     h = hashlib.sha256()
     for p in paths:
+        check_regular(p)
         with open(p, "rb") as f:
             while chunk := f.read(1 << 22):
                 h.update(chunk)
@@ -85,17 +121,23 @@ class Checkpoint:
 
     def config(self) -> dict:
         path = self.folder / "config.json"
-        if not path.exists():
+        if not (path.exists() or path.is_symlink()):
             raise TdwError(f"{self.folder}: missing config.json")
-        return json.loads(path.read_text())
+        cfg = read_json(path, "config.json")
+        if not isinstance(cfg, dict):
+            raise TdwError(f"{path}: config.json is not a JSON object")
+        for key, limit in CONFIG_LIMITS.items():
+            v = cfg.get(key)
+            if v is not None and not (type(v) is int and 0 < v <= limit):
+                raise TdwError(f"{path}: {key} = {v!r} must be a positive integer up to {limit}")
+        return cfg
 
     def validate(self) -> None:
         """A checkpoint must have a config.json that agrees with its weights' shapes."""
         cfg = self.config()
         names = self.tensors().names()
         vocab, width = cfg.get("vocab_size"), cfg.get("hidden_size", cfg.get("n_embd"))
-        for name in ("lm_head.weight", "gpt_neox.embed_in.weight", "transformer.wte.weight",
-                     "model.embed_tokens.weight"):
+        for name in EMBEDDING_TENSORS:
             if name in names and vocab and width:
                 shape = self.tensors().shape(name)
                 if len(shape) != 2 or shape[1] != width or shape[0] < vocab:
@@ -118,6 +160,8 @@ class Checkpoint:
         if self._model is not None and self._model[0] == key:
             return self._model[1]
         self.tensors()  # validates the weight files with a clean error first
+        from ingest.modelcheck import check_config_matches_weights
+        check_config_matches_weights(self)
         where = self.hub_repo if self.source == "hub" else str(self.folder)
         kwargs = {"revision": self.revision} if self.source == "hub" else {}
         try:

@@ -6,7 +6,6 @@ directory (``warehouse.paths``: ``$TDW_DATA_DIR``, default ``./data``).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -34,12 +33,38 @@ class Cli(click.Group):
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except Exception as e:
+            if os.environ.get("TDW_DEBUG") or not _environmental(e):
+                raise
+            # the disk, the file system or a damaged file, not a bug in tdw: one line, exit 1
+            click.echo(f"error: {_one_line(e)}", err=True)
+            sys.exit(1)
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
         except Exception as e:  # a bug, not bad input: still one line unless debugging
             if os.environ.get("TDW_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                       "(set TDW_DEBUG=1 for the traceback)", err=True)
+            click.echo(f"internal error: {_one_line(e)} (set TDW_DEBUG=1 for the traceback)", err=True)
             sys.exit(2)
+
+
+def _environmental(e: Exception) -> bool:
+    """Errors of the environment (disk full, permissions, a damaged or foreign DuckDB file),
+    which a user fixes, as opposed to bugs in tdw."""
+    import duckdb
+    if isinstance(e, duckdb.InternalException):
+        return False
+    return isinstance(e, (OSError, duckdb.Error))
+
+
+def _one_line(e: BaseException) -> str:
+    import re
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", str(e)).strip()
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,11 +79,7 @@ def _parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict
         probe, dot, name = key.partition(".")
         if not sep or not dot or not probe or not name:
             raise TdwError(f"malformed --param {item!r}: expected probe.name=value")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        params.setdefault(probe, {})[name] = parsed
+        params.setdefault(probe, {})[name] = value     # typed by warehouse.params against the default
     if tensors:
         params.setdefault("weights", {})["tensors"] = tensors
     return params

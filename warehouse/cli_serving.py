@@ -60,11 +60,13 @@ def publish(warehouse):
               help="Require this password (MD5 auth); or set TDW_SERVE_PASSWORD.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Interrupt any query after this many seconds.")
-def serve(warehouse, host, port, allow_remote, user, password, timeout):
+@click.option("--idle-timeout", type=float, default=300.0, show_default=True,
+              help="Disconnect a client that sends nothing for this many seconds.")
+def serve(warehouse, host, port, allow_remote, user, password, timeout, idle_timeout):
     """Serve the snapshot read-only over the PostgreSQL wire protocol (psql, BI tools)."""
     from warehouse.serve import make_server
     server = make_server(warehouse, host=host, port=port, allow_remote=allow_remote, user=user,
-                         password=password, timeout=timeout)
+                         password=password, timeout=timeout, idle_timeout=idle_timeout)
     bound_host, bound_port = server.server_address[:2]
     auth = f"user {user} with a password" if password else "any user, no password"
     click.echo(f"serving {server.conn.path} read-only on postgresql://{bound_host}:{bound_port}/tdw "

@@ -22,7 +22,9 @@ import duckdb
 import pandas as pd
 
 from ingest.errors import TdwError
-from ingest.probes.base import TableSpec
+from ingest.schema import TableSpec
+from warehouse import quality
+from warehouse.faults import corrupt_frames
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts")
 MANIFEST = TableSpec("ingest_runs", (
@@ -65,6 +67,8 @@ def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.Du
     if read_only and not path.exists():
         raise TdwError(f"no warehouse at {path} (run `tdw ingest` and `tdw build` first)")
     if not read_only:
+        if path.name.endswith(".serving.duckdb"):
+            raise TdwError(f"{path} is a serving snapshot: it is only ever written by publishing")
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
     told = False
@@ -136,8 +140,6 @@ def load_job(con, specs: list[TableSpec], frames: dict[str, pd.DataFrame], job: 
     produced and record it, atomically. The expectations are ``expectations`` if given, else
     ``probe``'s, else those of the registered probe named ``job["probe"]``, else the
     TableSpecs' own (key unique and not NULL); a failure raises ``QualityError``."""
-    from warehouse import quality
-    from warehouse.faults import corrupt_frames
     by_name = {s.name: s for s in specs}
     unknown = set(frames) - set(by_name)
     if unknown:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,16 +30,40 @@ from warehouse.paths import DBT_WORKDIR
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 ERROR_PREFIX = "TDW_DBT_ERROR: "
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _workdir(warehouse: Path) -> Path:
     work = warehouse.resolve().parent / DBT_WORKDIR
-    work.mkdir(parents=True, exist_ok=True)
     quoted = str(warehouse.resolve()).replace("'", "''")          # a YAML single-quoted scalar
-    (work / "profiles.yml").write_text(
-        "tdw:\n  target: warehouse\n  outputs:\n    warehouse:\n      type: duckdb\n"
-        f"      path: '{quoted}'\n      schema: main\n      threads: 1\n")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "profiles.yml").write_text(
+            "tdw:\n  target: warehouse\n  outputs:\n    warehouse:\n      type: duckdb\n"
+            f"      path: '{quoted}'\n      schema: main\n      threads: 1\n")
+    except OSError as e:
+        raise TdwError(f"cannot write dbt's work folder {work} ({e.strerror or e}): dbt needs a "
+                       "writable folder beside the warehouse") from None
     return work
+
+
+def _die_with_parent() -> None:
+    """In the dbt child, before exec: the kernel kills it when its parent dies (even by
+    ``kill -9``), so an orphaned dbt never keeps running and holding the warehouse's lock."""
+    import ctypes
+    import signal
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):   # not Linux: the process group below still lets us kill it
+        pass
+
+
+def _one_line(stderr: str) -> str:
+    """The last meaningful line of a child's stderr, without ANSI colour codes."""
+    lines = [ANSI.sub("", ln).strip() for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(("Traceback", "File ", "^", "~"))]
+    return lines[-1][:300] if lines else ""
 
 
 def dbt_env() -> dict[str, str]:
@@ -59,18 +84,32 @@ def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> No
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"), *args]
     if quiet:
         argv.insert(0, "--quiet")
-    proc = subprocess.run([sys.executable, "-m", "warehouse.dbt", json.dumps(argv)], env=dbt_env(),
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "warehouse.dbt", json.dumps(argv)], env=dbt_env(),
+                            stderr=subprocess.PIPE, text=True, errors="replace",
+                            preexec_fn=_die_with_parent, process_group=0)
+    try:
+        _, stderr = proc.communicate()
+    except BaseException:               # Ctrl-C, or the parent is being torn down: take dbt along
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        raise
     if proc.returncode != 0:
-        lines = [ln[len(ERROR_PREFIX):] for ln in proc.stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
-        raise TdwError(lines[0] if lines else f"dbt {command} failed: "
-                       + (proc.stderr.strip().splitlines() or ["see " + str(work / "logs")])[-1])
+        lines = [ANSI.sub("", ln[len(ERROR_PREFIX):]) for ln in stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
+        last = _one_line(stderr)
+        if not lines and "lock" in last.lower():
+            raise TdwError(f"dbt {command} failed: warehouse {warehouse} is locked by another process "
+                           "(another build or ingest?): let it finish and rerun")
+        raise TdwError(lines[0] if lines else f"dbt {command} failed: " + (last or "see " + str(work / "logs")))
 
 
 def build(warehouse: Path, select: str | None = None, quiet: bool = True, full_refresh: bool = False) -> None:
     """``dbt build``: every model, then its tests; on success, publish the serving snapshot.
     Incremental models process only what changed since the last build (macros/incremental.sql);
     ``full_refresh`` rebuilds them from scratch."""
+    from warehouse.snapshot import SUFFIX
+    if Path(warehouse).name.endswith(SUFFIX):
+        raise TdwError(f"{warehouse} is a serving snapshot (what readers open), not a working "
+                       "warehouse: build the working file it was published from")
     if Path(warehouse).is_file():                # a warehouse from before a manifest column was added
         con = db.connect(Path(warehouse))
         try:
@@ -118,7 +157,12 @@ def _invoke(argv: list[str]) -> str | None:
 
 
 if __name__ == "__main__":
-    error = _invoke(json.loads(sys.argv[1]))
+    try:
+        error = _invoke(json.loads(sys.argv[1]))
+    except Exception as e:  # dbt raised instead of reporting: still one line for the parent
+        if os.environ.get("TDW_DEBUG"):
+            raise
+        error = f"dbt failed: {type(e).__name__}: {(ANSI.sub('', str(e)).strip().splitlines() or [''])[0]}"
     if error:
         print(ERROR_PREFIX + error, file=sys.stderr)
         sys.exit(1)

@@ -20,7 +20,7 @@ import duckdb
 
 from ingest.errors import TdwError
 from ingest.probes import Probe
-from ingest.probes.base import params_hash
+from ingest.schema import params_hash
 from warehouse import db, jobs, lake
 
 FORWARDED_ENV = ("TDW_FAULT_AT", "TDW_FAULT_FILE", "TDW_FAULT_ONCE", "HF_HUB_OFFLINE", "TDW_DATA_DIR")

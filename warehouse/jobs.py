@@ -8,6 +8,8 @@ process that holds the warehouse's write lock.
 """
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,13 +17,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from ingest.errors import TdwError
 from ingest.probes import Probe
-from ingest.probes.base import params_hash
+from ingest.schema import params_hash
 from warehouse import db, lake
 from warehouse.faults import fault_point
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @lru_cache(maxsize=1)
@@ -71,6 +76,22 @@ def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dic
         return Outcome(job, "done", frames=frames)
     except TdwError as e:
         return Outcome(job, "failed", error=str(e))
+    except Exception as e:  # anything else inside one checkpoint fails that job, not the batch
+        if os.environ.get("TDW_DEBUG"):
+            raise
+        return Outcome(job, "failed", error=one_line(e))
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as a one-line reason for the manifest (no traceback, no ANSI codes)."""
+    text = ANSI.sub("", str(e)).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+# DuckDB errors that come from one job's data, not from the file: that job fails, the batch goes on
+DATA_ERRORS = (duckdb.ConversionException, duckdb.ConstraintException, duckdb.InvalidInputException,
+               duckdb.OutOfRangeException, duckdb.BinderException, duckdb.TypeMismatchException,
+               duckdb.InvalidTypeException)
 
 
 def commit(con, probe: Probe, outcome: Outcome) -> None:
@@ -85,6 +106,9 @@ def commit(con, probe: Probe, outcome: Outcome) -> None:
     except TdwError as e:
         outcome.status, outcome.error = "failed", str(e)
         db.record_failure(con, job, e)
+    except DATA_ERRORS as e:            # load_job rolled back; the file itself is fine
+        outcome.status, outcome.error = "failed", f"cannot load: {one_line(e)}"
+        db.record_failure(con, job, outcome.error)
 
 
 def loaded(con, run_id: str) -> bool:
@@ -92,17 +116,25 @@ def loaded(con, run_id: str) -> bool:
 
 
 def load_lake_job(con, path: Path, probes: dict[str, Probe]) -> Outcome | None:
-    """Move one finished lake job into the warehouse; None when it is already there."""
+    """Move one finished lake job into the warehouse; None when it is already there. A job
+    that cannot be trusted (malformed manifest, rows of another model or step, unknown
+    probe) loads nothing: it is recorded as failed when its manifest names it, else skipped
+    with its reason in the outcome."""
     try:
         job, frames, error = lake.read_job(path)
-    except TdwError as e:
-        raise TdwError(f"cannot load {path}: {e}") from None
+    except lake.BadLakeJob as e:
+        if e.meta is None:
+            return Outcome({"step": -1, "probe": str(path)}, "failed", error=str(e), lake_path=str(path))
+        job, frames, error = e.meta, None, str(e)
     if loaded(con, job["run_id"]):
         return None
     probe = probes.get(job["probe"])
     if probe is None:
         from ingest.probes import get_probes
-        probe = get_probes(job["probe"])[0]
+        try:
+            probe = get_probes(job["probe"])[0]
+        except TdwError as e:
+            return Outcome(job, "failed", error=f"lake job {path}: {e}", lake_path=str(path))
     outcome = Outcome(job, "failed" if error else "done", frames=frames, error=error, lake_path=str(path))
     commit(con, probe, outcome)
     return outcome

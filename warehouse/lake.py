@@ -83,26 +83,68 @@ def write_job(lake: Path, job: dict, frames: dict[str, pd.DataFrame] | None,
     return final
 
 
+class BadLakeJob(TdwError):
+    """A job directory that cannot be trusted; ``meta`` is its manifest when that was readable."""
+
+    def __init__(self, message: str, meta: dict | None = None):
+        super().__init__(message)
+        self.meta = meta
+
+
+def _check_meta(path: Path, meta: object) -> dict:
+    """The manifest's fields have their types, and name the job the directory holds."""
+    if not isinstance(meta, dict):
+        raise BadLakeJob(f"lake job {path}: {JOB_FILE} is not a JSON object")
+    want = {"run_id": str, "model_id": str, "probe": str, "step": int, "params_hash": str, "status": str}
+    for k, t in want.items():
+        if type(meta.get(k)) is not t:
+            raise BadLakeJob(f"lake job {path}: {JOB_FILE} field {k!r} is missing or not a {t.__name__}")
+    if not 0 <= meta["step"] < 2**63 or meta["status"] not in ("success", "failed"):
+        raise BadLakeJob(f"lake job {path}: {JOB_FILE} has step {meta['step']} / status {meta['status']!r}")
+    if meta["status"] == "success" and not (isinstance(meta.get("rows"), dict) and all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in meta["rows"].items())):
+        raise BadLakeJob(f"lake job {path}: {JOB_FILE} field 'rows' must map table names to row counts")
+    expected = job_dir(path.parents[3], meta["probe"], meta["model_id"], meta["step"], meta["params_hash"])
+    if expected.parts[-4:] != path.parts[-4:]:
+        raise BadLakeJob(f"lake job {path}: its {JOB_FILE} names another job ({meta['probe']}, "
+                         f"{meta['model_id']}, step {meta['step']})")
+    return meta
+
+
 def read_job(path: Path) -> tuple[dict, dict[str, pd.DataFrame] | None, str | None]:
-    """(manifest fields, frames or None, error or None) of one complete job directory."""
+    """(manifest fields, frames or None, error or None) of one complete job directory; a
+    BadLakeJob when its manifest is malformed, names another job than its directory, or its
+    rows belong to another model or step than its manifest says."""
     path = Path(path)
     try:
         meta = json.loads((path / JOB_FILE).read_text())
-    except (OSError, ValueError) as e:
-        raise TdwError(f"lake job {path} is unreadable ({e})") from None
-    for k in ("started_at", "ended_at"):
-        if meta.get(k):
-            meta[k] = datetime.fromisoformat(meta[k])
+    except (OSError, ValueError, RecursionError) as e:
+        raise BadLakeJob(f"lake job {path} is unreadable ({str(e).splitlines()[0][:120]})") from None
+    meta = _check_meta(path, meta)
+    try:
+        for k in ("started_at", "ended_at"):
+            if meta.get(k):
+                meta[k] = datetime.fromisoformat(meta[k])
+    except (TypeError, ValueError):
+        raise BadLakeJob(f"lake job {path}: {JOB_FILE} has a malformed time", meta) from None
     if meta["status"] != "success":
-        return meta, None, meta.get("error") or "failed"
+        return meta, None, str(meta.get("error") or "failed")
     frames = {}
     for name, n in meta["rows"].items():
+        if Path(name).name != name or name.startswith("."):
+            raise BadLakeJob(f"lake job {path}: table name {name!r} is not a file name", meta)
         try:
             frames[name] = pq.read_table(path / f"{name}.parquet").to_pandas()
         except (OSError, pa.ArrowException) as e:
-            raise TdwError(f"lake job {path}: table {name} is unreadable ({e})") from None
-        if len(frames[name]) != n:
-            raise TdwError(f"lake job {path}: {name} has {len(frames[name])} rows, expected {n}")
+            raise BadLakeJob(f"lake job {path}: table {name} is unreadable ({str(e).splitlines()[0][:120]})",
+                             meta) from None
+        frame = frames[name]
+        if len(frame) != n:
+            raise BadLakeJob(f"lake job {path}: {name} has {len(frame)} rows, expected {n}", meta)
+        for col, want in (("model_id", meta["model_id"]), ("step", meta["step"])):
+            if col in frame and len(frame) and not (frame[col] == want).all():
+                raise BadLakeJob(f"lake job {path}: {name} holds rows of another {col} than its "
+                                 f"{JOB_FILE} ({want!r})", meta)
     return meta, frames, None
 
 
@@ -118,5 +160,6 @@ def complete_jobs(lake: Path, model_id: str | None = None) -> list[Path]:
     """Every complete job directory (optionally of one model), in (probe, model, step) order."""
     lake = Path(lake)
     model = f"model={quote(model_id, safe='')}" if model_id else "model=*"
-    found = [p.parent for p in lake.glob(f"*/{model}/step=*/params=*/{JOB_FILE}")]
+    found = [p.parent for p in lake.glob(f"*/{model}/step=*/params=*/{JOB_FILE}")
+             if p.parent.parent.name[5:].isascii() and p.parent.parent.name[5:].isdigit()]
     return sorted(found, key=lambda p: (p.parts[-4], p.parts[-3], int(p.parts[-2][5:]), p.parts[-1]))

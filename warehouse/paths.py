@@ -56,7 +56,10 @@ def confine_warehouse(path: Path | str, what: str = "--warehouse") -> Path:
     wh = confine(path, what)
     if wh == data_dir():
         raise TdwError(f"{what} {path} is the data directory itself, not a DuckDB file in it")
-    from warehouse.snapshot import snapshot_path
+    from warehouse.snapshot import SUFFIX, snapshot_path
+    if wh.name.endswith(SUFFIX):
+        raise TdwError(f"{what} {path} is a serving snapshot (what readers open), not a working "
+                       "warehouse: give the working file it was published from")
     for derived in (wh.with_name(wh.name + ".wal"), snapshot_path(wh), snapshot_path(wh).with_name(
             snapshot_path(wh).name + ".wal"), wh.parent / DBT_WORKDIR):
         confine(derived, f"{what} {path}: {derived.name}")

@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from ingest import devices
 from ingest.errors import TdwError
-from ingest.probes import Probe, all_tables, get_probes
+from ingest.probes import PROBES, Probe, all_tables, get_probes
 from ingest.probes.base import params_hash
 from ingest.sources import checkpoints, open_source
 from warehouse import db, executors, jobs, lake as lake_mod
+from warehouse.params import check_params
 
 EXECUTORS = ("local", "ray")
 
@@ -71,7 +72,7 @@ def _validate(source, steps: list[int], probes: list[Probe], params: dict) -> No
         try:
             ckpt = source.checkpoint(step)
             ckpt.tensors()
-        except TdwError:
+        except Exception:  # a bad checkpoint fails as its own job later; try the next one here
             continue
         for p in probes:
             p.validate(ckpt, params[p.name])
@@ -90,7 +91,8 @@ def _recover(con, lake: Path, model_id: str, steps: list[int], probes: list[Prob
             path = lake_mod.job_dir(lake, p.name, model_id, step, h)
             if not (path / lake_mod.JOB_FILE).exists() or lake_mod.job_version(path) != p.version:
                 continue
-            if jobs.load_lake_job(con, path, by_probe) is not None:
+            out = jobs.load_lake_job(con, path, by_probe)
+            if out is not None and out.status == "done":
                 n += 1
     return n
 
@@ -106,7 +108,7 @@ def ingest(source: str, revisions: str = "all", probes: str | None = None,
     src = open_source(source, toy_root=toy_root, allow_pickle=allow_pickle)
     steps = checkpoints(src, revisions)
     chosen = get_probes(probes)
-    overrides = params or {}
+    overrides = check_params(params or {}, PROBES)
     params_by = {p.name: p.params(**overrides.get(p.name, {})) for p in chosen}
     db.check_file(Path(warehouse))
     if executor == "ray":
@@ -159,13 +161,22 @@ def _run(src, steps, chosen, params_by, warehouse, toy_root, force, allow_pickle
         run = executors.run_ray if executor == "ray" else executors.run_local
         try:
             run(plan, con, contexts, on_outcome, on_start)
-        except duckdb.Error as e:  # the file itself failed (disk full, I/O): stop the batch
-            raise TdwError(f"writing {at[0]} to {warehouse} failed ({str(e).strip().splitlines()[0]}); "
+        except (duckdb.Error, OSError) as e:  # the file or the disk failed (full, I/O): stop the batch
+            raise TdwError(f"writing {at[0]} to {warehouse} failed ({jobs.one_line(e)}); "
                            "earlier jobs are kept, rerun to resume") from None
         bar.close()
     finally:
-        con.close()
+        _close(con, warehouse)
     return result
+
+
+def _close(con, warehouse: Path) -> None:
+    """Close (and so checkpoint) the warehouse; a failure here (disk full) is one line."""
+    try:
+        con.close()
+    except duckdb.Error as e:
+        raise TdwError(f"closing {warehouse} failed ({jobs.one_line(e)}); committed jobs are in its "
+                       "write-ahead log and are kept") from None
 
 
 def load_lake(lake: Path, warehouse: Path, model_id: str | None = None, wait: float = 0.0,
@@ -184,9 +195,9 @@ def load_lake(lake: Path, warehouse: Path, model_id: str | None = None, wait: fl
         for path in tqdm(paths, desc=f"load {lake}", unit="job", disable=not progress):
             out = jobs.load_lake_job(con, path, {})
             counts[2 if out is None else 0 if out.status == "done" else 1] += 1
-    except duckdb.Error as e:
-        raise TdwError(f"loading {lake} into {warehouse} failed ({str(e).strip().splitlines()[0]}); "
+    except (duckdb.Error, OSError) as e:
+        raise TdwError(f"loading {lake} into {warehouse} failed ({jobs.one_line(e)}); "
                        "jobs loaded so far are kept, rerun to finish") from None
     finally:
-        con.close()
+        _close(con, Path(warehouse))
     return counts[0], counts[1], counts[2]

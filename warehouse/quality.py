@@ -4,7 +4,8 @@ Each probe declares, per raw table, what must hold of a job's rows (``TableSpec.
 and ``Probe.expectations``: the natural key unique and not NULL, counts >= 0, densities
 and fractions in [0, 1], perplexity > 0, finiteness where the probe guarantees it, the
 graph's allowed edges). ``validate_job`` runs them with Great Expectations
-(``quality_gx``: one context, datasource and suite per process, reused by every job) and
+(``quality_gx``: one context, datasource and suite per process, reused by every job;
+one GX validation a job, of the rows that decide each expectation) and
 raises ``QualityError`` naming every failed expectation as ``table: expectation(columns)``.
 ``warehouse.db.load_job`` calls it before ``BEGIN TRANSACTION``, so a failing job commits
 nothing, is recorded as failed with the list in ``raw.ingest_runs.failed_expectations``,
@@ -15,12 +16,15 @@ Great Expectations is imported on the first non-empty job, not at import time.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
 from ingest.errors import TdwError
-from ingest.probes.base import Expect, Probe, TableSpec
+from ingest.schema import Expect, TableSpec
+
+if TYPE_CHECKING:
+    from ingest.probes.base import Probe
 
 
 class QualityError(TdwError):
@@ -56,7 +60,7 @@ def validate_frames(expectations: dict[str, tuple[Expect, ...]], frames: dict[st
         return
     from warehouse.quality_gx import gate
     g = gate()
-    failed = [d for table, frame in todo for d in g.failures(table, frame, expectations[table])]
+    failed = g.job_failures([(table, frame, expectations[table]) for table, frame in todo])   # one GX run a job
     if failed:
         raise QualityError(failed, probe)
 

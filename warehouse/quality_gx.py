@@ -1,29 +1,36 @@
 """The Great Expectations side of the quality gate: imported only when a job is validated
 (importing GX costs seconds), then kept for the life of the process.
 
-One ephemeral context, one pandas datasource, one dataframe asset and batch definition
-per table name, and one ``ExpectationSuite`` per distinct (table, expectations) are built
-the first time they are needed and reused for every later job, so a job pays only for
-its batches and the expectations themselves. DESIGN.md: GX 1.x's SQL datasource fails on
-DuckDB, so frames are validated as pandas frames, with analytics off.
+GX spends its time on bookkeeping, not on data: each validation builds a batch (hashing
+the whole frame), a validator and a metric graph, about 10 ms on a quiet core and 40-60 ms
+on a loaded one, whatever the frame's size. So a job is validated in one GX validation
+of one small frame, whatever its number of tables and rows:
 
-A table's declarations (``Expect``, ``ingest.probes.base``) become few GX expectations,
-since GX spends 1-2 ms of bookkeeping per metric an expectation needs, whatever the
-frame's size (a built-in map expectation needs about six: 5-6 ms; a job of three tables
-with a dozen checks each cost 70 ms that way):
+1. **Witness rows.** For each table, the rows that decide every declared expectation
+   (``Expect``, ``ingest.schema``) are picked in numpy: the rows holding each ranged
+   column's minimum and maximum, the first NULL of each not-NULL column, one repeated key
+   (both rows), the first row breaking a pair rule. A subset of rows fails an expectation
+   exactly when the whole frame does (a range holds iff it holds at the extremes; a key
+   repeated in the frame is repeated in the pair kept, and no subset of unique keys
+   repeats one), so the verdicts are the full frame's.
+2. **One batch a job.** The tables' witness rows are set side by side in one frame
+   (columns ``<table>:<column>`` in their own dtypes; ``<table>:`` marks the rows the table
+   has) and validated by one
+   custom ``BatchExpectation``, ``expect_tables_to_meet_declarations``, whose metric
+   evaluates every declaration of every table on its rows. The declarations reach the
+   metric by a short key (a registry of this process), so GX never copies the graph's
+   allowed-edge set into its configurations.
+3. **Built once.** One ephemeral context, one pandas datasource, asset and batch
+   definition, and one suite per distinct set of declarations, reused by every job;
+   the validator is made from the batch definition directly (a batch is built once).
 
-- the key (``unique``): ``expect_compound_key_to_be_unique``, a custom batch expectation on
-  one metric (the number of rows repeating an earlier row's key);
-- every ``not_null`` column: ``expect_columns_to_not_be_null`` (custom; one metric: the
-  columns holding a NULL);
-- every ``between``: ``expect_columns_values_to_be_between`` (custom; one metric: the
-  columns with a non-NULL value outside its [lo, hi]). NULLs are never range-checked: a
-  column the probe leaves NULL by design passes;
-- ``greater``: GX's ``expect_column_pair_values_a_to_be_greater_than_b`` (rows with a NULL
-  skipped); ``pairs_in``: GX's ``expect_column_pair_values_to_be_in_set``.
-
-A failed custom expectation names only the columns that failed, so the manifest's
-``failed_expectations`` reads ``weight_hist: expect_columns_values_to_be_between(count)``.
+A failure is reported as ``table: expectation_type(columns)`` with GX's names
+(``expect_compound_key_to_be_unique``, ``expect_columns_to_not_be_null``,
+``expect_columns_values_to_be_between`` naming only the failing columns,
+``expect_column_pair_values_a_to_be_greater_than_b``,
+``expect_column_pair_values_to_be_in_set``). NULLs are never range-checked: a column the
+probe leaves NULL by design passes. DESIGN.md: GX 1.x's SQL datasource fails on DuckDB, so
+frames are validated as pandas frames, with analytics off.
 """
 from __future__ import annotations
 
@@ -35,7 +42,6 @@ from typing import ClassVar, Tuple
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import great_expectations as gx  # noqa: E402
-import great_expectations.expectations as gxe  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from great_expectations.core.metric_domain_types import MetricDomainTypes  # noqa: E402
@@ -44,120 +50,200 @@ from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E
 from great_expectations.expectations.expectation import BatchExpectation  # noqa: E402
 from great_expectations.expectations.metrics.metric_provider import metric_value  # noqa: E402
 from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider  # noqa: E402
+from great_expectations.validator.v1_validator import Validator  # noqa: E402
 
-from ingest.probes.base import Expect  # noqa: E402
+from ingest.schema import Expect  # noqa: E402
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
+TYPES = {"unique": "expect_compound_key_to_be_unique", "not_null": "expect_columns_to_not_be_null",
+         "between": "expect_columns_values_to_be_between",
+         "greater": "expect_column_pair_values_a_to_be_greater_than_b",
+         "pairs_in": "expect_column_pair_values_to_be_in_set"}
+ORDER = {"unique": 0, "greater": 0, "pairs_in": 0, "not_null": 1, "between": 2}   # reporting order
+SEP = ":"
 
-def _table(execution_engine, metric_domain_kwargs) -> pd.DataFrame:
-    df, _, _ = execution_engine.get_compute_domain(domain_kwargs=metric_domain_kwargs,
-                                                   domain_type=MetricDomainTypes.TABLE)
-    return df
+
+Columns = dict  # column name -> pandas Series (a job's frame) or numpy array (witness rows)
 
 
-def out_of_range(x: np.ndarray, lo, hi, strict: bool) -> bool:
-    """Whether any non-NULL value of ``x`` lies outside [lo, hi] ((lo, hi) if ``strict``)."""
-    x = x[~np.isnan(x)]
-    if lo is not None and ((x <= lo) if strict else (x < lo)).any():
+def _floats(x) -> np.ndarray:
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return x.astype(np.float64, copy=False)
+    return pd.Series(x, copy=False).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _constant(x) -> bool:
+    """Every value the same and none NULL (cheap for a frame's Arrow-backed strings)."""
+    if len(x) == 0:
         return True
-    return hi is not None and bool(((x >= hi) if strict else (x > hi)).any())
+    first = x.iloc[0] if isinstance(x, pd.Series) else x[0]
+    if first is None or first is pd.NA or (isinstance(first, float) and np.isnan(first)):
+        return False
+    return bool(np.all(np.asarray(x == first, dtype=bool)))
 
 
-class DuplicateKeys(TableMetricProvider):
-    metric_name = "table.duplicate_keys"
-    value_keys = ("column_list",)
+def _nulls(x) -> np.ndarray:
+    return np.asarray(pd.isna(x), dtype=bool)
+
+
+def _out_of_range(x: np.ndarray, e: Expect) -> np.ndarray:
+    """Rows whose non-NULL value lies outside [lo, hi] ((lo, hi) if strict)."""
+    bad = np.zeros(x.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if e.lo is not None:
+            bad |= (x <= e.lo) if e.strict else (x < e.lo)
+        if e.hi is not None:
+            bad |= (x >= e.hi) if e.strict else (x > e.hi)
+    return bad & ~np.isnan(x)
+
+
+def _key_codes(cols: list, n: int) -> np.ndarray:
+    """One integer per row, equal exactly when the rows' values of ``cols`` are (NULLs
+    equal to each other): each column numbered (an integer column by its offset from its
+    minimum when its range is small, any other by factorizing), combined in mixed radix."""
+    combined, radix = np.zeros(n, dtype=np.int64), 1
+    for x in cols:
+        v = np.asarray(x) if isinstance(x, np.ndarray) or x.dtype.kind in "iu" else None
+        if v is not None and v.dtype.kind in "iu" and n:
+            lo, hi = int(v.min()), int(v.max())
+            codes, k = ((v - lo).astype(np.int64), hi - lo + 1) if hi - lo < 4 * n else (None, 0)
+        else:
+            codes = None
+        if codes is None:
+            if v is None and _constant(x):
+                continue
+            codes, uniques = pd.factorize(x, use_na_sentinel=False)
+            k = len(uniques)
+        if k <= 1:                                     # a constant column tells no rows apart
+            continue
+        if radix * k >= 1 << 62:                       # keep the product in range: renumber
+            combined = pd.factorize(combined)[0].astype(np.int64)
+            radix = int(combined.max()) + 1
+        combined = combined * k + codes
+        radix *= k
+    return combined
+
+
+def _repeated(cols: list, n: int) -> np.ndarray:
+    """Positions of one repeated key (two rows sharing it); empty when every key is unique."""
+    if n < 2:
+        return np.zeros(0, dtype=np.int64)
+    key = _key_codes(cols, n)
+    if int(key.max()) < 4 * n:
+        counts = np.bincount(key)
+        if counts.max() < 2:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(key == int(np.argmax(counts)))[:2]
+    later = pd.Series(key).duplicated().to_numpy()
+    if not later.any():
+        return np.zeros(0, dtype=np.int64)
+    i = int(np.argmax(later))
+    return np.array([int(np.argmax(key == key[i])), i])
+
+
+def _pair_violations(a, b, e: Expect) -> np.ndarray:
+    if e.kind == "greater":
+        x, y = _floats(a), _floats(b)
+        with np.errstate(invalid="ignore"):
+            return ~np.isnan(x) & ~np.isnan(y) & ((x <= y) if e.strict else (x < y))
+    allowed = set(e.values)
+    return np.array([(u, v) not in allowed for u, v in zip(a.tolist(), b.tolist())], dtype=bool)
+
+
+def evaluate(cols: Columns, n: int, expectations: tuple[Expect, ...]) -> list[str]:
+    """``expectation_type(columns)`` for each declaration the rows fail, in reporting order."""
+    out: list[tuple[int, int, str]] = []
+    nulls = [c for c in dict.fromkeys(c for e in expectations if e.kind == "not_null" for c in e.columns)
+             if _nulls(cols[c]).any()]
+    if nulls:
+        out.append((1, 0, f"{TYPES['not_null']}({', '.join(nulls)})"))
+    ranged = [e.columns[0] for e in expectations if e.kind == "between"
+              and _out_of_range(_floats(cols[e.columns[0]]), e).any()]
+    if ranged:
+        out.append((2, 0, f"{TYPES['between']}({', '.join(dict.fromkeys(ranged))})"))
+    for k, e in enumerate(expectations):
+        if e.kind == "unique":
+            failed = len(_repeated([cols[c] for c in e.columns], n)) > 0
+        elif e.kind in ("greater", "pairs_in"):
+            failed = bool(_pair_violations(cols[e.columns[0]], cols[e.columns[1]], e).any())
+        elif e.kind in ("not_null", "between"):
+            continue
+        else:
+            raise ValueError(f"unknown expectation kind {e.kind!r}")
+        if failed:
+            out.append((0, k, f"{TYPES[e.kind]}({', '.join(e.columns)})"))
+    return [d for _, _, d in sorted(out)]
+
+
+def witnesses(cols: Columns, n: int, expectations: tuple[Expect, ...]) -> np.ndarray:
+    """Sorted positions of rows on which every declaration has the whole frame's verdict."""
+    rows: list[np.ndarray] = [np.zeros(min(n, 1), dtype=np.int64)]
+    for e in expectations:
+        if e.kind == "unique":
+            rows.append(_repeated([cols[c] for c in e.columns], n))
+        elif e.kind == "not_null":
+            for c in e.columns:
+                isnull = _nulls(cols[c])
+                if isnull.any():
+                    rows.append(np.array([int(np.argmax(isnull))]))
+        elif e.kind == "between":
+            x = _floats(cols[e.columns[0]])
+            if not np.isnan(x).all():
+                rows.append(np.array([int(np.nanargmin(x)), int(np.nanargmax(x))]))
+        else:
+            bad = _pair_violations(cols[e.columns[0]], cols[e.columns[1]], e)
+            if bad.any():
+                rows.append(np.array([int(np.argmax(bad))]))
+    return np.unique(np.concatenate(rows))
+
+
+_DECLARATIONS: dict[str, tuple[tuple[str, tuple[Expect, ...]], ...]] = {}
+
+
+class FailedDeclarations(TableMetricProvider):
+    metric_name = "table.failed_declarations"
+    value_keys = ("declarations",)
 
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
-        df = _table(execution_engine, metric_domain_kwargs)
-        return int(df.duplicated(subset=list(metric_value_kwargs["column_list"])).sum())
+        df, _, _ = execution_engine.get_compute_domain(domain_kwargs=metric_domain_kwargs,
+                                                       domain_type=MetricDomainTypes.TABLE)
+        failed = []
+        for table, expectations in _DECLARATIONS[metric_value_kwargs["declarations"]]:
+            mine = df[table + SEP].to_numpy(dtype=bool)
+            cols = {c[len(table) + 1:]: df[c][mine].reset_index(drop=True) for c in df.columns
+                    if c.startswith(table + SEP) and c != table + SEP}
+            failed += [f"{table}: {d}" for d in evaluate(cols, int(mine.sum()), expectations)]
+        return failed
 
 
-class ColumnsWithNulls(TableMetricProvider):
-    metric_name = "table.columns_with_nulls"
-    value_keys = ("column_list",)
-
-    @metric_value(engine=PandasExecutionEngine)
-    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
-        df = _table(execution_engine, metric_domain_kwargs)
-        return [c for c in metric_value_kwargs["column_list"] if df[c].isna().any()]
-
-
-class ColumnsOutOfRange(TableMetricProvider):
-    metric_name = "table.columns_out_of_range"
-    value_keys = ("column_list", "ranges")
-
-    @metric_value(engine=PandasExecutionEngine)
-    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
-        df = _table(execution_engine, metric_domain_kwargs)
-        return [c for c, (lo, hi, strict) in zip(metric_value_kwargs["column_list"], metric_value_kwargs["ranges"])
-                if out_of_range(df[c].to_numpy(dtype="float64", na_value=np.nan), lo, hi, strict)]
-
-
-class _TableExpectation(BatchExpectation):
-    column_list: list
+class ExpectTablesToMeetDeclarations(BatchExpectation):
+    """Expect each table's rows (columns ``<table>:<column>``; ``<table>:`` marks its rows)
+    to meet its declared expectations (observed: ``table: expectation_type(columns)`` for
+    each one failed)."""
+    declarations: str
     domain_keys: ClassVar[Tuple[str, ...]] = ("row_condition", "condition_parser")
-    success_keys = ("column_list",)
+    success_keys = ("declarations",)
+    metric_dependencies = ("table.failed_declarations",)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        observed = metrics[self.metric_dependencies[0]]
+        observed = metrics["table.failed_declarations"]
         return {"success": not observed, "result": {"observed_value": observed}}
 
 
-class ExpectCompoundKeyToBeUnique(_TableExpectation):
-    """Expect no two rows to share their values of ``column_list`` (observed: repeated rows)."""
-    metric_dependencies = ("table.duplicate_keys",)
-
-
-class ExpectColumnsToNotBeNull(_TableExpectation):
-    """Expect no NULL in any of ``column_list`` (observed: the columns holding one)."""
-    metric_dependencies = ("table.columns_with_nulls",)
-
-
-class ExpectColumnsValuesToBeBetween(_TableExpectation):
-    """Expect each column's non-NULL values in its range: ``ranges[i]`` = (lo, hi, strict)
-    for ``column_list[i]``, a None bound absent (observed: the columns out of range)."""
-    ranges: list
-    metric_dependencies = ("table.columns_out_of_range",)
-    success_keys = ("column_list", "ranges")
-
-
-def gx_expectations(expectations: tuple[Expect, ...]) -> list:
-    """The GX expectations of one table's declarations."""
-    out = []
-    not_null = list(dict.fromkeys(c for e in expectations if e.kind == "not_null" for c in e.columns))
-    ranges = [e for e in expectations if e.kind == "between"]
-    for e in expectations:
-        cols = list(e.columns)
-        if e.kind == "unique":
-            out.append(ExpectCompoundKeyToBeUnique(column_list=cols))
-        elif e.kind == "greater":
-            out.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=cols[0], column_B=cols[1], or_equal=not e.strict, ignore_row_if="either_value_is_missing"))
-        elif e.kind == "pairs_in":
-            out.append(gxe.ExpectColumnPairValuesToBeInSet(
-                column_A=cols[0], column_B=cols[1], value_pairs_set=[tuple(p) for p in e.values]))
-        elif e.kind not in ("not_null", "between"):
-            raise ValueError(f"unknown expectation kind {e.kind!r}")
-    if not_null:
-        out.append(ExpectColumnsToNotBeNull(column_list=not_null))
-    if ranges:
-        out.append(ExpectColumnsValuesToBeBetween(column_list=[e.columns[0] for e in ranges],
-                                                  ranges=[[e.lo, e.hi, e.strict] for e in ranges]))
-    return out
-
-
-def describe(table: str, result) -> str:
-    """``table: expectation_type(columns)`` for a failed result (the failing columns only,
-    for the expectations over many columns that report them)."""
-    config, kw = result.expectation_config, result.expectation_config.kwargs
-    observed = (result.result or {}).get("observed_value")
-    if config.type in ("expect_columns_to_not_be_null", "expect_columns_values_to_be_between") and observed:
-        cols = list(observed)
-    else:
-        cols = kw.get("column_list") or [c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")) if c]
-    return f"{table}: {config.type}({', '.join(cols)})"
+def side_by_side(parts: list[tuple[str, dict[str, pd.Series], int]]) -> pd.DataFrame:
+    """One frame holding every table's rows side by side: columns ``<table>:<column>``,
+    row i of each table in row i, ``<table>:`` true where the table has a row i (a shorter
+    table's last row repeats below it, so every column keeps its dtype)."""
+    rows = max(n for _, _, n in parts)
+    data: dict[str, pd.Series] = {}
+    for table, cols, n in parts:
+        fill = np.minimum(np.arange(rows), n - 1)
+        data[table + SEP] = pd.Series(np.arange(rows) < n)
+        for c, v in cols.items():
+            data[f"{table}{SEP}{c}"] = v.iloc[fill].reset_index(drop=True)
+    return pd.DataFrame(data)
 
 
 class Gate:
@@ -168,45 +254,46 @@ class Gate:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("tdw_jobs")
-        self.batches: dict[str, object] = {}
+        self.batch = self.source.add_dataframe_asset("job").add_batch_definition_whole_dataframe("job")
         self.suites: dict[tuple, object] = {}
 
-    def _batch_definition(self, table: str):
-        if table not in self.batches:
-            asset = self.source.add_dataframe_asset(table)
-            self.batches[table] = asset.add_batch_definition_whole_dataframe("job")
-        return self.batches[table]
+    def _suite(self, declarations: tuple):
+        if declarations not in self.suites:
+            key = f"d{len(self.suites)}"
+            _DECLARATIONS[key] = declarations
+            suite = gx.ExpectationSuite(name=f"tdw_{key}")
+            suite.add_expectation(ExpectTablesToMeetDeclarations(declarations=key))
+            self.suites[declarations] = suite
+        return self.suites[declarations]
 
-    def _suite(self, table: str, expectations: tuple[Expect, ...]):
-        key = (table, expectations)
-        if key not in self.suites:
-            suite = gx.ExpectationSuite(name=f"{table}_{len(self.suites)}")
-            for x in gx_expectations(expectations):
-                suite.add_expectation(x)
-            self.suites[key] = suite
-        return self.suites[key]
+    def job_failures(self, tables: list[tuple[str, pd.DataFrame, tuple[Expect, ...]]]) -> list[str]:
+        """Descriptions of the declarations the job's tables fail (empty: it passes)."""
+        missing, parts, declarations = [], [], []
+        for table, frame, expectations in tables:
+            used = list(dict.fromkeys(c for e in expectations for c in e.columns))
+            absent = [c for c in used if c not in frame.columns]
+            missing += [f"{table}: expect_column_to_exist({c})" for c in absent]
+            if absent or not expectations:
+                continue
+            cols = {c: frame[c] for c in used}           # never the list columns (token ids, samples)
+            keep = witnesses(cols, len(frame), expectations)
+            parts.append((table, {c: v.iloc[keep] for c, v in cols.items()}, keep.size))
+            declarations.append((table, expectations))
+        if missing or not parts:
+            return missing
+        batch = side_by_side(parts)
+        with self.lock:
+            suite = self._suite(tuple(declarations))
+            validator = Validator(batch_definition=self.batch, batch_parameters={"dataframe": batch},
+                                  result_format="BASIC")
+            result = validator.validate_expectation_suite(suite)
+        if result.success:
+            return []
+        return [d for r in result.results for d in (r.result or {}).get("observed_value") or []]
 
     def failures(self, table: str, frame: pd.DataFrame, expectations: tuple[Expect, ...]) -> list[str]:
-        """Descriptions of the expectations ``frame`` fails (empty: it passes)."""
-        used = list(dict.fromkeys(c for e in expectations for c in e.columns))
-        missing = [c for c in used if c not in frame.columns]
-        if missing:
-            return [f"{table}: expect_column_to_exist({c})" for c in missing]
-        frame = frame[used]                                 # never the list columns (token ids, samples)
-        nullable = [c for c in used if str(frame[c].dtype) in ("Float64", "Int64", "Int32", "boolean")]
-        if nullable:                                        # GX's pandas metrics want NaN, not pd.NA
-            frame = frame.astype({c: "float64" if str(frame[c].dtype) != "boolean" else "object"
-                                  for c in nullable})
-        with self.lock:
-            suite = self._suite(table, expectations)
-            if not suite.expectations:
-                return []
-            batch = self._batch_definition(table).get_batch(batch_parameters={"dataframe": frame})
-            result = batch.validate(suite, result_format="BOOLEAN_ONLY")
-            if result.success:
-                return []
-            result = batch.validate(suite, result_format="BASIC")   # again, for the failing columns
-        return [describe(table, r) for r in result.results if not r.success]
+        """Descriptions of the expectations one table's ``frame`` fails (empty: it passes)."""
+        return self.job_failures([(table, frame, expectations)])
 
 
 _GATE: Gate | None = None

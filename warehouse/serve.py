@@ -8,12 +8,17 @@ between it and the warehouse:
   read-only connection to ``<stem>.serving.duckdb``; when a build has published a new
   snapshot since (its inode changed) the next session opens the new file, and sessions
   already open finish on the one they started with. Ingest and build are never blocked.
-- **read-only, three ways.** The file is opened read-only; DuckDB's external access is
-  switched off on it (no COPY TO, ATTACH, read_csv of local files; it cannot be switched back
-  on while the database is open); and each statement's type is checked before it runs:
-  SELECT and EXPLAIN run, BEGIN/COMMIT/ROLLBACK are acknowledged, ``SET`` is acknowledged
-  without effect (BI tools send session settings on connect) except ``search_path``;
-  anything else is refused with an error message. The session stays usable after an error.
+- **read-only by construction** (``warehouse.sqlguard``, shared with ``tdw sql`` and the
+  report): the file is opened read-only, external access is off and the configuration is
+  locked, so no client can write, read other files, or change a global setting (memory
+  limit, threads) for the others. The statement check is the friendlier first message:
+  SELECT and EXPLAIN run (``EXPLAIN ANALYZE X`` counts as X), BEGIN/COMMIT/ROLLBACK are
+  acknowledged, ``SET`` is acknowledged without effect (BI tools send session settings on
+  connect) except the session-local ``search_path``/``schema``; anything else is refused
+  with an error message. The session stays usable after an error.
+- **bursts and idle clients.** The listen backlog is 256, so a burst of clients queues
+  instead of timing out; a client idle for ``idle_timeout`` seconds (default 300) is
+  disconnected.
 - **bounded queries.** A query running longer than ``timeout`` seconds is interrupted (a
   timer thread calls ``interrupt()``), and its result is materialised before the first row
   is sent, so a failure never leaves a half-sent result on the wire.
@@ -40,23 +45,18 @@ import pyarrow as pa
 from buenavista import bv_dialects, rewrite
 from buenavista.backends.duckdb import DuckDBSession, to_bvtype
 from buenavista.core import BVType, Connection, QueryResult, Session
-from buenavista.postgres import BuenaVistaServer
+from buenavista.postgres import BuenaVistaHandler, BuenaVistaServer
 
 from ingest.errors import TdwError
+from warehouse import sqlguard
 from warehouse.snapshot import snapshot_path
+from warehouse.sqlguard import statement_kinds  # noqa: F401  (re-exported for tests and clients)
 
 DEFAULT_PORT = 5433
-ALLOWED = {"SELECT", "EXPLAIN"}
-SETTABLE = {"search_path", "schema", "timezone"}
-
-
-def statement_kinds(sql: str) -> list[str]:
-    """DuckDB's statement types of ``sql`` (``SELECT``, ``INSERT``...); a syntax error raises."""
-    try:
-        statements = duckdb.connect().extract_statements(sql)
-    except duckdb.Error as e:
-        raise TdwError(f"SQL error: {str(e).splitlines()[0]}") from None
-    return [str(s.type).split(".")[-1] for s in statements]
+DEFAULT_IDLE_TIMEOUT = 300.0
+BACKLOG = 256
+ALLOWED = sqlguard.ALLOWED
+SETTABLE = {"search_path", "schema"}   # session-local in DuckDB; everything else is locked
 
 
 class ArrowResult(QueryResult):
@@ -134,25 +134,7 @@ class ReadOnlySession(DuckDBSession):
         return ArrowResult(table, "" if table is not None else "OK")
 
     def _run(self, sql: str, params) -> pa.Table | None:
-        fired = threading.Event()
-        timer = None
-        if self.timeout:
-            def stop() -> None:
-                fired.set()
-                self._cursor.interrupt()
-            timer = threading.Timer(self.timeout, stop)
-            timer.daemon = True
-            timer.start()
-        try:
-            rel = self._cursor.sql(sql, params=params or None)  # lazy: runs in to_arrow_table
-            return rel.to_arrow_table() if rel is not None else None
-        except duckdb.Error as e:
-            if fired.is_set():
-                raise TdwError(f"query interrupted: it ran longer than the {self.timeout:g} s timeout") from None
-            raise TdwError(f"SQL error: {str(e).splitlines()[0]}") from None
-        finally:
-            if timer is not None:
-                timer.cancel()
+        return sqlguard.run(self._cursor, sql, self.timeout, params, arrow=True)
 
 
 class SnapshotConnection(Connection):
@@ -191,8 +173,10 @@ class SnapshotConnection(Connection):
             target = self.path
         try:
             st = os.stat(target)
-            con = duckdb.connect(str(target), read_only=True)
-            con.execute("SET enable_external_access = false")
+            try:
+                con = sqlguard.open_read_only(target)
+            except TdwError as e:   # name the snapshot, not the private link
+                raise TdwError(str(e).replace(str(target), str(self.path))) from None
         finally:
             if target == link:
                 link.unlink(missing_ok=True)
@@ -214,12 +198,35 @@ class _Rewriter(rewrite.Rewriter):
         return super().rewrite(sql)
 
 
+class _Handler(BuenaVistaHandler):
+    """buenavista's handler with an idle timeout: a client that sends nothing for
+    ``server.idle_timeout`` seconds is disconnected (its session closed), so idle
+    connections cannot pile up; a dropped or timed-out socket ends the session quietly."""
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout
+        super().setup()
+
+    def send_error(self, exception, ctx=None):
+        if isinstance(exception, OSError):   # timed out or gone: nobody left to tell
+            return
+        try:
+            super().send_error(exception, ctx)
+        except OSError:
+            pass
+
+
 class TdwServer(BuenaVistaServer):
+    request_queue_size = BACKLOG      # listen backlog: bursts of clients queue instead of timing out
+    daemon_threads = True
+
     def __init__(self, address: tuple[str, int], conn: Connection, auth: dict[str, str] | None,
-                 allow_remote: bool):
+                 allow_remote: bool, idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT):
         self.allow_remote = allow_remote
+        self.idle_timeout = idle_timeout
         super().__init__(address, conn, rewriter=_Rewriter(bv_dialects.BVPostgres(), bv_dialects.BVDuckDB()),
                          auth=auth)
+        self.RequestHandlerClass = _Handler
 
     def verify_request(self, request, client_address) -> bool:
         return self.allow_remote or is_loopback(client_address[0])
@@ -236,7 +243,8 @@ def is_loopback(host: str) -> bool:
 
 def make_server(warehouse: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                 allow_remote: bool = False, user: str = "tdw", password: str | None = None,
-                timeout: float | None = 60.0) -> TdwServer:
+                timeout: float | None = 60.0,
+                idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT) -> TdwServer:
     """A server bound to ``host:port`` (port 0: any free one); call ``serve_forever()``."""
     if not is_loopback(host):
         if not allow_remote:
@@ -244,14 +252,14 @@ def make_server(warehouse: Path, host: str = "127.0.0.1", port: int = DEFAULT_PO
                            "pass --allow-remote and a --password to do so")
         if not password:
             raise TdwError("--allow-remote needs a password (--password or TDW_SERVE_PASSWORD)")
-    if timeout is not None and timeout <= 0:
-        raise TdwError(f"--timeout must be positive, got {timeout}")
+    timeout = sqlguard.check_timeout(timeout, "--timeout")
+    idle_timeout = sqlguard.check_timeout(idle_timeout, "--idle-timeout")
     if not 0 <= port <= 65535:
         raise TdwError(f"--port must be between 0 and 65535, got {port}")
     auth = {user: password} if password else None
     conn = SnapshotConnection(warehouse, timeout)
     try:
-        return TdwServer((host, port), conn, auth, allow_remote)
+        return TdwServer((host, port), conn, auth, allow_remote, idle_timeout)
     except socket.gaierror:
         raise TdwError(f"cannot resolve host {host!r}") from None
     except OSError as e:

@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.errors import TdwError
+from warehouse import db
 
 SERVED_SCHEMAS = ("marts",)
 SUFFIX = ".serving.duckdb"
@@ -96,8 +97,6 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
     """Copy the marts of ``warehouse`` into a new file and rename it atomically over ``out``
     (default :func:`snapshot_path`). The working file is opened read-only: call this when no
     writer holds it (right after a build)."""
-    from warehouse import db  # imports the probes (torch): only where needed
-
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
     db.check_file(warehouse)
@@ -107,54 +106,94 @@ def publish(warehouse: Path, out: Path | None = None) -> SnapshotInfo:
     if out.resolve() == warehouse.resolve():
         raise TdwError(f"the snapshot path {out} is the working file itself")
     build_id = str(uuid.uuid4())
-    tmp = out.with_name(f".{out.name}.{build_id[:8]}.tmp")
+    remove_stale_temporaries(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{build_id[:8]}.tmp")
     try:
-        # 1. hold the write lock (no writer can start mid-copy), fold the WAL into the file,
-        #    and copy its bytes: far faster than re-encoding every mart row by row
-        src = db.connect(warehouse)
-        try:
-            src.execute("CHECKPOINT")
-            shutil.copyfile(warehouse, tmp)
-        finally:
-            src.close()
-        # 2. in the copy, keep only the served schemas and record which build it is
-        con = duckdb.connect(str(tmp))
-        try:
-            con.execute("BEGIN TRANSACTION")
-            for (schema,) in con.execute(
-                    "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
-                    "AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog')").fetchall():
-                if schema not in SERVED_SCHEMAS:
-                    con.execute(f"DROP SCHEMA {_quote(schema)} CASCADE")
-            tables = _materialise_views(con)
-            con.execute("CREATE SCHEMA serving")
-            con.execute("CREATE TABLE serving.snapshot (build_id VARCHAR, published_at TIMESTAMPTZ, "
-                        "source VARCHAR, n_tables INTEGER)")
-            con.execute("INSERT INTO serving.snapshot VALUES (?, ?, ?, ?)",
-                        [build_id, datetime.now(timezone.utc), str(warehouse.resolve()), len(tables)])
-            con.execute("CREATE TABLE serving.tables (table_name VARCHAR, n_rows BIGINT)")
-            if tables:
-                con.executemany("INSERT INTO serving.tables VALUES (?, ?)", list(tables.items()))
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, out)
+        return _publish(warehouse, out, tmp, build_id, t0)
+    except OSError as e:            # disk full, read-only folder: the previous snapshot is kept
+        raise TdwError(f"publishing {out} failed ({e.strerror or e}); the previous snapshot is "
+                       "kept") from None
+    except duckdb.Error as e:
+        raise TdwError(f"publishing {out} failed ({str(e).strip().splitlines()[0]}); the previous "
+                       "snapshot is kept") from None
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            if leftover.exists():
-                leftover.unlink()
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove the temporary copies a killed publish left beside ``out`` (whole copies of the
+    warehouse): those whose publishing process no longer runs, or of an unknown process."""
+    removed = []
+    for p in out.parent.glob(f".{out.name}.*.tmp*"):
+        parts = p.name[len(out.name) + 2:].split(".")
+        pid = int(parts[0]) if len(parts) >= 3 and parts[0].isdigit() else None
+        if pid is not None and (pid == os.getpid() or _alive(pid)):   # a publish still running
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _publish(warehouse: Path, out: Path, tmp: Path, build_id: str, t0: float) -> SnapshotInfo:
+    # 1. hold the write lock (no writer can start mid-copy), fold the WAL into the file,
+    #    and copy its bytes: far faster than re-encoding every mart row by row
+    src = db.connect(warehouse)
+    try:
+        src.execute("CHECKPOINT")
+        shutil.copyfile(warehouse, tmp)
+    finally:
+        src.close()
+    # 2. in the copy, keep only the served schemas and record which build it is
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for (schema,) in con.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
+                "AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog')").fetchall():
+            if schema not in SERVED_SCHEMAS:
+                con.execute(f"DROP SCHEMA {_quote(schema)} CASCADE")
+        tables = _materialise_views(con)
+        con.execute("CREATE SCHEMA serving")
+        con.execute("CREATE TABLE serving.snapshot (build_id VARCHAR, published_at TIMESTAMPTZ, "
+                    "source VARCHAR, n_tables INTEGER)")
+        con.execute("INSERT INTO serving.snapshot VALUES (?, ?, ?, ?)",
+                    [build_id, datetime.now(timezone.utc), str(warehouse.resolve()), len(tables)])
+        con.execute("CREATE TABLE serving.tables (table_name VARCHAR, n_rows BIGINT)")
+        if tables:
+            con.executemany("INSERT INTO serving.tables VALUES (?, ?)", list(tables.items()))
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, out)
     return SnapshotInfo(out, build_id, tables, time.perf_counter() - t0)
 
 
 def connect(warehouse: Path, working: bool = False) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the snapshot (or, when none was published or ``working``,
-    to the working file)."""
+    """A read-only, locked-down connection (``warehouse.sqlguard``) to the snapshot (or, when
+    none was published or ``working``, to the working file)."""
+    from warehouse import sqlguard
     if working or not snapshot_path(warehouse).exists():
-        from warehouse import db  # imports the probes (torch): only for the working file
-        return db.connect(Path(warehouse), read_only=True)
+        return sqlguard.lock_down(db.connect(Path(warehouse), read_only=True))
     try:
-        return duckdb.connect(str(snapshot_path(warehouse)), read_only=True)
-    except duckdb.Error as e:
+        return sqlguard.open_read_only(snapshot_path(warehouse))
+    except TdwError as e:
         raise TdwError(f"cannot open the serving snapshot {snapshot_path(warehouse)}: "
-                       f"{str(e).splitlines()[0]}") from None
+                       f"{str(e).split(': ', 1)[-1]}") from None

@@ -1,66 +1,37 @@
 """Read-only SQL on the warehouse: ``tdw sql``.
 
-The connection is opened read-only and only SELECT and EXPLAIN statements (with CTEs,
-DESCRIBE, SHOW and SUMMARIZE, which DuckDB parses as SELECT) are accepted, so neither the
-database nor the file system can be written through this interface.
+The connection is read-only by construction (``warehouse.sqlguard``: read-only attach,
+external access off, configuration locked), so neither the database, the file system nor
+the database's settings can be changed through this interface; SELECT and EXPLAIN are the
+statements accepted (``EXPLAIN ANALYZE`` counts as the statement it wraps).
 
 Queries read the serving snapshot (``warehouse/snapshot.py``) when one was published, so
 they never block ingest or a build and never see half a build; ``working=True`` reads the
-working file instead (raw and staging tables live only there). DuckDB has no statement
-timeout: a timer thread calls ``interrupt()`` on the connection when ``timeout`` runs out.
+working file instead (raw and staging tables live only there). The timeout is the guard's.
 """
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from ingest.errors import TdwError
+from warehouse import sqlguard
 
-ALLOWED = {"SELECT", "EXPLAIN"}
+ALLOWED = sqlguard.ALLOWED
 
 
 def check_read_only(query: str) -> None:
-    try:
-        statements = duckdb.connect().extract_statements(query)
-    except duckdb.Error as e:
-        raise TdwError(f"SQL error: {str(e).splitlines()[0]}") from None
-    if not statements:
-        raise TdwError("empty query")
-    for s in statements:
-        kind = str(s.type).split(".")[-1]
-        if kind not in ALLOWED:
-            raise TdwError(f"refused: {kind} statements are not allowed; the SQL interface is read-only")
+    """The friendlier first refusal (the connection itself cannot write: ``warehouse.sqlguard``)."""
+    sqlguard.check_statements(query)
 
 
 def run_with_timeout(con: duckdb.DuckDBPyConnection, sql: str, timeout: float | None,
                      params: list | None = None) -> pd.DataFrame:
-    """Execute ``sql`` on ``con``; past ``timeout`` seconds the query is interrupted and a
-    TdwError says so. Any DuckDB error becomes a one-line TdwError."""
-    timer = None
-    fired = threading.Event()
-    if timeout is not None:
-        if timeout <= 0:
-            raise TdwError(f"timeout must be positive, got {timeout}")
-
-        def stop() -> None:
-            fired.set()
-            con.interrupt()
-        timer = threading.Timer(timeout, stop)
-        timer.daemon = True
-        timer.start()
-    try:
-        return con.execute(sql, params).df() if params else con.execute(sql).df()
-    except duckdb.Error as e:
-        if fired.is_set():
-            raise TdwError(f"query interrupted: it ran longer than the {timeout:g} s timeout") from None
-        raise TdwError(f"SQL error: {str(e).splitlines()[0]}") from None
-    finally:
-        if timer is not None:
-            timer.cancel()
+    """Execute ``sql`` on ``con`` within ``timeout`` seconds (``warehouse.sqlguard.run``)."""
+    return sqlguard.run(con, sql, timeout, params)
 
 
 def query(warehouse: Path, sql: str, timeout: float | None = None, working: bool = False) -> pd.DataFrame:
@@ -68,6 +39,7 @@ def query(warehouse: Path, sql: str, timeout: float | None = None, working: bool
     from warehouse.snapshot import connect
 
     check_read_only(sql)
+    timeout = sqlguard.check_timeout(timeout, "--timeout")
     con = connect(Path(warehouse), working=working)
     try:
         return run_with_timeout(con, sql, timeout)

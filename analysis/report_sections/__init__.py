@@ -78,6 +78,17 @@ class Context:
         ax.set_xlabel(self.xlabel)
 
 
+def build_section(ctx: Context, key: str, title: str, figures: list[Figure],
+                  tables: list[tuple[str, str, str]] = ()) -> Section | None:
+    """A section of ``figures`` (None when there are none) and, for each (mart, caption, sql)
+    whose mart holds rows for the chosen models, the table ``sql`` reads."""
+    if not figures:
+        return None
+    section = Section(key, title, figures)
+    section.tables += [(caption, ctx.df(sql)) for mart, caption, sql in tables if ctx.has(mart)]
+    return section
+
+
 def panels(n: int, width: float = 4.6, height: float = 3.6, sharey: bool = False):
     fig, axes = plt.subplots(1, n, figsize=(width * n, height), dpi=90, squeeze=False, sharey=sharey)
     return fig, list(axes[0])

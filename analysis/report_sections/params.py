@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.report_sections import Context, Figure, Section, panels, png
+from analysis.report_sections import Context, Figure, Section, build_section, panels, png
 
 MAX_PANELS = 4
 SIGNALS = {  # fct_phase_alignment column -> label
@@ -51,14 +51,10 @@ def params_section(ctx: Context) -> Section | None:
         figures.append(Figure("covariance_rank", curves(ctx, cov, ["tensor_name", "batch_size", "tolerance"],
                                                         "rank", "rank (eigenvalues > tolerance)", False),
                               "Rank of the activation covariance over training - the seed's Figure 7."))
-    if not figures:
-        return None
-    section = Section("params", "Parameter dynamics: perplexity and covariance rank", figures)
-    if ctx.has("fct_stationarity"):
-        section.tables.append(("Stationarity (per tensor)", ctx.df(
-            "select model_id, tensor_name, stationary_step, is_stationary, fraction_of_training_saved "
-            "from marts.fct_stationarity where list_contains($models, model_id) order by 1, 2 limit 60")))
-    return section
+    return build_section(ctx, "params", "Parameter dynamics: perplexity and covariance rank", figures, [(
+        "fct_stationarity", "Stationarity (per tensor)",
+        "select model_id, tensor_name, stationary_step, is_stationary, fraction_of_training_saved "
+        "from marts.fct_stationarity where list_contains($models, model_id) order by 1, 2 limit 60")])
 
 
 def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:

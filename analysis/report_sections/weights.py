@@ -1,10 +1,9 @@
-"""Weights: the density of a tensor over training (seed Figure 2) and MSD with peaks (Figure 3)."""
+"""Weights: the density of a tensor over training (seed Figure 2) and MSD with peaks (Figure 3),
+one panel per model, drawn by the builders ``tdw figures`` uses (``analysis.figures``)."""
 from __future__ import annotations
 
-import matplotlib
-import numpy as np
-
-from analysis.report_sections import Context, Figure, Section, panels, png
+from analysis.figures import draw_density, draw_msd
+from analysis.report_sections import Context, Figure, Section, build_section, panels, png
 
 PREFERRED_TENSOR = "lm_head.weight"
 
@@ -22,23 +21,10 @@ def density_figure(ctx: Context, tensor: str) -> Figure:
     models = [m for m in ctx.models if m in set(dens["model_id"])]
     fig, axes = panels(len(models), width=5.2)
     for ax, model in zip(axes, models):
-        d = dens[dens["model_id"] == model]
-        steps = np.sort(d["step"].unique())
-        bins = d.drop_duplicates("bin_index").sort_values("bin_index")
-        grid = (d.pivot(index="bin_index", columns="step", values="density")
-                .reindex(index=bins["bin_index"], columns=steps).to_numpy(dtype=float))  # [bin, checkpoint]
-        edges_y = np.append(bins["bin_lo"].to_numpy(), bins["bin_hi"].to_numpy()[-1])
-        positive = grid[grid > 0]
-        norm = matplotlib.colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-        mesh = ax.pcolormesh(np.arange(len(steps) + 1), edges_y, np.where(grid > 0, grid, np.nan),
-                             norm=norm, cmap="viridis", shading="flat")
-        ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 6)).astype(int))
-        labels = [f"{v:.2g}" for v in ctx.x(model, steps[ticks])] if ctx.normalise else [str(s) for s in steps[ticks]]
-        ax.set_xticks(ticks + 0.5, labels)
-        ax.set_xlabel(f"{ctx.xlabel} (checkpoints in order)")
-        ax.set_ylabel("parameter value")
+        labels = (lambda steps, m=model: [f"{v:.2g}" for v in ctx.x(m, steps)]) if ctx.normalise else None
+        draw_density(ax, dens[dens["model_id"] == model], n_ticks=6, tick_labels=labels,
+                     xlabel=f"{ctx.xlabel} (checkpoints in order)")
         ax.set_title(model, fontsize=10)
-        fig.colorbar(mesh, ax=ax, label="density")
     return Figure("density", png(fig), f"Density of {tensor} over training (log colour; bins shared by "
                                        "every checkpoint of a model) - the seed's Figure 2.")
 
@@ -51,18 +37,10 @@ def msd_figure(ctx: Context) -> Figure:
     models = [m for m in ctx.models if m in set(msd["model_id"])]
     fig, axes = panels(len(models), sharey=True)
     for ax, model in zip(axes, models):
-        m = msd[msd["model_id"] == model]
-        for name, g in m.groupby("tensor_name"):
-            line, = ax.plot(ctx.x(model, g["step"]), g["msd"], marker=".", ms=3, label=name)
-            p = peaks[(peaks["model_id"] == model) & (peaks["tensor_name"] == name)]
-            if len(p):
-                ax.plot(ctx.x(model, p["peak_step"]), p["peak_msd"], "o", ms=9, mfc="none", color=line.get_color())
+        draw_msd(ax, msd[msd["model_id"] == model], peaks[peaks["model_id"] == model],
+                 x=lambda steps, m=model: ctx.x(m, steps), marker_size=3, peak_size=9, legend_size=6)
         ctx.step_axis(ax)
-        if (m["msd"] > 0).all():
-            ax.set_yscale("log")
-        ax.set_ylabel("MSD (eqs. 4-5)")
         ax.set_title(model, fontsize=10)
-        ax.legend(fontsize=6)
     return Figure("msd", png(fig), "Mean square displacement of every tensor, peaks circled (bifurcation) - "
                                    "the seed's Figure 3.")
 
@@ -73,11 +51,7 @@ def weights_section(ctx: Context) -> Section | None:
         figures.append(density_figure(ctx, _tensor(ctx)))
     if ctx.has("fct_msd"):
         figures.append(msd_figure(ctx))
-    if not figures:
-        return None
-    section = Section("weights", "Weights: density and mean square displacement", figures)
-    if ctx.has("fct_bifurcation"):
-        section.tables.append(("MSD peaks", ctx.df(
-            "select model_id, tensor_name, peak_step, peak_msd, fall_ratio from marts.fct_bifurcation "
-            "where list_contains($models, model_id) order by 1, 2")))
-    return section
+    return build_section(ctx, "weights", "Weights: density and mean square displacement", figures, [(
+        "fct_bifurcation", "MSD peaks",
+        "select model_id, tensor_name, peak_step, peak_msd, fall_ratio from marts.fct_bifurcation "
+        "where list_contains($models, model_id) order by 1, 2")])

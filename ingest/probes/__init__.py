@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ingest.errors import TdwError
-from ingest.probes.base import Probe, TableSpec
+from ingest.probes.base import Probe
+from ingest.schema import TableSpec
 from ingest.probes.weights import WeightsProbe
 
 PROBES: dict[str, type[Probe]] = {p.name: p for p in (WeightsProbe,)}

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import TdwError
-from ingest.probes.base import Probe, Progress, TableSpec, between, finite
+from ingest.probes.base import Probe, Progress
+from ingest.schema import TableSpec, between, finite
 from ingest.sources import Checkpoint
 from ingest.tensors import select_tensors
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import Probe, Progress, TableSpec, between, finite, greater
+from ingest.probes.base import Probe, Progress
+from ingest.schema import TableSpec, between, finite, greater
 from ingest.sources import Checkpoint
 from ingest.tensors import select_tensors
 

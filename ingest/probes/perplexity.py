@@ -9,6 +9,14 @@ Per checkpoint and evaluation set (``ingest.evalsets``), two methods, one row ea
   greedily to the item's length; perplexity of the *generated* tokens =
   exp(−mean log p(generated)) over all of them (the paper's Figure 6).
 
+The forward NLL is computed from the final hidden states of the scored positions only
+(tokens 1..T-1 of each item, no padding): the unembedding, which dominates a small model
+with a large vocabulary, is applied in blocks of positions x vocabulary rows small enough
+for the cache, and the loss needs only each position's log-sum-exp (accumulated over the
+vocabulary blocks) and its target's logit, so the [batch, pos, vocab] logits of
+``model(...).logits`` are never formed (models whose logits are transformed after the
+unembedding, such as soft-capped ones, use their own logits).
+
 Per item (and prefix) rows go to ``raw.perplexity_items`` (with the generated ids when
 ``store_generations``), so a per-sentence mean or any other aggregate is a query. The
 evaluation set's ids and hash go to ``raw.eval_sets`` with every checkpoint's job (the
@@ -39,10 +47,14 @@ from ingest import devices
 from ingest.errors import TdwError
 from ingest.evalsets import EvalSet, eval_set_for
 from ingest.probes.base import Probe, Progress, TableSpec, between, finite
-from ingest.probes.unmasking import forward_nll, unmask_cached
+from ingest.probes.unmasking import unmask_cached
 from ingest.sources import Checkpoint
 
 METHODS = ("forward", "causal_unmasking")
+LOGIT_CHUNK = 1 << 18           # float32 logits held at once by the blocked loss (1 MB)
+VOCAB_BLOCK = 1024              # unembedding rows per block (512 KB at d_model 128)
+# config fields that change logits after the unembedding: with any set, use the model's own logits
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_mult")
 _K = ("model_id", "step", "dataset", "method")
 
 
@@ -68,6 +80,103 @@ def aggregate(nll_sums: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
     return {"n_items": int(ok.sum()), "n_nonfinite": int((~ok).sum()), "n_tokens": n_tok,
             "nll_sum": nll if n_tok else None, "mean_nll": mean,
             "perplexity": math.exp(min(mean, 700.0)) if mean is not None else None}
+
+
+def _body_and_head(model):
+    """(decoder body, unembedding) when the logits are exactly ``head(body(x).last_hidden_state)``;
+    None otherwise (the model's own forward is used then)."""
+    import torch
+    head, body = model.get_output_embeddings(), getattr(model, "base_model", None)
+    if not isinstance(head, torch.nn.Linear) or body is None or body is model:
+        return None
+    if any(getattr(model.config, a, None) not in (None, 1, 1.0) for a in _LOGIT_TRANSFORMS):
+        return None
+    return body, head
+
+
+def _token_nll(hidden, head, targets):
+    """NLL of each target given its final hidden state, blocked for the cache: for a block
+    of positions, the logits of one block of ``VOCAB_BLOCK`` vocabulary rows at a time
+    (``LOGIT_CHUNK`` float32 values at most, with the block of the unembedding they need
+    staying in cache), folded into a running log-sum-exp (running max, rescaled sum); the
+    target's logit is the dot product of its hidden state and unembedding row.
+    hidden [rows, d_model], targets [rows] -> [rows]."""
+    import torch
+    weight, bias = head.weight, head.bias                                # [vocab, d_model], [vocab]
+    vocab = weight.shape[0]
+    wide = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    vb = min(vocab, VOCAB_BLOCK)
+    rows = max(1, LOGIT_CHUNK // vb)
+    target = (hidden * weight[targets]).to(wide).sum(-1)                  # [rows]
+    if bias is not None:
+        target = target + bias[targets].to(wide)
+    out = torch.empty(targets.shape, dtype=wide, device=hidden.device)
+    for i in range(0, targets.numel(), rows):
+        h = hidden[i:i + rows]                                           # [chunk, d_model]
+        top = torch.full((h.shape[0],), -torch.inf, dtype=wide, device=h.device)
+        total = torch.zeros((h.shape[0],), dtype=wide, device=h.device)
+        for v in range(0, vocab, vb):
+            z = torch.nn.functional.linear(h, weight[v:v + vb],
+                                           None if bias is None else bias[v:v + vb]).to(wide)  # [chunk, vb]
+            new = torch.maximum(top, z.amax(dim=1))
+            total = total * torch.exp(top - new) + torch.exp(z - new[:, None]).sum(dim=1)
+            top = new
+        out[i:i + rows] = top + torch.log(total) - target[i:i + rows]
+    return out
+
+
+def forward_nll(model, items: list[np.ndarray], batch_size: int | str = 16) -> list[tuple[float, int]]:
+    """Per item: (sum of NLL of tokens 2..T given their prefix, T - 1), batched with right
+    padding. Only the scored positions reach the unembedding, in chunks (``_token_nll``):
+    the full [batch, pos, vocab] logits are never formed. The batch size adapts to memory
+    (``ingest.batching``): ``auto`` starts from free memory, and a batch that runs out of
+    memory is split."""
+    import torch
+
+    from ingest.batching import adaptive_map, forward_bytes, initial
+    dev = devices.device_of(model)
+    order = sorted(range(len(items)), key=lambda i: -items[i].size)
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(items)
+    cfg = model.config
+    split = _body_and_head(model)
+    width0 = items[order[0]].size if items else 1
+    start_size = initial(batch_size, forward_bytes(width0, cfg.hidden_size, cfg.num_hidden_layers,
+                                                    cfg.vocab_size, logits=split is None), str(dev))
+
+    def run(b: int, e: int) -> None:
+        idx = order[b:e]
+        width = items[idx[0]].size
+        ids = torch.zeros((len(idx), width), dtype=torch.long)                 # [batch, pos]
+        mask = torch.zeros((len(idx), width), dtype=torch.long)                # [batch, pos]
+        for r, i in enumerate(idx):
+            ids[r, :items[i].size] = torch.from_numpy(items[i])
+            mask[r, :items[i].size] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        scored = mask[:, 1:].bool()                                            # [batch, pos-1]
+        if split is not None:
+            body, head = split
+            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state   # [batch, pos, d]
+            nll = _token_nll(hidden[:, :-1][scored], head, ids[:, 1:][scored])    # [scored]
+        else:
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][scored]  # [scored, vocab]
+            nll = _token_nll_from_logits(logits, ids[:, 1:][scored])
+        row = torch.arange(len(idx), device=dev)[:, None].expand_as(scored)[scored]
+        sums = torch.zeros(len(idx), dtype=torch.float64, device=dev).index_add_(0, row, nll.double())
+        sums = sums.cpu().numpy()
+        for r, i in enumerate(idx):
+            out[i] = (float(sums[r]), int(items[i].size - 1))
+
+    with torch.no_grad():
+        adaptive_map(len(order), start_size, run,
+                     key=("forward_nll", cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, str(dev)))
+    return out
+
+
+def _token_nll_from_logits(logits, targets):
+    """The same NLL from logits the model computed itself ([rows, vocab] -> [rows])."""
+    import torch
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    return torch.logsumexp(logits, dim=-1) - logits.gather(1, targets[:, None])[:, 0]
 
 
 class PerplexityProbe(Probe):

@@ -1,8 +1,6 @@
 """Teacher-forced NLL and causal unmasking (Nicolini et al. 2024, §4.2; METHODS §B).
 
-*Forward* (eq. 6): each item x_1..x_T is scored in one pass; the NLL of x_t given x_<t is
-summed over t = 2..T. Items are batched with right padding and an attention mask, so a
-padded position never feeds a real one and is never scored.
+(The teacher-forced NLL, eq. 6, is ``ingest.probes.perplexity.forward_nll``.)
 
 *Causal unmasking* (the paper's Figures 5 and 6): for an item of t_s tokens and every
 prefix length k = 1..t_s-1, the model completes x_1..x_k greedily up to t_s tokens; the
@@ -39,42 +37,6 @@ class Completion:
     prefix_len: int               # k: tokens of the item shown to the model
     tokens: np.ndarray            # [t_s - k] generated ids
     logprobs: np.ndarray          # [t_s - k] log p(generated token | everything before), float64
-
-
-@torch.no_grad()
-def forward_nll(model, items: list[np.ndarray], batch_size: int | str = 16) -> list[tuple[float, int]]:
-    """Per item: (sum of NLL of tokens 2..T given their prefix, T - 1), batched with right padding.
-    The batch size adapts to memory (``ingest.batching``): ``auto`` starts from free memory,
-    and a batch that runs out of memory is split."""
-    from ingest.batching import adaptive_map, forward_bytes, initial
-    dev = device_of(model)
-    order = sorted(range(len(items)), key=lambda i: -items[i].size)
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(items)
-    cfg = model.config
-    width0 = items[order[0]].size if items else 1
-    start_size = initial(batch_size, forward_bytes(width0, cfg.hidden_size, cfg.num_hidden_layers,
-                                                    cfg.vocab_size), str(dev))
-
-    def run(b: int, e: int) -> None:
-        idx = order[b:e]
-        width = items[idx[0]].size
-        ids = torch.zeros((len(idx), width), dtype=torch.long)                 # [batch, pos]
-        mask = torch.zeros((len(idx), width), dtype=torch.long)                # [batch, pos]
-        for r, i in enumerate(idx):
-            ids[r, :items[i].size] = torch.from_numpy(items[i])
-            mask[r, :items[i].size] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        logits = model(input_ids=ids, attention_mask=mask).logits              # [batch, pos, vocab]
-        logp = torch.log_softmax(logits[:, :-1].float() if logits.dtype != torch.float64
-                                 else logits[:, :-1], dim=-1)
-        tok_lp = logp.gather(-1, ids[:, 1:, None])[..., 0]                     # [batch, pos-1]
-        tok_lp = torch.where(mask[:, 1:].bool(), tok_lp, 0.0).double().sum(dim=1).cpu().numpy()
-        for r, i in enumerate(idx):
-            out[i] = (float(-tok_lp[r]), int(items[i].size - 1))
-
-    adaptive_map(len(order), start_size, run,
-                 key=("forward_nll", cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, str(dev)))
-    return out
 
 
 def _pick(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

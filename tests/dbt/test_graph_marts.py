@@ -144,3 +144,61 @@ def test_candidate_circuits_are_paths_of_the_graph(con):
         nodes = path.split(" -> ")
         assert nodes[0] == "embed" and nodes[-1] == "logits" and len(nodes) > 2
         assert strength == pytest.approx(np.prod([edges[e] for e in zip(nodes, nodes[1:])]))
+
+
+INCREMENTAL = ("int_graph_centrality", "int_graph_weight_distribution", "int_graph_circuits")
+KEYS = {"int_graph_centrality": "node", "int_graph_weight_distribution": None, "int_graph_circuits": "path_rank"}
+
+
+def _table(con, name: str) -> "pd.DataFrame":
+    key = ["model_id", "step", "task", "ablation"] + ([KEYS[name]] if KEYS[name] else [])
+    return con.execute(f"select * from intermediate.{name} order by {', '.join(key)}").df()
+
+
+def test_incremental_build_recomputes_only_changed_graphs_and_equals_a_full_refresh(built_warehouse, tmp_path):
+    """Issue 20: the per-graph models read and recompute only graphs whose edges changed;
+    graphs whose edges vanished lose their rows; a full refresh then gives identical tables."""
+    import shutil
+
+    import pandas as pd
+
+    from warehouse.dbt import run_dbt
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouse, wh)
+    model = TOY_MODELS[0]
+    c = duckdb.connect(str(wh))
+    steps = _steps(c, f"select distinct step from raw.graph_edges where model_id = ? and {GRAPH} order by step",
+                   model)
+    kept, changed, gone = steps[0], steps[1], steps[2]
+    where = f"model_id = '{model}' and {GRAPH} and step = "
+    saved = c.execute(f"select node, pagerank from intermediate.int_graph_centrality where {where}{kept}").df()
+    c.execute(f"update intermediate.int_graph_centrality set pagerank = -1 where {where}{kept}")   # a marker
+    before = c.execute(f"select xmin, gini from intermediate.int_graph_weight_distribution where {where}{changed}"
+                       ).fetchall()
+    c.execute(f"update raw.graph_edges set weight = weight * weight where {where}{changed}")
+    c.execute(f"delete from raw.graph_edges where {where}{gone}")
+    c.close()
+    select = ["--select", " ".join(INCREMENTAL)]
+    run_dbt(wh, "run", *select)
+    c = duckdb.connect(str(wh))
+    assert c.execute(f"select min(pagerank), max(pagerank) from intermediate.int_graph_centrality "
+                     f"where {where}{kept}").fetchall() == [(-1.0, -1.0)]            # not recomputed
+    for name in INCREMENTAL:
+        assert c.execute(f"select count(*) from intermediate.{name} where {where}{gone}").fetchall() == [(0,)]
+    assert c.execute(f"select xmin, gini from intermediate.int_graph_weight_distribution where {where}{changed}"
+                     ).fetchall() != before                                          # recomputed
+    for node, pr in zip(saved["node"], saved["pagerank"]):
+        c.execute(f"update intermediate.int_graph_centrality set pagerank = ? where {where}{kept} and node = ?",
+                  [pr, node])
+    incremental = {name: _table(c, name) for name in INCREMENTAL}
+    c.close()
+    run_dbt(wh, "run", *select)                                                     # nothing changed
+    c = duckdb.connect(str(wh), read_only=True)
+    for name in INCREMENTAL:
+        pd.testing.assert_frame_equal(incremental[name], _table(c, name))
+    c.close()
+    run_dbt(wh, "run", *select, "--full-refresh")
+    c = duckdb.connect(str(wh), read_only=True)
+    for name in INCREMENTAL:
+        pd.testing.assert_frame_equal(incremental[name], _table(c, name))
+    c.close()

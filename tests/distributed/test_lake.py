@@ -37,7 +37,7 @@ def test_layout_is_hive_partitioned_and_model_ids_stay_one_component(tmp_path):
 
 
 def test_round_trip_keeps_values_types_and_lists(tmp_path):
-    frame = pd.DataFrame({"model_id": ["m", "m"], "step": [3, 3], "x": [0.1, np.nan],
+    frame = pd.DataFrame({"model_id": ["EleutherAI/pythia-14m"] * 2, "step": [3, 3], "x": [0.1, np.nan],
                           "n": pd.array([1, None], dtype="Int64"),
                           "token_ids": [np.array([1, 2, 3], dtype=np.int32), np.array([4], dtype=np.int32)]})
     path = lake.write_job(tmp_path, _job(), {"t": frame})

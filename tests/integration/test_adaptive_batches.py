@@ -14,7 +14,7 @@ from ingest import batching
 CHILD = textwrap.dedent("""
     import resource, sys, numpy as np
     from transformers import AutoModelForCausalLM
-    from ingest.probes.unmasking import forward_nll
+    from ingest.probes.perplexity import forward_nll
     model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
     rng = np.random.default_rng(0)
     items = [rng.integers(0, model.config.vocab_size, 256) for _ in range(512)]

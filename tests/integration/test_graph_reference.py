@@ -10,7 +10,7 @@ from ingest.errors import TdwError
 from ingest.probes.graph.ablate import component_graph
 from ingest.probes.graph.adapters import adapter_for, node_kind
 from ingest.probes.graph.reference import reference_graph
-from ingest.probes.graph.tasks import PromptSet, induction_prompts
+from ingest.probes.graph.tasks import TaskPrompts, induction_prompts
 
 VOCAB = 97
 
@@ -39,12 +39,12 @@ def _model(arch: str) -> torch.nn.Module:
     return model.eval()
 
 
-def _ragged_prompts() -> PromptSet:
+def _ragged_prompts() -> TaskPrompts:
     """Prompts of unequal length (right-padded in the batch), as a user's text file gives."""
     import numpy as np
     rng = np.random.default_rng(3)
     prompts = tuple(rng.integers(0, VOCAB, size=t) for t in (12, 7, 10))
-    return PromptSet("text", prompts, np.zeros(3, dtype=np.int64), np.array([11, 6, 9]), np.full(3, -1))
+    return TaskPrompts(prompts, "text", np.zeros(3, dtype=np.int64), np.array([11, 6, 9]), np.full(3, -1))
 
 
 ARCHS = ["neox", "neox-seq", "gpt2", "llama"]

@@ -59,11 +59,21 @@ def test_hub_revision_not_cached_is_a_clean_error(tmp_path):
 
 
 def test_load_model_from_hub_cache(tmp_path):
+    """A complete checkpoint (every parameter of its architecture) loads from the cache; one
+    with only the embeddings would be a partly random model and is refused (issue 12)."""
+    from tests.faults.tinymodel import make_suite
     cache = tmp_path / "hub"
     make_cache(cache, "EleutherAI/pythia-toy", [0])
+    snap = next((cache / "models--EleutherAI--pythia-toy" / "snapshots").iterdir())
+    env = dict(os.environ, HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    partial = subprocess.run([sys.executable, "-c", "from ingest.sources import open_source; "
+                              "open_source('EleutherAI/pythia-toy').checkpoint(0).load_model()"],
+                             capture_output=True, text=True, env=env)
+    assert partial.returncode != 0 and "weights lack" in partial.stderr
+    shutil.rmtree(snap)
+    shutil.copytree(make_suite(tmp_path / "full", steps=(0,)) / "step0", snap)
     code = ("from ingest.sources import open_source; m = open_source('EleutherAI/pythia-toy')"
             ".checkpoint(0).load_model(); print(type(m).__name__, m.lm_head.weight.shape[0])")
-    env = dict(os.environ, HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["GPTNeoXForCausalLM", "64"]

@@ -9,7 +9,7 @@ import torch
 
 from ingest.errors import TdwError
 from ingest.probes.perplexity import PerplexityProbe, aggregate
-from ingest.probes.unmasking import forward_nll
+from ingest.probes.perplexity import forward_nll
 from ingest.sources import LocalSource
 
 
@@ -137,3 +137,21 @@ def test_text_file_uses_the_checkpoints_own_tokenizer(suite, tmp_path):
     finally:
         for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             (ck.folder / f).unlink(missing_ok=True)
+
+
+def test_chunked_loss_and_the_logits_fallback_match_hf(monkeypatch):
+    """Chunks of a few positions (the unembedding applied piecewise) and the path through the
+    model's own logits (for models that transform logits) give the HF loss too."""
+    import ingest.probes.perplexity as ppl
+    model = tiny_model("neox", seed=2)
+    rng = np.random.default_rng(1)
+    items = [rng.integers(0, 256, size=n) for n in (9, 23, 4, 16)]
+    refs = [hf_reference(model, [x]) for x in items]
+    monkeypatch.setattr(ppl, "VOCAB_BLOCK", 100)                     # 3 vocabulary blocks, one partial
+    monkeypatch.setattr(ppl, "LOGIT_CHUNK", 300)                     # 3 positions per chunk
+    chunked = forward_nll(model, items, batch_size=4)
+    monkeypatch.setattr(ppl, "_body_and_head", lambda m: None)
+    fallback = forward_nll(model, items, batch_size=3)
+    for (ref, n), a, b in zip(refs, chunked, fallback):
+        assert a[1] == b[1] == n
+        assert a[0] == pytest.approx(ref, rel=1e-5) and b[0] == pytest.approx(ref, rel=1e-5)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from ingest.errors import TdwError
-from ingest.probes.base import TableSpec
+from ingest.schema import TableSpec
 from warehouse import db
 
 SPEC = TableSpec("t", (("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"),

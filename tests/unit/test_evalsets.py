@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ingest.errors import TdwError
-from ingest.evalsets import byte_tokenizer, load_eval_set, toy_items
+from ingest.evalsets import load_eval_set, toy_items
+from ingest.tokenizers import byte_tokenize as byte_tokenizer
 from ingest.toy.corpus import Corpus, CorpusSpec
 
 V = 256

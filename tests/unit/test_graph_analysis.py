@@ -6,6 +6,8 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis import graph as ag
 
@@ -135,3 +137,53 @@ def test_strongest_paths_match_networkx_yen(seed):
     for p, s in got:
         assert s == pytest.approx(math.exp(-sum(g[a][b]["length"] for a, b in zip(p, p[1:]))))
     assert all(len(p) > 2 for p, _ in got)
+
+
+# --- x_min: the branch-and-bound search against the O(E^2) scan it replaced -----------------
+def _choose_xmin_reference(x: np.ndarray, min_tail: int = 10) -> float:
+    """The scan ``choose_xmin`` used before issue 20: every distinct value, every tail."""
+    xs = np.sort(x[x > 0])
+    best, best_d = xs[0] if xs.size else 0.0, np.inf
+    for xmin in np.unique(xs)[:-1]:
+        tail = xs[xs >= xmin]
+        if tail.size < min_tail:
+            break
+        a = ag.powerlaw_alpha(tail, xmin)
+        cdf = 1 - (tail / xmin) ** (1 - a)
+        emp = np.arange(1, tail.size + 1) / tail.size
+        d = np.max(np.abs(emp - cdf))
+        if d < best_d:
+            best, best_d = xmin, d
+    return float(best)
+
+
+_SAMPLES = st.tuples(st.integers(0, 2 ** 32 - 1), st.integers(0, 600),
+                     st.sampled_from(["pareto", "lognormal", "rounded", "uniform", "mixture"]),
+                     st.integers(2, 30))
+
+
+def _sample(seed: int, n: int, kind: str) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "pareto":
+        return (1 - rng.random(n)) ** (-1 / 1.3) * 0.01
+    if kind == "lognormal":                                       # like 1 - cos edge weights
+        return rng.lognormal(-4, 1.5, n)
+    if kind == "rounded":                                         # many ties
+        return np.round(rng.exponential(size=n), 2)
+    if kind == "uniform":
+        return rng.uniform(-0.1, 1.0, n)                         # some <= 0, dropped
+    return np.concatenate([rng.lognormal(-5, 1, n // 2), (1 - rng.random(n - n // 2)) ** (-1 / 1.5) * 0.05])
+
+
+@settings(max_examples=150, deadline=None)
+@given(_SAMPLES)
+def test_choose_xmin_equals_the_quadratic_scan(sample):
+    seed, n, kind, min_tail = sample
+    x = _sample(seed, n, kind)
+    assert ag.choose_xmin(x, min_tail) == _choose_xmin_reference(x, min_tail)
+
+
+def test_choose_xmin_equals_the_quadratic_scan_on_a_pythia_sized_sample():
+    """A 160M-shaped graph's edge count (about 21k), where the bounds prune most candidates."""
+    x = _sample(7, 21_000, "mixture")
+    assert ag.choose_xmin(x) == _choose_xmin_reference(x)

@@ -81,3 +81,32 @@ def test_sample_indices_are_shared_and_seeded():
     assert not np.array_equal(a, sample_indices(1_000_000, 1000, "lm_head.weight", 1))
     assert len(np.unique(a)) == 1000 and np.all(np.diff(a) > 0)
     assert sample_indices(500, 1000, "x", 0) is None
+
+
+from hypothesis import given, settings, strategies as hst  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float32, hst.integers(1, 3000),
+                  elements=hst.floats(-1e4, 1e4, width=32) | hst.sampled_from([0.0, -0.0, 1e-40, -1e-40,
+                                                                              float("nan"), float("inf")])),
+       hst.sampled_from([1e-3, 0.0, 1e-40, 0.5]))
+def test_histogram_and_moments_match_numpy_on_any_tensor(x, eps):
+    """Every finite value counted under its code (signs, zeros, subnormals, one-sided
+    tensors), non-finite ones excluded, moments and the near-zero fraction as numpy says."""
+    s, (codes, counts) = tensor_statistics(x, eps)
+    ok = x[np.isfinite(x)]
+    assert s["n"] == x.size and s["n_nonfinite"] == x.size - ok.size
+    raw, n = np.unique(ok.view(np.uint32) >> CODE_SHIFT, return_counts=True)
+    order = np.argsort(codes)
+    assert np.array_equal(codes[order], raw) and np.array_equal(counts[order], n)
+    if ok.size == 0:
+        assert np.isnan(s["mean"])
+        return
+    y = ok.astype(np.float64)
+    assert (s["min"], s["max"]) == (y.min(), y.max())
+    assert s["frac_near_zero"] == np.mean(np.abs(y) < eps)
+    assert s["mean"] == pytest.approx(y.mean(), rel=1e-9, abs=1e-9 * np.abs(y).max())
+    # float32 squares of deviations below ~1e-19 underflow (no weight tensor is that flat)
+    assert s["std"] == pytest.approx(y.std(), rel=1e-5, abs=1e-6 * np.abs(y).max() + 1e-18)

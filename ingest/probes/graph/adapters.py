@@ -15,6 +15,8 @@ that work both on the bare ``torch.nn.Module`` and on its nnsight wrapper:
   reads the same stream as its attention (GPT-NeoX's ``use_parallel_residual``) or the
   stream after it (GPT-2, Llama, GPT-NeoX without the parallel residual).
 
+Where each family keeps those modules is ``ingest.architectures``' table (shared with the
+residual probe and checkpoint validation); this module adds the graph's view of it.
 ``component_name`` is the one function that names nodes; ``graph_edges`` lists exactly
 the edges the architecture allows: u -> v when v reads what u wrote.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest.architectures import FAMILIES, model_type_of
 from ingest.errors import TdwError
 
 if TYPE_CHECKING:
@@ -127,37 +130,18 @@ def node_head(name: str) -> int | None:
 
 
 # --- construction from a config ------------------------------------------------------------
-def _neox(c: Any) -> Adapter:
-    return Adapter("gpt_neox", c.num_hidden_layers, c.num_attention_heads,
-                   c.hidden_size // c.num_attention_heads, c.hidden_size, c.max_position_embeddings,
-                   c.vocab_size, bool(getattr(c, "use_parallel_residual", True)),
-                   "gpt_neox.embed_in", "gpt_neox.layers", "attention.dense", "mlp",
-                   "gpt_neox.final_layer_norm", "lm_head")
-
-
-def _gpt2(c: Any) -> Adapter:
-    return Adapter("gpt2", c.n_layer, c.n_head, c.n_embd // c.n_head, c.n_embd, c.n_positions,
-                   c.vocab_size, False, "transformer.wte", "transformer.h", "attn.c_proj", "mlp",
-                   "transformer.ln_f", "lm_head", conv1d=True)
-
-
-def _llama(c: Any) -> Adapter:
-    d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    return Adapter(c.model_type, c.num_hidden_layers, c.num_attention_heads, d_head, c.hidden_size,
-                   c.max_position_embeddings, c.vocab_size, False, "model.embed_tokens",
-                   "model.layers", "self_attn.o_proj", "mlp", "model.norm", "lm_head")
-
-
-ADAPTERS = {"gpt_neox": _neox, "gpt2": _gpt2, "llama": _llama, "mistral": _llama, "qwen2": _llama}
-
-
 def adapter_for(config: Any) -> Adapter:
     """The adapter for a Hugging Face config (object or dict), or a TdwError naming those supported."""
-    model_type = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
-    if model_type not in ADAPTERS:
-        raise TdwError(f"the graph probe has no adapter for architecture {model_type!r}; "
-                       f"supported: {', '.join(sorted(ADAPTERS))}")
+    family = FAMILIES.get(model_type_of(config))
+    if family is None:
+        raise TdwError(f"the graph probe has no adapter for architecture {model_type_of(config)!r}; "
+                       f"supported: {', '.join(sorted(FAMILIES))}")
     if isinstance(config, dict):
         from transformers import AutoConfig
         config = AutoConfig.for_model(**config)
-    return ADAPTERS[model_type](config)
+    c = config   # transformers maps GPT-2's n_layer, n_head, n_embd, n_positions to these names
+    d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return Adapter(c.model_type, c.num_hidden_layers, c.num_attention_heads, d_head, c.hidden_size,
+                   c.max_position_embeddings, c.vocab_size, family.parallel(c), family.path("embed"),
+                   family.path("layers"), family.attn_out, family.mlp, family.path("final_norm"),
+                   family.unembed, conv1d=family.conv1d)

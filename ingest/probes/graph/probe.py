@@ -22,9 +22,10 @@ import pandas as pd
 
 from ingest import devices
 from ingest.errors import TdwError
-from ingest.probes.base import Expect, Probe, Progress, TableSpec, between, finite, greater, not_null, pairs_in
+from ingest.probes.base import Probe, Progress
+from ingest.schema import Expect, TableSpec, between, finite, greater, not_null, pairs_in
 from ingest.probes.graph.adapters import MEASURES, Adapter, adapter_for
-from ingest.probes.graph.tasks import TASKS, PromptSet, build_prompts
+from ingest.probes.graph.tasks import TASKS, TaskPrompts, build_prompts
 from ingest.sources import Checkpoint
 
 ABLATIONS = ("zero", "mean")
@@ -84,7 +85,7 @@ class GraphProbe(Probe):
     def _adapter(self, checkpoint: Checkpoint) -> Adapter:
         return adapter_for(checkpoint.config())
 
-    def _prompts(self, checkpoint: Checkpoint, params: dict[str, Any]) -> dict[str, PromptSet]:
+    def _prompts(self, checkpoint: Checkpoint, params: dict[str, Any]) -> dict[str, TaskPrompts]:
         ad = self._adapter(checkpoint)
         return {t: build_prompts(t, params, checkpoint, ad.vocab_size, ad.n_ctx)
                 for t in as_list(params["tasks"])}

@@ -4,8 +4,8 @@ A task is a fixed list of prompts (token ids) and, per prompt, the measured posi
 [measure_start, measure_end): at a measured position t every component's output is
 compared between the clean and the ablated run, and the logits at t are scored on the
 next token ids[t + 1] (so measure_end <= length - 1). Prompts of unequal length are
-right-padded in the batch: with causal attention a padded tail never reaches the real
-positions, and pads are never measured nor averaged into a mean ablation.
+right-padded in the batch (``ingest.prompts``): with causal attention a padded tail never
+reaches the real positions, and pads are never measured nor averaged into a mean ablation.
 
 - ``induction`` (default): prompt i is a uniform random segment R of ``seq_len // 2``
   tokens followed by R again, drawn with ``numpy.random.default_rng([seed, i])`` so each
@@ -16,8 +16,8 @@ positions, and pads are never measured nor averaged into a mean ablation.
   position but the last measured.
 - ``text``: the user's prompts, ``text_file`` = a ``.txt`` file (one prompt per non-empty
   line) or ``.jsonl`` (one JSON object with a ``text`` field, or a JSON string, per line),
-  tokenized with the model's own tokenizer, or as UTF-8 bytes for a byte-vocabulary model
-  without one (the toy suite). Every position but the last is measured.
+  tokenized without special tokens by ``ingest.tokenizers`` (the model's own tokenizer, or
+  UTF-8 bytes for a byte-vocabulary model without one: the toy suite). Every position but the last is measured.
 
 The prompts' ids and measured ranges are stored in ``raw.graph_prompts``, so every edge
 can be recomputed from the warehouse alone.
@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ingest.errors import TdwError
+from ingest.prompts import PromptSet
+from ingest.tokenizers import tokenizer_for
 
 if TYPE_CHECKING:
     import torch
@@ -40,28 +42,21 @@ TASKS = ("induction", "markov", "text")
 
 
 @dataclass(frozen=True)
-class PromptSet:
-    task: str
-    prompts: tuple[np.ndarray, ...]     # each [length_i] int64
+class TaskPrompts(PromptSet):
+    """A task's prompts (``source`` is the task) and the positions measured in each."""
     measure_start: np.ndarray           # [n] int64
     measure_end: np.ndarray             # [n] int64 (exclusive, <= length_i - 1)
     seeds: np.ndarray                   # [n] int64: prompt i drawn with rng([seed, i]); -1: user text
 
-    def __len__(self) -> int:
-        return len(self.prompts)
-
     @property
-    def lengths(self) -> np.ndarray:
-        return np.array([p.size for p in self.prompts], dtype=np.int64)
+    def task(self) -> str:
+        return self.source
 
     def batch(self) -> "TaskBatch":
         import torch
-        n, t = len(self.prompts), int(self.lengths.max())
-        ids = torch.zeros(n, t, dtype=torch.long)                       # [n, T] right-padded
-        for i, p in enumerate(self.prompts):
-            ids[i, :p.size] = torch.from_numpy(p)
-        pos = torch.arange(t)
-        valid = pos[None, :] < torch.from_numpy(self.lengths)[:, None]  # [n, T]
+        ids, lengths = self.padded()                                    # [n, T] right-padded, [n]
+        pos = torch.arange(ids.shape[1])
+        valid = pos[None, :] < lengths[:, None]                         # [n, T]
         measure = ((pos[None, :] >= torch.from_numpy(self.measure_start)[:, None])
                    & (pos[None, :] < torch.from_numpy(self.measure_end)[:, None]))
         targets = torch.zeros_like(ids)
@@ -80,7 +75,7 @@ class TaskBatch:
         return TaskBatch(*(t.to(device) for t in (self.ids, self.valid, self.measure, self.targets)))
 
 
-def induction_prompts(n: int, seq_len: int, seed: int, vocab: int) -> PromptSet:
+def induction_prompts(n: int, seq_len: int, seed: int, vocab: int) -> TaskPrompts:
     if seq_len < 4 or seq_len % 2:
         raise TdwError(f"induction seq_len must be even and >= 4, got {seq_len}")
     half = seq_len // 2
@@ -88,16 +83,16 @@ def induction_prompts(n: int, seq_len: int, seed: int, vocab: int) -> PromptSet:
     for i in range(n):
         seg = np.random.default_rng([seed, i]).integers(0, vocab, size=half)
         prompts.append(np.concatenate([seg, seg]).astype(np.int64))
-    return PromptSet("induction", tuple(prompts), np.full(n, half), np.full(n, seq_len - 1),
+    return TaskPrompts(tuple(prompts), "induction", np.full(n, half), np.full(n, seq_len - 1),
                      np.full(n, seed, dtype=np.int64))
 
 
-def markov_prompts(n: int, seq_len: int, seed: int, corpus: dict[str, Any] | None) -> PromptSet:
+def markov_prompts(n: int, seq_len: int, seed: int, corpus: dict[str, Any] | None) -> TaskPrompts:
     from ingest.toy.corpus import Corpus, CorpusSpec
     spec = CorpusSpec(**corpus) if corpus else CorpusSpec()
     c = Corpus(spec)
     prompts = tuple(c.text(np.random.default_rng([seed, i]), 1, seq_len)[0] for i in range(n))
-    return PromptSet("markov", prompts, np.zeros(n, dtype=np.int64), np.full(n, seq_len - 1),
+    return TaskPrompts(prompts, "markov", np.zeros(n, dtype=np.int64), np.full(n, seq_len - 1),
                      np.full(n, seed, dtype=np.int64))
 
 
@@ -129,7 +124,7 @@ def read_prompt_texts(path: str | Path) -> list[str]:
 
 
 def text_prompts(path: str | Path, tokenize: Callable[[str], list[int]], n_max: int,
-                 n_ctx: int) -> PromptSet:
+                 n_ctx: int) -> TaskPrompts:
     prompts = []
     for i, text in enumerate(read_prompt_texts(path)[:n_max]):
         ids = np.asarray(tokenize(text), dtype=np.int64)
@@ -140,40 +135,11 @@ def text_prompts(path: str | Path, tokenize: Callable[[str], list[int]], n_max: 
                            f"context of {n_ctx}")
         prompts.append(ids)
     n = len(prompts)
-    return PromptSet("text", tuple(prompts), np.zeros(n, dtype=np.int64),
+    return TaskPrompts(tuple(prompts), "text", np.zeros(n, dtype=np.int64),
                      np.array([p.size - 1 for p in prompts], dtype=np.int64), np.full(n, -1))
 
 
-def byte_tokenize(text: str) -> list[int]:
-    return list(text.encode("utf-8"))
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-
-
-def model_tokenizer(checkpoint: Any, vocab_size: int) -> Callable[[str], list[int]]:
-    """The checkpoint's own tokenizer; UTF-8 bytes for a byte-vocabulary model without one.
-
-    A local folder without tokenizer files has none (transformers 5 would otherwise build an
-    empty tokenizer from the config alone)."""
-    from transformers import AutoTokenizer
-    tok = None
-    if checkpoint.source == "hub" or any((checkpoint.folder / f).exists() for f in TOKENIZER_FILES):
-        where = checkpoint.hub_repo if checkpoint.source == "hub" else str(checkpoint.folder)
-        kwargs = {"revision": checkpoint.revision} if checkpoint.source == "hub" else {}
-        try:
-            tok = AutoTokenizer.from_pretrained(where, **kwargs)
-        except Exception:  # no tokenizer files: transformers raises many types
-            tok = None
-    if tok is not None and len(tok) > 2:
-        return lambda text: tok(text, add_special_tokens=False)["input_ids"]
-    if vocab_size >= 256:
-        return byte_tokenize
-    raise TdwError(f"{checkpoint.model_id} has no tokenizer and a vocabulary of {vocab_size} "
-                   "< 256 bytes: cannot tokenize text prompts")
-
-
-def build_prompts(task: str, params: dict[str, Any], checkpoint: Any, vocab: int, n_ctx: int) -> PromptSet:
+def build_prompts(task: str, params: dict[str, Any], checkpoint: Any, vocab: int, n_ctx: int) -> TaskPrompts:
     """The prompt set of one task for one model (the same for all its checkpoints)."""
     n, seq_len, seed = int(params["n_prompts"]), int(params["seq_len"]), int(params["seed"])
     if n < 1:
@@ -191,5 +157,9 @@ def build_prompts(task: str, params: dict[str, Any], checkpoint: Any, vocab: int
     if task == "text":
         if not params.get("text_file"):
             raise TdwError("the text task needs a file: set the graph parameter text_file")
-        return text_prompts(params["text_file"], model_tokenizer(checkpoint, vocab), n, n_ctx)
+        tokenize = tokenizer_for(checkpoint, vocab, add_special_tokens=False)
+        if tokenize is None:
+            raise TdwError(f"{checkpoint.model_id} has no tokenizer and a vocabulary of {vocab} "
+                           "< 256 bytes: cannot tokenize text prompts")
+        return text_prompts(params["text_file"], tokenize, n, n_ctx)
     raise TdwError(f"unknown graph task {task!r}; available: {', '.join(TASKS)}")

@@ -32,10 +32,11 @@ from ingest.errors import TdwError
 from ingest.probes.base import Probe, Progress
 from ingest.probes.residual import attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
-from ingest.probes.residual.prompts import PromptSet, load_prompts
-from ingest.probes.residual.sites import (Layout, capture, layout_of, padded, prefix_caches,
-                                          release_freed_memory, traced_base)
+from ingest.probes.residual.prompts import load_prompts
+from ingest.probes.residual.sites import (Layout, capture, layout_of, prefix_caches, release_freed_memory,
+                                          traced_base)
 from ingest.probes.residual.tables import TABLES, frame
+from ingest.prompts import PromptSet
 from ingest.sources import Checkpoint
 
 
@@ -66,7 +67,7 @@ def last_token_states(model, layout: Layout, ps: PromptSet, batch_size: int) -> 
     """[prompts, points, d] last-token stream of every prompt (no metrics)."""
     traced = traced_base(model)
     out = adaptive_map(len(ps), batch_size,
-                       lambda s, e: capture(traced, layout, *padded(list(ps.prompts[s:e]))).numpy(),
+                       lambda s, e: capture(traced, layout, *ps.padded(s, e)).numpy(),
                        key=("residual", layout.d_model, layout.n_points))
     return np.concatenate(out)
 
@@ -137,7 +138,7 @@ class ResidualProbe(Probe):
         n_batches = -(-len(ps) // bs)
 
         def batch(s: int, e: int) -> None:
-            ids, lengths = padded(list(ps.prompts[s:e]))
+            ids, lengths = ps.padded(s, e)
             h = capture(traced, layout, ids, lengths, all_tokens)  # [b, (pos,) points, d]
             if all_tokens:
                 valid = torch.arange(ids.shape[1])[None, :] < lengths[:, None]   # [b, pos]

@@ -6,8 +6,9 @@
   from the toy corpus (``Corpus.text``), with the corpus recorded in the model's
   ``suite.json`` when there is one (else the default corpus over the first 256 ids),
   drawn with ``numpy.random.default_rng(seed)``;
-- a ``.txt`` file: one prompt per non-empty line, tokenized with the checkpoint's own
-  tokenizer when its folder has one, else as UTF-8 bytes (the toy suite's "tokenizer");
+- a ``.txt`` file: one prompt per non-empty line, tokenized by ``ingest.tokenizers`` with
+  the tokenizer's special tokens (a BOS where it adds one): the checkpoint's own tokenizer,
+  else UTF-8 bytes for a byte-vocabulary model (the toy suite's "tokenizer");
 - a ``.json`` file (a list of lists of token ids) or ``.npy`` file (a 2-D integer array).
 
 Every prompt must have at least one token, at most the model's context, and ids inside
@@ -15,30 +16,15 @@ the vocabulary; anything else is a ``TdwError`` raised before any job runs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ingest.errors import TdwError
 from ingest.probes.residual.sites import Layout
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    prompts: tuple[np.ndarray, ...]     # each [len] int64
-    source: str                         # how they were made: 'toy:...' or a file path
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for p in self.prompts:
-            h.update(np.asarray(p, dtype=np.int64).tobytes() + b"|")
-        return h.hexdigest()[:16]
+from ingest.prompts import PromptSet
+from ingest.tokenizers import byte_tokenize, tokenizer_for
 
 
 def _toy(checkpoint, params: dict, vocab: int) -> PromptSet:
@@ -54,14 +40,14 @@ def _toy(checkpoint, params: dict, vocab: int) -> PromptSet:
                                  f"n={n} len={length}")
 
 
-def _text(path: Path, checkpoint) -> list[np.ndarray]:
+def _text(path: Path, checkpoint, vocab: int) -> list[np.ndarray]:
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    folder = getattr(checkpoint, "folder", None)
-    if folder is not None and (Path(folder) / "tokenizer.json").exists():
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(folder))
-        return [np.asarray(tok(ln)["input_ids"], dtype=np.int64) for ln in lines]
-    return [np.frombuffer(ln.encode("utf-8"), dtype=np.uint8).astype(np.int64) for ln in lines]
+    tokenize = (byte_tokenize if checkpoint is None
+                else tokenizer_for(checkpoint, vocab, add_special_tokens=True))
+    if tokenize is None:
+        raise TdwError(f"residual probe: {checkpoint.model_id} has no tokenizer and a vocabulary of "
+                       f"{vocab} < 256 bytes: give token ids (.json or .npy) instead of {path.name!r}")
+    return [np.asarray(tokenize(ln), dtype=np.int64) for ln in lines]
 
 
 def _tokens(path: Path) -> list[np.ndarray]:
@@ -90,7 +76,7 @@ def load_prompts(params: dict, layout: Layout, checkpoint=None) -> PromptSet:
         if path.suffix in (".json", ".npy"):
             prompts = _tokens(path)
         elif path.suffix == ".txt":
-            prompts = _text(path, checkpoint)
+            prompts = _text(path, checkpoint, layout.vocab_size)
         else:
             raise TdwError(f"residual probe: prompt file {path.name!r} must be .txt, .json or .npy")
         ps = PromptSet(tuple(prompts), str(path.resolve()))

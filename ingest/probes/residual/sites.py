@@ -1,8 +1,9 @@
 """Where the residual stream is sampled, and capturing it through nnsight.
 
 METHODS §C samples the stream *before attention* and *before the MLP* of every layer.
-Each such point is the first input of one module, so one table per architecture says
-which modules those are:
+Each such point is the first input of one module; which modules those are is read from
+the architecture table (``ingest.architectures``: ``layers``, ``mlp_norm``, ``final_norm``,
+relative to the base model):
 
 - a block's input is the stream before its attention (``layers[i].input``);
 - with a sequential residual, the stream before the MLP is the input of the block's
@@ -28,24 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ingest.architectures import FAMILIES, Family
 from ingest.devices import device_of
 from ingest.errors import TdwError
-
-
-@dataclass(frozen=True)
-class Arch:
-    layers: str             # attribute of the base model holding the blocks
-    mlp_norm: str           # the pre-MLP norm inside a block (read only when sequential)
-    final_norm: str         # attribute of the base model: the final norm
-
-
-ARCHS: dict[str, Arch] = {
-    "gpt_neox": Arch("layers", "post_attention_layernorm", "final_layer_norm"),
-    "gpt2": Arch("h", "ln_2", "ln_f"),
-    "llama": Arch("layers", "post_attention_layernorm", "norm"),
-    "mistral": Arch("layers", "post_attention_layernorm", "norm"),
-    "qwen2": Arch("layers", "post_attention_layernorm", "norm"),
-}
 
 
 @dataclass(frozen=True)
@@ -58,7 +44,7 @@ class SamplePoint:
 @dataclass(frozen=True)
 class Layout:
     model_type: str
-    arch: Arch
+    arch: Family            # where the blocks and norms are (ingest.architectures)
     n_layers: int
     d_model: int
     vocab_size: int
@@ -78,20 +64,21 @@ class Layout:
 def layout_of(config: dict) -> Layout:
     """The sample points of a model, from its config.json alone (no weights loaded)."""
     mt = config.get("model_type", "")
-    if mt not in ARCHS:
+    family = FAMILIES.get(mt)
+    if family is None:
         raise TdwError(f"residual probe: unsupported architecture {mt!r} "
-                       f"(supported: {', '.join(ARCHS)})")
+                       f"(supported: {', '.join(FAMILIES)})")
     n = int(config.get("num_hidden_layers") or config.get("n_layer"))
     d = int(config.get("hidden_size") or config.get("n_embd"))
     ctx = int(config.get("max_position_embeddings") or config.get("n_positions") or 0)
-    parallel = mt == "gpt_neox" and bool(config.get("use_parallel_residual", True))
+    parallel = family.parallel(config)
     points: list[SamplePoint] = []
     for b in range(n):
         points.append(SamplePoint(len(points), b, "block_in"))
         if not parallel:
             points.append(SamplePoint(len(points), b, "pre_mlp"))
     points.append(SamplePoint(len(points), n, "final"))
-    return Layout(mt, ARCHS[mt], n, d, int(config["vocab_size"]), ctx, parallel, tuple(points))
+    return Layout(mt, family, n, d, int(config["vocab_size"]), ctx, parallel, tuple(points))
 
 
 def traced_base(model):
@@ -222,12 +209,3 @@ def release_freed_memory() -> None:
 
 
 _LIBC = None
-
-
-def padded(prompts: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id arrays with 0: ([n, max_len] int64, [n] lengths)."""
-    lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
-    ids = torch.zeros((len(prompts), int(lengths.max())), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, :len(p)] = torch.as_tensor(np.asarray(p, dtype=np.int64))
-    return ids, lengths

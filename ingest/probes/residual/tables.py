@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ingest.probes.base import TableSpec, between
+from ingest.schema import TableSpec, between
 from ingest.probes.residual.metrics import QUANTILES, Finalized, _qname
 from ingest.probes.residual.pca import Basis, trajectories
-from ingest.probes.residual.prompts import PromptSet
 from ingest.probes.residual.sites import Layout
+from ingest.prompts import PromptSet
 
 _ID = (("model_id", "VARCHAR"), ("step", "BIGINT"))
 _D = "DOUBLE"
