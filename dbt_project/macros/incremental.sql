@@ -33,7 +33,7 @@ gives the same rows (tests/dbt/test_incremental.py).
 {% macro changed_slices(probes, kind='step') -%}
     select v.*
     from {{ source_versions(probes, kind) }} as v
-    {% if is_incremental() -%}
+    {% if incremental_ready() -%}
         where not exists (
             select 1 from {{ this }} as t
             where
@@ -46,7 +46,7 @@ gives the same rows (tests/dbt/test_incremental.py).
 
 {# The pre-hook: delete the rows whose fingerprint is no longer current. #}
 {% macro delete_stale(probes, kind='step') -%}
-    {% if is_incremental() -%}
+    {% if incremental_ready() -%}
         delete from {{ this }} as t
         where not exists (
             select 1 from {{ source_versions(probes, kind) }} as v
@@ -71,7 +71,7 @@ gives the same rows (tests/dbt/test_incremental.py).
 
 {# fct_weight_density's second pre-hook: every row of a tensor whose shared bin edges moved. #}
 {% macro delete_moved_bins() -%}
-    {% if is_incremental() -%}
+    {% if incremental_ready() -%}
         delete from {{ this }} as t
         where exists (
             select 1
@@ -94,9 +94,9 @@ gives the same rows (tests/dbt/test_incremental.py).
    source_version column: a warehouse built by an older tdw). That table is then filled from
    every slice; the materialization appends the new column (on_schema_change) and replaces
    the rows by unique key, and the next build's pre-hook deletes any row left without a
-   fingerprint. #}
-{% macro is_incremental() %}
-    {% if not execute or not dbt.is_incremental() %}
+   fingerprint. (Not an override of is_incremental(): the graph's Python models keep dbt's.) #}
+{% macro incremental_ready() %}
+    {% if not execute or not is_incremental() %}
         {{ return(false) }}
     {% endif %}
     {% set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}

@@ -44,7 +44,7 @@ meta as (
     inner join changed as c using (model_id, step)
 ),
 
-{% if is_incremental() -%}
+{% if incremental_ready() -%}
     carried_steps as (
         select
             t.model_id,
@@ -74,7 +74,7 @@ values_by_index as (
         unnest(sampled_values)::double as w,
         unnest(range(len(sampled_values))) as k
     from batch
-    {% if is_incremental() -%}
+    {% if incremental_ready() -%}
         union all
         -- the carried running sum enters the window as one more, earliest, row per index
         select

@@ -30,7 +30,7 @@ tensors as (
         v.source_version
     from {{ ref('stg_weight_stats') }} as s
     inner join versions as v using (model_id, step)
-    {% if is_incremental() -%}
+    {% if incremental_ready() -%}
         where not exists (
             select 1 from {{ this }} as t
             where
