@@ -9,17 +9,10 @@
 -- changes every later running sum, so each model restarts from its earliest changed
 -- checkpoint, carrying the running sum of the checkpoint before it (zero on a full build).
 {{ incremental_config(['model_id', 'tensor_name', 'step'], ['weights'], 'prefix') }}
+{% set carry = incremental_ready() %}
 
 with changed as (
     {{ changed_slices(['weights'], 'prefix') }}
-),
-
-restart as (
-    select
-        model_id,
-        min(step) as from_step
-    from changed
-    group by model_id
 ),
 
 batch as (
@@ -44,7 +37,15 @@ meta as (
     inner join changed as c using (model_id, step)
 ),
 
-{% if incremental_ready() -%}
+{% if carry -%}
+    restart as (
+        select
+            model_id,
+            min(step) as from_step
+        from changed
+        group by model_id
+    ),
+
     carried_steps as (
         select
             t.model_id,
@@ -64,6 +65,15 @@ meta as (
         from {{ this }} as t
         inner join carried_steps using (model_id, tensor_name, step)
     ),
+{%- else -%}
+    carried as (
+        -- a full build starts every running sum from zero
+        select
+            null::varchar as model_id,
+            null::varchar as tensor_name,
+            null::double[] as running_sum
+        where false
+    ),
 {%- endif %}
 
 values_by_index as (
@@ -74,17 +84,15 @@ values_by_index as (
         unnest(sampled_values)::double as w,
         unnest(range(len(sampled_values))) as k
     from batch
-    {% if incremental_ready() -%}
-        union all
-        -- the carried running sum enters the window as one more, earliest, row per index
-        select
-            model_id,
-            tensor_name,
-            -1 as step,
-            unnest(running_sum) as w,
-            unnest(range(len(running_sum))) as k
-        from carried
-    {%- endif %}
+    union all
+    -- the carried running sum enters the window as one more, earliest, row per index
+    select
+        model_id,
+        tensor_name,
+        -1 as step,
+        unnest(running_sum) as w,
+        unnest(range(len(running_sum))) as k
+    from carried
 ),
 
 cumulative as (
