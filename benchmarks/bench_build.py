@@ -133,7 +133,7 @@ def main() -> None:
         rows.append((n, n * len(steps), wh.stat().st_size / 2**20, full, nodes.get("int_msd", float("nan")), old,
                      statistics.median(one), last_nodes.get("int_msd", float("nan")),
                      sum(last_nodes.values()), statistics.median(pub), snapshot_path(wh).stat().st_size / 2**20))
-        print(f"{n} model(s) x {t} checkpoints done; load average {os.getloadavg()[0]:.2f}", flush=True)
+        print(f"{n} model(s) x {t} checkpoints: {rows[-1][3:]} (load average {os.getloadavg()[0]:.2f})", flush=True)
         shutil.rmtree(wh.parent / ".tdw-dbt" / "logs", ignore_errors=True)
     print(f"\nPythia-14M-shaped weights rows; medians of {args.repeats} for the "
           f"one-more-checkpoint build and publish; load average now {os.getloadavg()[0]:.2f} (2 cores)")
