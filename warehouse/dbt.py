@@ -125,8 +125,10 @@ def run_dbt(warehouse: Path, command: str, *args: str, quiet: bool = True) -> No
         raise TdwError(lines[0] if lines else f"dbt {command} failed: " + (last or "see " + str(work / "logs")))
 
 
-def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> None:
-    """``dbt build``: every model, then its tests; on success, publish the serving snapshot."""
+def build(warehouse: Path, select: str | None = None, quiet: bool = True, full_refresh: bool = False) -> None:
+    """``dbt build``: every model, then its tests; on success, publish the serving snapshot.
+    Incremental models process only what changed since the last build (macros/incremental.sql);
+    ``full_refresh`` rebuilds them from scratch."""
     from warehouse.snapshot import SUFFIX
 
     if Path(warehouse).name.endswith(SUFFIX):
@@ -140,7 +142,8 @@ def build(warehouse: Path, select: str | None = None, quiet: bool = True) -> Non
             db.ensure_tables(con, [])
         finally:
             con.close()
-    run_dbt(warehouse, "build", *(["--select", select] if select else []), quiet=quiet)
+    run_dbt(warehouse, "build", *(["--select", select] if select else []),
+            *(["--full-refresh"] if full_refresh else []), quiet=quiet)
     fault_point("publish", 0)
     from warehouse.snapshot import publish
 
