@@ -110,9 +110,18 @@ def _series(con, query: str) -> Iterator[tuple[tuple[str, str], pa.Table]]:
 
 
 def _table(rows: dict[str, list]) -> pa.Table:
-    types = {"model_id": pa.string(), "tensor_name": pa.string(), "step": pa.int64(), "msd": pa.float64(),
-             "n_sampled": pa.int64(), "n_total": pa.int64(), "is_exact": pa.bool_(), "source_version": pa.string(),
-             "msd_time_demeaned": pa.float64(), "running_sum": pa.list_(pa.float64())}
+    types = {
+        "model_id": pa.string(),
+        "tensor_name": pa.string(),
+        "step": pa.int64(),
+        "msd": pa.float64(),
+        "n_sampled": pa.int64(),
+        "n_total": pa.int64(),
+        "is_exact": pa.bool_(),
+        "source_version": pa.string(),
+        "msd_time_demeaned": pa.float64(),
+        "running_sum": pa.list_(pa.float64()),
+    }
     names = [c for c in rows if c in types]
     return pa.table({c: pa.array(rows[c], type=types[c], from_pandas=True) for c in names})
 
@@ -135,15 +144,18 @@ def streaming_msd(con, samples, versions, this: str | None) -> pa.Table:
             where v.model_id = t.model_id and v.step = t.step and v.source_version = t.source_version)""").fetchall()
         con.execute(f"""delete from {this} as t where not exists (select 1 from {this} as c where c.model_id =
             t.model_id and c.tensor_name = t.tensor_name and c.running_sum is not null)""").fetchall()
-        for m, tn, step, s in con.execute(f"select model_id, tensor_name, step, running_sum from {this} "
-                                          "where running_sum is not null").fetchall():
+        for m, tn, step, s in con.execute(
+            f"select model_id, tensor_name, step, running_sum from {this} where running_sum is not null"
+        ).fetchall():
             carry[(m, tn)] = (step, np.asarray(s, dtype=np.float64))
-        done = con.execute(f"select model_id, min(step) from {this} where running_sum is not null "
-                           "group by model_id").fetchall()
+        done = con.execute(
+            f"select model_id, min(step) from {this} where running_sum is not null group by model_id"
+        ).fetchall()
         # a model with a carry only gains checkpoints after its carried steps (an earlier one
         # would have changed every later fingerprint and removed the carry)
-        where = " and ".join(f"not (s.model_id = '{m.replace(chr(39), chr(39) * 2)}' and s.step <= {s})"
-                             for m, s in done)
+        where = " and ".join(
+            f"not (s.model_id = '{m.replace(chr(39), chr(39) * 2)}' and s.step <= {s})" for m, s in done
+        )
     query = f"""select s.model_id, s.tensor_name, s.step, s.n_total, s.is_exact, s.sampled_values, v.source_version
         from ({src}) as s inner join ({current}) as v using (model_id, step)
         {"where " + where if where else ""} order by s.model_id, s.tensor_name, s.step"""
@@ -162,8 +174,9 @@ def streaming_msd(con, samples, versions, this: str | None) -> pa.Table:
         if step0 is not None:  # the carry moves to the series' new last row
             moved.append((*key, step0))
     if moved:
-        con.executemany(f"update {this} set running_sum = null where model_id = ? and tensor_name = ? and step = ?",
-                        moved)
+        con.executemany(
+            f"update {this} set running_sum = null where model_id = ? and tensor_name = ? and step = ?", moved
+        )
     return _table(rows)
 
 
@@ -186,8 +199,9 @@ def time_demeaned_msd(con, samples, versions, this: str | None) -> pa.Table:
     if this is not None:
         con.execute(f"""delete from {this} as t where not exists (select 1 from ({current}) as v
             where v.model_id = t.model_id and v.source_version = t.source_version)""").fetchall()
-        todo = (f"select * from ({current}) as v where not exists (select 1 from {this} as t "
-                "where t.model_id = v.model_id)")
+        todo = (
+            f"select * from ({current}) as v where not exists (select 1 from {this} as t where t.model_id = v.model_id)"
+        )
     query = f"""select s.model_id, s.tensor_name, s.step, s.sampled_values, v.source_version
         from ({src}) as s inner join ({todo}) as v using (model_id) order by s.model_id, s.tensor_name, s.step"""
     rows: dict[str, list] = {c: [] for c in ["model_id", "tensor_name", "step", "source_version", "msd_time_demeaned"]}
