@@ -65,7 +65,7 @@ def test_killed_incremental_build_keeps_serving_and_the_next_catches_up(tmp_path
     n_first = n_nodes(wh)
 
     ingest(str(root), revisions="step4,step16", probes="weights", warehouse=wh, progress=False, params=PARAMS)
-    for n in (5, 30, 55):  # early, middle and late in the build (~70 nodes: the weights models and their tests)
+    for n in (5, 25, 45):  # early, middle and late in the build (~50 nodes: the weights models and their tests)
         marker = tmp_path / f"dbt-{n}.marker"
         proc = tdw_build(wh, f"dbt:{n}", marker)
         wait_for(marker, proc, timeout=600)
