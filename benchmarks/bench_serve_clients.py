@@ -13,7 +13,6 @@ the same way, for the before/after ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
+from _common import median_ms  # noqa: E402
 
 from warehouse.snapshot import snapshot_path  # noqa: E402
 
@@ -58,15 +58,6 @@ def start(src: Path, wh: Path) -> tuple[subprocess.Popen, int]:
     return proc, int(line.split(":")[-1].split("/")[0]) if "postgresql://" not in line else int(
         line.split("postgresql://")[1].split(":")[1].split("/")[0]
     )
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def through(port: int, repeats: int, large_repeats: int) -> dict:

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb  # noqa: E402
+from _common import median_ms  # noqa: E402
 from make_synthetic_warehouse import make  # noqa: E402
 
 REPORT_MODELS = ["EleutherAI/pythia-70m", "EleutherAI/pythia-410m", "EleutherAI/pythia-1b"]
@@ -38,15 +39,6 @@ README_QUERIES = [
     "select model_id, step, count(*) as edges, avg(weight) from marts.fct_graph_edges "
     "where model_id = 'EleutherAI/pythia-160m' and step = 143000 group by all",
 ]
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def recorded_report_queries(warehouse: Path, out: Path) -> list[tuple[str, dict]]:

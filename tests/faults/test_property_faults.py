@@ -315,6 +315,7 @@ def test_header_verdict_matches_the_safetensors_library(base, tmp_path, mutation
     path.unlink()
 
 
+@pytest.mark.slow  # generated examples, each a whole ingest
 @settings(max_examples=25, **SETTINGS)
 @given(mutation=header_mutation())
 def test_mutated_header_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
@@ -322,6 +323,7 @@ def test_mutated_header_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
     check_batch(base, tmp_path, lambda folder: mutate_header(folder / "model.safetensors", mutation))
 
 
+@pytest.mark.slow  # generated examples, each a whole ingest
 @settings(max_examples=25, **SETTINGS)
 @given(mutation=config_mutation())
 def test_mutated_config_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
@@ -329,6 +331,7 @@ def test_mutated_config_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
     check_batch(base, tmp_path, lambda folder: mutate_config(folder / "config.json", mutation))
 
 
+@pytest.mark.slow  # generated examples, each a whole ingest
 @settings(max_examples=20, **SETTINGS)
 @given(mutation=index_mutation())
 def test_mutated_index_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
@@ -376,12 +379,12 @@ def test_param_values_are_refused_or_typed_within_range(name, value):
     default's type, finite and inside its documented range."""
     import math
 
-    from tdw.cli import _parse_params
+    from tdw.options import parse_params
     from warehouse.params import MAX_COUNT, MAX_SEED, UPPER
 
     CASES["--param values"] += 1
     try:
-        checked = check_params(_parse_params((f"{name}={value}",), None), PROBES)
+        checked = check_params(parse_params((f"{name}={value}",), None), PROBES)
     except TdwError as e:
         assert "\n" not in str(e)
         return

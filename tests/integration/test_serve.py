@@ -158,20 +158,20 @@ def test_a_new_snapshot_is_picked_up_by_new_sessions(server, tmp_path):
 
 def test_remote_binding_needs_a_flag_and_a_password(built_warehouse):
     from ingest.errors import TdwError
-    from warehouse.serve import make_server
+    from warehouse.serve import ServeOptions, make_server
 
     with pytest.raises(TdwError, match="--allow-remote"):
-        make_server(built_warehouse, host="0.0.0.0", port=0)
+        make_server(built_warehouse, ServeOptions(host="0.0.0.0", port=0))
     with pytest.raises(TdwError, match="password"):
-        make_server(built_warehouse, host="0.0.0.0", port=0, allow_remote=True)
+        make_server(built_warehouse, ServeOptions(host="0.0.0.0", port=0, allow_remote=True))
 
 
 def test_password_is_checked_when_set(built_warehouse):
     import threading
 
-    from warehouse.serve import make_server
+    from warehouse.serve import ServeOptions, make_server
 
-    server = make_server(built_warehouse, port=0, user="alice", password="s3cret")
+    server = make_server(built_warehouse, ServeOptions(port=0, user="alice", password="s3cret"))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     try:
