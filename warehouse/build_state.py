@@ -11,8 +11,8 @@ probe that writes it. Models that read those tables only through int_checkpoint_
 (every incremental model reads the manifest's run ids there) are not selected for a change
 of another probe's rows: their own inputs did not change. Views are not rebuilt (their SQL
 did not change), nor are unit tests run (they test the SQL, not the rows: they ran when this
-project was last built whole), nor the staging views' tests (the raw tables' own primary
-keys hold); the data tests of every selected model run.
+project was last built whole), nor the staging views' tests (a job's rows passed the ingest
+quality gate, which checks their keys); the data tests of every selected model run.
 
 The state (the successful run ids of the last successful build, and a hash of the dbt
 project and of the Python it calls) is a JSON file in dbt's work folder beside the
