@@ -113,12 +113,14 @@ def load_lake(lake, warehouse, model, wait):
 @WAREHOUSE_OPT
 @click.option("--select", default=None, help="dbt node selection (default: everything).")
 @click.option("--quiet/--verbose", default=False, help="Hide dbt's per-model progress.")
-def build(warehouse, select, quiet):
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild the incremental marts from scratch (default: only what changed since the last build).")
+def build(warehouse, select, quiet, full_refresh):
     """Build and test every mart with dbt (dbt build)."""
     from warehouse.dbt import build as run
 
     warehouse = confine_warehouse(warehouse)
-    run(warehouse, select, quiet=quiet)
+    run(warehouse, select, quiet=quiet, full_refresh=full_refresh)
     click.echo(f"built {warehouse}")
 
 
