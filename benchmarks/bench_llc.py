@@ -17,10 +17,7 @@ cost) and Pythia-14M's (GPTNeoXConfig, random init, nothing downloaded). One pro
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_perplexity import pythia14m_shaped  # noqa: E402
+from _common import load_average, pythia14m_shaped, timed  # noqa: E402
 
 from ingest.llc import Sampler, estimate  # noqa: E402
 
@@ -44,15 +41,6 @@ def shape(name: str):
         return pythia14m_shaped()
     torch.manual_seed(0)
     return GPTNeoXForCausalLM(build_config({"toy-2l": SUITE[0], "toy-3l": SUITE[1]}[name], 256, 64))
-
-
-def timed(fn, repeats: int) -> float:
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
 
 
 def main() -> None:
@@ -87,10 +75,10 @@ def main() -> None:
                 model(batch)
 
         fwd_bwd(), fwd()  # warm-up
-        t_fb, t_f = timed(fwd_bwd, max(5, a.repeats)), timed(fwd, max(5, a.repeats))
+        t_fb, t_f = timed(fwd_bwd, max(5, a.repeats))[0], timed(fwd, max(5, a.repeats))[0]
         model.zero_grad(set_to_none=True)
         estimate(model, data, Sampler(chains=1, draws=2, batch_size=sampler.batch_size))  # warm-up (imports)
-        t_llc = timed(lambda: estimate(model, data, sampler), a.repeats)
+        t_llc = timed(lambda: estimate(model, data, sampler), a.repeats)[0]
         steps = sampler.chains * (sampler.draws + sampler.burnin)
         init = sampler.chains * (sampler.init_batches or n // sampler.batch_size)
         passes = steps * t_fb + init * t_f
@@ -100,7 +88,7 @@ def main() -> None:
             f"{t_llc / passes:>7.2f}x{t_llc / (steps * t_fb):>7.2f}x"
         )
     print("ratio: llc seconds / (SGLD steps x fwd+bwd + L(w*) batches x fwd); vs c*d: / (chains x draws x fwd+bwd)")
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(load_average())
 
 
 if __name__ == "__main__":
