@@ -160,6 +160,8 @@ def distribution_frame(edges: Edges, bins: int = 20) -> pd.DataFrame:
         "xmin",
         "n_tail",
         "tail_index",
+        "tail_index_se",
+        "ks_distance",
         "lognormal_mu",
         "lognormal_sigma",
         "loglik_ratio",

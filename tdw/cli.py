@@ -155,7 +155,7 @@ def figures(warehouse, out, tensor):
 @main.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--retrain", is_flag=True, help="Train the toy suite again even if present.")
-@click.option("--probes", default=None, help="Probes to run (default: every probe).")
+@click.option("--probes", default=None, help="Probes to run (default: every probe, llc included).")
 @click.option(
     "--full",
     is_flag=True,

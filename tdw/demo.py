@@ -21,7 +21,7 @@ from warehouse.sql import format_frame
 def demo_plan(probes: str | None, full: bool, steps: list[int]) -> list[tuple[str, str]]:
     """(probes, revisions) passes: probes that only read tensors see every checkpoint;
     probes that run the model see every sixth one and the last (all of them with ``full``)."""
-    chosen = get_probes(probes)
+    chosen = get_probes(probes or "all")  # the opt-in llc too
     light = ",".join(p.name for p in chosen if not p.runs_model)
     heavy = ",".join(p.name for p in chosen if p.runs_model)
     if full:

@@ -49,7 +49,9 @@ PLAN_OPTS = (
         help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
         "with a named group 'step' (default: every preset).",
     ),
-    click.option("--probes", default=None, help="Comma-separated probe names (default: every probe)."),
+    click.option(
+        "--probes", default=None, help="Comma-separated probe names (default: all but the opt-in llc; all: every one)."
+    ),
     WAREHOUSE_OPT,
     click.option("--tensors", default=None, help="Weights probe: globs/aliases (default unembed,embed)."),
     click.option("--param", "params", multiple=True, help="probe.name=value (repeatable)."),

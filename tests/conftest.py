@@ -2,8 +2,9 @@
 
 - ``toy_suite``: the real toy suite (default training spec, as `tdw demo` trains it),
   trained once per session into a temporary folder.
-- ``built_warehouse``: that suite ingested with every registered probe on a subset of
-  checkpoints, then ``dbt build`` (models and tests); the DuckDB path.
+- ``built_warehouse``: that suite ingested with every default probe on a subset of
+  checkpoints, and with the opt-in ``llc`` (``LLC_TINY`` parameters) on a sparser subset,
+  then ``dbt build`` (models and tests); the DuckDB path.
 - ``data_dir`` (autouse): pytest's temporary root as ``TDW_DATA_DIR``, so the CLI may write
   anywhere under it and nowhere else.
 - ``make_checkpoints``: a factory writing synthetic ``step<N>/`` checkpoints (config.json
@@ -109,6 +110,11 @@ def toy_revisions(root: Path, model: str, every: int = 3) -> str:
     return ",".join(f"step{s}" for s in chosen)
 
 
+# the opt-in llc probe at a cost tests can afford (0.7 s a checkpoint instead of the defaults' ~10 s):
+# the marts and their tests see real estimates, not calibrated ones
+LLC_TINY = {"chains": 2, "draws": 4, "batch_size": 4, "n_items": 8, "seq_len": 16}
+
+
 @pytest.fixture(scope="session")
 def built_warehouse(toy_suite, tmp_path_factory) -> Path:
     from warehouse.dbt import build
@@ -119,6 +125,16 @@ def built_warehouse(toy_suite, tmp_path_factory) -> Path:
         for model in TOY_MODELS:
             result = ingest(
                 model, revisions=toy_revisions(toy_suite, model), warehouse=wh, toy_root=toy_suite, progress=False
+            )
+            assert result.ok, result.summary()
+            result = ingest(
+                model,
+                revisions=toy_revisions(toy_suite, model, every=9),
+                probes="llc",
+                params={"llc": LLC_TINY},
+                warehouse=wh,
+                toy_root=toy_suite,
+                progress=False,
             )
             assert result.ok, result.summary()
         build(wh)

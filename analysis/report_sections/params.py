@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.report_sections import Context, Figure, Section, build_section, panels, png
+from analysis.report_sections.llc import llc_figure
 
 MAX_PANELS = 4
 SIGNALS = {  # fct_phase_alignment column -> label
@@ -16,6 +17,7 @@ SIGNALS = {  # fct_phase_alignment column -> label
     "unmasking_drop_step": "unmasked perplexity drop",
     "covariance_drop_step": "covariance-rank drop",
     "stationarity_step": "stationarity",
+    "llc_stage_step": "LLC stage boundary",
 }
 
 
@@ -132,7 +134,7 @@ def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:
     cols = [c for c in SIGNALS if c in align.columns]
     fig, axes = panels(1, width=9, height=1.2 + 0.6 * len(ctx.models))
     ax = axes[0]
-    markers = "o^sDv"
+    markers = "o^sDvP"
     for i, model in enumerate(ctx.models):
         rows = align[align["model_id"] == model]
         for j, col in enumerate(cols):
@@ -142,7 +144,7 @@ def aligned_signals(ctx: Context, align: pd.DataFrame) -> bytes:
                 ax.scatter(
                     ctx.x(model, vals),
                     np.full(len(vals), y),
-                    marker=markers[j % 5],
+                    marker=markers[j % len(markers)],
                     color=f"C{j}",
                     label=SIGNALS[col],
                     zorder=3,
@@ -222,6 +224,9 @@ def phases_section(ctx: Context) -> Section | None:
         section.tables.append(
             ("Phase alignment: step of each signal (previous .. next ingested checkpoint)", alignment_table(align))
         )
+    llc = llc_figure(ctx)  # the LLC curve under the aligned signals
+    if llc is not None:
+        section.figures.append(llc)
     if ctx.has("fct_phases"):
         phases = ctx.df(
             "select model_id, signal, phase, start_step, end_step from marts.fct_phases "

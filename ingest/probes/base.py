@@ -46,6 +46,9 @@ class Probe(ABC):
     tables: ClassVar[tuple[TableSpec, ...]]
     defaults: ClassVar[dict[str, Any]] = {}
     runs_model: ClassVar[bool] = False  # runs the full model (costly), or only reads tensors
+    # run only when named (``--probes llc`` or ``all``), not by default: a sampler that costs
+    # many forward+backward passes per checkpoint
+    opt_in: ClassVar[bool] = False
 
     def params(self, **overrides: Any) -> dict[str, Any]:
         """The full, explicit parameter set (stored in the manifest with every job)."""

@@ -21,14 +21,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.probes import PROBES
+from ingest.probes import get_probes
 from warehouse.pipeline import ingest
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster per test run
 
 TDW = str(Path(sys.executable).parent / "tdw")
 REVISIONS = "step0,step512,step1024,step1536"
-JOBS = 4 * len(PROBES)  # four checkpoints, every registered probe
+JOBS = 4 * len(get_probes(None))  # four checkpoints, every default probe (llc is opt-in)
 MODEL = "toy/neox-2l"
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from ingest.probes import PROBES, get_probes
 from ingest.sources import open_source
-from tests.conftest import write_checkpoints
+from tests.conftest import LLC_TINY, write_checkpoints
 from warehouse.pipeline import ingest
 from warehouse.quality import QualityError, validate_job
 
@@ -42,8 +42,8 @@ def real_frames(toy_suite) -> dict[str, dict[str, pd.DataFrame]]:
     src = open_source(MODEL, toy_root=toy_suite)
     steps = schedule(toy_suite)[-2:]
     out = {}
-    for probe in get_probes(None):
-        params = probe.params()
+    for probe in get_probes("all"):
+        params = probe.params(**(LLC_TINY if probe.name == "llc" else {}))
         frames = probe.run(src.checkpoint(steps[-1]), params, probe.context(src, steps, params))
         out[probe.name] = frames
     return out

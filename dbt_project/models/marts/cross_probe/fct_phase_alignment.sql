@@ -311,6 +311,55 @@ with_milestones as (
         m.plateau_start_step - f.msd_peak_step as loss_plateau_minus_msd
     from final as f
     left join milestones as m on f.model_id = m.model_id
+),
+
+-- the LLC's stage boundaries (int_llc_stages; NULL for a model without the llc probe): the
+-- first critical point, with the llc checkpoints that bracket it, and every boundary
+llc_boundaries as (
+    select
+        model_id,
+        min(boundary_step) as llc_stage_step,
+        count(*) as llc_n_stages
+    from {{ ref('int_llc_stages') }}
+    group by model_id
+),
+
+llc_boundary_lists as (
+    select
+        model_id,
+        list(boundary_step order by boundary_step) as llc_boundary_steps
+    from {{ ref('int_llc_stages') }}
+    where boundary_step is not null
+    group by model_id
+),
+
+llc_checkpoints as (
+    select
+        b.model_id,
+        max(case when f.step < b.llc_stage_step then f.step end) as llc_stage_prev_step,
+        min(case when f.step > b.llc_stage_step then f.step end) as llc_stage_next_step
+    from llc_boundaries as b
+    inner join {{ ref('fct_llc') }} as f
+        on b.model_id = f.model_id and f.llc_mean is not null
+    group by b.model_id
+),
+
+with_llc as (
+    select
+        w.*,
+        b.llc_stage_step,
+        c.llc_stage_prev_step,
+        c.llc_stage_next_step,
+        b.llc_stage_step - w.msd_peak_step as llc_stage_minus_msd,
+        b.llc_stage_step - w.capability_step as llc_stage_minus_capability,
+        case
+            when b.model_id is not null then coalesce(l.llc_boundary_steps, [])
+        end as llc_boundary_steps,
+        b.llc_n_stages
+    from with_milestones as w
+    left join llc_boundaries as b on w.model_id = b.model_id
+    left join llc_checkpoints as c on w.model_id = c.model_id
+    left join llc_boundary_lists as l on w.model_id = l.model_id
 )
 
-select * from with_milestones
+select * from with_llc

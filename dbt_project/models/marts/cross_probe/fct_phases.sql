@@ -4,7 +4,8 @@
 -- Signals now: the graph's ('graph_<task>_<ablation>', change points, int_graph_phases) and
 -- the residual stream's ('residual_<signal>', split at emergence, int_residual_phases) and
 -- the capability's ('capability_<task>', split at the loss's half-drop step,
--- int_capability_transition: before_transition, after_transition).
+-- int_capability_transition: before_transition, after_transition) and the LLC's ('llc',
+-- critical points of the LLC over log-step, int_llc_stages: stage_<k>_<rising|falling|flat>).
 with graph_phases as (
     select
         model_id,
@@ -61,12 +62,27 @@ capability_phases as (
     where transition_step is not null
 ),
 
+llc_phases as (
+    select
+        model_id,
+        signal,
+        phase,
+        phase_index,
+        start_step,
+        end_step,
+        n_checkpoints,
+        method
+    from {{ ref('int_llc_stages') }}
+),
+
 final as (
     select * from graph_phases
     union all
     select * from residual_phases
     union all
     select * from capability_phases
+    union all
+    select * from llc_phases
 )
 
 select * from final

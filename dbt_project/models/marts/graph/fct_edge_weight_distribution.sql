@@ -1,6 +1,7 @@
 -- The edge-weight distribution per graph: log10-grid histogram (hist_edges has one more entry
 -- than hist_counts), quantiles, Gini, and the tail fit: tail_index is the power-law exponent
--- alpha on weights >= xmin; loglik_ratio > 0 favours the power law over the lognormal, with
+-- alpha on weights >= xmin (tail_index_se its standard error, ks_distance the power law's KS
+-- distance; fitted by the powerlaw package); loglik_ratio > 0 favours the power law over the lognormal, with
 -- Vuong's z and two-sided p (large p: the sample cannot tell them apart).
 with distribution as (
     select * from {{ ref('int_graph_weight_distribution') }}
@@ -24,6 +25,8 @@ final as (
         xmin,
         cast(n_tail as integer) as n_tail,
         tail_index,
+        tail_index_se,
+        ks_distance,
         lognormal_mu,
         lognormal_sigma,
         loglik_ratio,
