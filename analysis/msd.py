@@ -137,6 +137,7 @@ def streaming_msd(con, samples, versions, this: str | None) -> pa.Table:
     current = f"select model_id, step, prefix_version as source_version from ({ver}) where probe = 'weights'"
     if this is not None and not {"source_version", "running_sum"} <= _columns(con, this):
         con.execute(f"delete from {this}").fetchall()  # built before int_msd streamed: start again
+        this = None  # (dbt adds the missing columns before it inserts these rows)
     carry: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
     where = ""
     if this is not None:

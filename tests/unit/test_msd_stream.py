@@ -45,3 +45,32 @@ def test_time_demeaned_ends_at_zero():
     cum = np.cumsum(w - w.mean(0), axis=0)
     np.testing.assert_allclose(got[:-1], cum.var(axis=1, ddof=1)[:-1], rtol=1e-12)
     assert abs(got[-1]) < 1e-20
+
+
+def test_an_int_msd_built_before_streaming_is_recomputed_whole():
+    """A warehouse whose int_msd predates the carried sums (no source_version, running_sum):
+    its rows are dropped and every series computed from its first checkpoint, as a full build
+    computes it (the failure was a delete that named the missing column)."""
+    import duckdb
+
+    from analysis.msd import streaming_msd
+
+    con = duckdb.connect()
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(4, 5))
+    con.execute(
+        "create table stg as select 'm' as model_id, 't' as tensor_name, unnest(?) as step, 5 as n_total, "
+        "true as is_exact, unnest(?) as sampled_values",
+        [[0, 1, 2, 4], [list(r) for r in w]],
+    )
+    con.execute(
+        "create table ver as select 'm' as model_id, unnest([0, 1, 2, 4]) as step, 'weights' as probe, "
+        "'v' || unnest([0, 1, 2, 4]) as prefix_version"
+    )
+    con.execute("create table old_msd as select 'm' as model_id, 't' as tensor_name, 0 as step, 1.0 as msd")
+    got = streaming_msd(con, con.sql("select * from stg"), con.sql("select * from ver"), "old_msd")
+    full = streaming_msd(con, con.sql("select * from stg"), con.sql("select * from ver"), None)
+    assert con.execute("select count(*) from old_msd").fetchone()[0] == 0
+    assert got.to_pylist() == full.to_pylist()
+    assert got.column("step").to_pylist() == [0, 1, 2, 4]
+    np.testing.assert_allclose(got.column("msd").to_pylist()[1:], msd_series(w)[0][1:], rtol=1e-12)
