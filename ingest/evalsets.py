@@ -8,6 +8,14 @@ the warehouse alone. A spec names one of
   ``item_len`` tokens drawn from the corpus the model was trained on (its ``suite.json``;
   the default ``CorpusSpec`` elsewhere) with a seed of its own (``eval_seed``), so they are
   not the training draws;
+- ``toy_repeats``: held-out repeated segments, ``n_items`` sequences ``R R`` of ``item_len``
+  tokens (default 32: |R| = 16, the graph and capability tasks' length, inside the toy
+  corpus's training periods) with R uniform over the vocabulary and its own seed. The first
+  half is unpredictable (its loss stays near log(vocab)); the second is predictable only by
+  copying, so the set's perplexity falls with the induction transition — from about the
+  vocabulary size to about its square root when the copy is near perfect (half the tokens
+  at ~log V nats, half at ~0). The per-item rows (``raw.perplexity_items``) hold each item's
+  NLL sum;
 - a token file: ``.npy`` (an integer array: 2-D, one item per row, or 1-D, cut into items
   of ``item_len``) or a text file of ids (one item per line, ids separated by spaces or
   commas; a ``.txt`` whose every line is ids is read as ids);
@@ -16,7 +24,9 @@ the warehouse alone. A spec names one of
   tokens by ``ingest.tokenizers`` (the model's own tokenizer, or UTF-8 bytes for a
   byte-vocabulary model without one, such as the toy suite).
 
-``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
+``--param perplexity.eval_set=NAME`` picks a set; a built-in set (``toy``, ``toy_repeats``) can
+also be named by ``--param perplexity.dataset=NAME`` while ``eval_set`` is left at its
+default. ``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
 model's context) are cut into consecutive windows, so nothing is dropped but windows of a
 single token, which have nothing to predict. ``max_items`` keeps the first items only (the
 paper: the first 500 LAMBADA test items). Bad input fails with one ``TdwError`` line: an
@@ -40,6 +50,8 @@ from ingest.tokenizers import tokenizer_for
 
 _IDS_LINE = re.compile(r"^\s*-?\d+(?:[\s,]+-?\d+)*\s*,?\s*$")
 TOY = "toy"
+TOY_REPEATS = "toy_repeats"
+BUILTIN = (TOY, TOY_REPEATS)
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,20 @@ def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: 
     return list(x)
 
 
+def repeat_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: int) -> list[np.ndarray]:
+    """[n_items] held-out ``R R`` items of ``item_len`` tokens (|R| = ceil(item_len / 2); an odd
+    length drops the repeat's last token), R uniform over the corpus vocabulary."""
+    from ingest.toy.corpus import Corpus, CorpusSpec
+
+    spec = CorpusSpec(**corpus) if corpus else CorpusSpec()
+    length = item_len or 32
+    if length < 4:
+        raise TdwError(f"toy_repeats needs item_len >= 4 (a segment of 2 and its repeat), got {length}")
+    rng = np.random.default_rng([seed, 104729])
+    x = Corpus(spec).induction(rng, n_items, (length + 1) // 2)  # [n_items, 2 * ceil(len / 2)]
+    return list(x[:, :length])
+
+
 def load_eval_set(
     spec: str,
     *,
@@ -169,6 +195,9 @@ def load_eval_set(
     if spec == TOY:
         items = toy_items(corpus, n_items, item_len, seed)
         label = name or f"toy_heldout_s{seed}"
+    elif spec == TOY_REPEATS:
+        items = repeat_items(corpus, n_items, item_len, seed)
+        label = name or f"toy_repeats_s{seed}"
     else:
         mode, _, rest = spec.partition(":")
         if mode in ("tokens", "text") and rest:
@@ -211,9 +240,11 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     if vocab <= 0:
         raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
     spec = params.get("eval_set") or TOY
+    if spec == TOY and params.get("dataset") in BUILTIN:  # a built-in set named by its label
+        spec = params["dataset"]
     tokenize = (
         None
-        if spec == TOY or str(spec).endswith(".npy")
+        if spec in BUILTIN or str(spec).endswith(".npy")
         else tokenizer_for(checkpoint, vocab, add_special_tokens=False)
     )
     return load_eval_set(
