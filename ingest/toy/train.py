@@ -1,9 +1,23 @@
 """Train the toy checkpoint suite: small GPT-NeoX models (transformers'
 ``GPTNeoXForCausalLM``, so Pythia and the toy suite share every code path), seeded and
 deterministic (one thread per model, one process per model), saving checkpoints in the
-local-directory layout ``<out>/<name>/step<N>/`` on a Pythia-like schedule: log-spaced
-steps 0, 1, 2, 4, ... below ``every``, then every ``every`` steps up to ``total``.
-``<out>/<name>/suite.json`` records the corpus, schedule, seed and hyperparameters.
+local-directory layout ``<out>/<name>/step<N>/``. ``<out>/<name>/suite.json`` records the
+corpus, schedule, seed and hyperparameters.
+
+The schedule is Pythia-like and dense where the toy changes: log-spaced steps 0, 1, 2, 4, ...
+(powers of two up to ``total_steps``), and every ``every`` steps inside ``dense`` (default
+from ``every`` to the end). The suite's window spans every model's induction transition
+(the held-out ``R R`` loss of the capability probe falling from ~log(vocab)), so a
+transition is bracketed by checkpoints at most ``every`` steps apart, and ends well before
+the last checkpoint, so what follows it can be seen. The models differ in what the
+instruments need: ``neox-2l`` and ``neox-3l`` use GPT-NeoX's parallel residual (L + 1
+residual sample points); ``neox-8l-seq`` a sequential one (``use_parallel_residual=False``:
+2L + 1 = 17 points, the MLP reads its own layer's attention) at a small width, for depth
+to study and a component graph of 26 nodes and 317 edges.
+
+``train_suite(..., spec=FIXTURE_SPEC)`` trains a shorter run whose schedule still spans
+each transition (the test suite's fixture: the tests see a real transition without
+paying for the demo's tail).
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ class ToyModel:
     d_model: int
     heads: int
     seed: int
+    parallel_residual: bool = True  # GPT-NeoX's default; False: attention, then MLP
+    lr: float | None = None  # peak learning rate; None: the TrainSpec's
 
 
 SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 64, 2, seed=1))
@@ -34,8 +50,9 @@ SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 64, 2, se
 
 @dataclass(frozen=True)
 class TrainSpec:
-    total_steps: int = 1536
+    total_steps: int = 1024
     every: int = 32
+    dense: tuple[int, int] | None = None  # steps saved every `every`; None: every..total
     batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 64
@@ -43,10 +60,14 @@ class TrainSpec:
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
 
 
-def schedule(total: int, every: int) -> list[int]:
-    """Pythia-like checkpoint steps: 0 and powers of two below ``every``, then multiples."""
-    steps = [0] + [2**i for i in range(int(math.log2(max(every, 1))) + 1) if 2**i < every]
-    return sorted(set(steps + list(range(every, total + 1, every))))
+def schedule(total: int, every: int, dense: tuple[int, int] | None = None) -> list[int]:
+    """Checkpoint steps: 0, the powers of two up to ``total``, the multiples of ``every``
+    inside ``dense`` (default: from ``every`` to ``total``, Pythia's log-then-linear
+    schedule), and ``total``."""
+    lo, hi = dense or (every, total)
+    logs = [0] + [2**i for i in range(int(math.log2(max(total, 1))) + 1)]
+    first = -(-max(lo, 1) // every) * every
+    return sorted({s for s in logs if s <= total} | set(range(first, min(hi, total) + 1, every)) | {total})
 
 
 def build_config(m: ToyModel, vocab: int, ctx: int):
@@ -60,7 +81,7 @@ def build_config(m: ToyModel, vocab: int, ctx: int):
         intermediate_size=4 * m.d_model,
         max_position_embeddings=ctx,
         rotary_pct=1.0,
-        use_parallel_residual=True,
+        use_parallel_residual=m.parallel_residual,
         tie_word_embeddings=False,
         hidden_dropout=0.0,
         attention_dropout=0.0,
@@ -78,15 +99,16 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
     corpus = Corpus(spec.corpus)
     rng = np.random.default_rng(spec.corpus.seed + 1000 * (m.seed + 1))
     model = GPTNeoXForCausalLM(build_config(m, spec.corpus.vocab_size, spec.corpus.seq_len))
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=(0.9, 0.95))
+    peak = m.lr or spec.lr
+    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=spec.weight_decay, betas=(0.9, 0.95))
 
     def lr_at(step: int) -> float:
         if step < spec.warmup:
-            return spec.lr * (step + 1) / spec.warmup
+            return peak * (step + 1) / spec.warmup
         frac = (step - spec.warmup) / max(1, spec.total_steps - spec.warmup)
-        return spec.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    save_at = set(schedule(spec.total_steps, spec.every))
+    save_at = set(schedule(spec.total_steps, spec.every, spec.dense))
     folder = out / m.name
     losses = {}
     history: list[dict] = []

@@ -15,7 +15,15 @@ from ingest.toy.train import SUITE, ToyModel, TrainSpec, schedule, train_suite
 
 def test_schedule_is_log_spaced_then_even():
     assert schedule(1536, 32) == [0, 1, 2, 4, 8, 16] + list(range(32, 1537, 32))
-    assert len(schedule(1536, 32)) >= 40
+    assert schedule(1024, 32) == [0, 1, 2, 4, 8, 16] + list(range(32, 1025, 32))
+
+
+def test_schedule_is_dense_in_its_window_and_log_spaced_outside():
+    steps = schedule(4096, 32, (100, 700))
+    inside = [s for s in steps if 100 <= s <= 700]
+    assert inside == list(range(128, 673, 32))  # every multiple of 32 in the window
+    outside = [s for s in steps if not 100 <= s <= 700]
+    assert outside == [0, 1, 2, 4, 8, 16, 32, 64, 1024, 2048, 4096]
 
 
 def test_training_is_deterministic(tmp_path):
@@ -41,7 +49,7 @@ def induction_loss(model, prompts: torch.Tensor) -> float:
 def test_checkpoints_span_the_induction_transition(toy_suite):
     for m in SUITE:
         meta = json.loads((toy_suite / m.name / "suite.json").read_text())
-        assert len(meta["schedule"]) >= 40 and meta["corpus"]["seed"] == CorpusSpec().seed
+        assert len(meta["schedule"]) >= 32 and meta["corpus"]["seed"] == CorpusSpec().seed
         corpus = Corpus(CorpusSpec(**meta["corpus"]))
         prompts = torch.from_numpy(corpus.induction(np.random.default_rng(2024), 64))
         source = open_source(f"toy/{m.name}", toy_root=toy_suite)
@@ -50,4 +58,9 @@ def test_checkpoints_span_the_induction_transition(toy_suite):
         late = induction_loss(source.checkpoint(steps[-1]).load_model(), prompts)
         chance = math.log(meta["corpus"]["vocab_size"])
         assert min(early) > 0.9 * chance, (m.name, early)
-        assert late < 0.5 * chance, (m.name, late)  # the 3-layer model is mid-transition at the end
+        assert late < 0.5 * chance, (m.name, late)
+        # complete well before the end: the last quarter of training is already past it
+        tail = [s for s in steps if s >= 0.75 * steps[-1]]
+        assert induction_loss(source.checkpoint(tail[0]).load_model(), prompts) < 0.25 * chance, m.name
+        gaps = np.diff([s for s in steps if s >= 32])
+        assert gaps.max() <= 32, "checkpoints at most 32 steps apart across the transition"
