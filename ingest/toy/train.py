@@ -5,19 +5,16 @@ local-directory layout ``<out>/<name>/step<N>/``. ``<out>/<name>/suite.json`` re
 corpus, schedule, seed and hyperparameters.
 
 The schedule is Pythia-like and dense where the toy changes: log-spaced steps 0, 1, 2, 4, ...
-(powers of two up to ``total_steps``), and every ``every`` steps inside ``dense`` (default
-from ``every`` to the end). The suite's window spans every model's induction transition
-(the held-out ``R R`` loss of the capability probe falling from ~log(vocab)), so a
-transition is bracketed by checkpoints at most ``every`` steps apart, and ends well before
-the last checkpoint, so what follows it can be seen. The models differ in what the
-instruments need: ``neox-2l`` and ``neox-3l`` use GPT-NeoX's parallel residual (L + 1
-residual sample points); ``neox-8l-seq`` a sequential one (``use_parallel_residual=False``:
-2L + 1 = 17 points, the MLP reads its own layer's attention) at a small width, for depth
-to study and a component graph of 26 nodes and 317 edges.
+(powers of two up to ``total_steps``), and every ``every`` steps inside ``dense`` (default:
+from ``every`` to the end). The default run (1024 steps, every 32) brackets each model's
+induction transition (the held-out ``R R`` loss of the capability probe falling from
+~log(vocab), near steps 400 and 450 with the default corpus) by checkpoints 32 steps apart and
+ends long after it, so what follows the transition can be seen. A longer run can keep the
+checkpoints dense across the transition only (``dense``) and log-spaced after it.
 
-``train_suite(..., spec=FIXTURE_SPEC)`` trains a shorter run whose schedule still spans
-each transition (the test suite's fixture: the tests see a real transition without
-paying for the demo's tail).
+``ToyModel.parallel_residual=False`` builds GPT-NeoX with a sequential residual (attention,
+then an MLP that reads it: 2L + 1 residual sample points instead of L + 1); ``ToyModel.lr``
+overrides the peak learning rate per model.
 """
 
 from __future__ import annotations

@@ -28,13 +28,17 @@ def test_schedule_is_dense_in_its_window_and_log_spaced_outside():
 
 def test_training_is_deterministic(tmp_path):
     spec = TrainSpec(total_steps=4, every=2)
-    tiny = (ToyModel("t", 1, 16, 2, seed=3),)
+    tiny = (ToyModel("t", 1, 16, 2, seed=3), ToyModel("s", 2, 16, 2, seed=4, parallel_residual=False, lr=1e-3))
     a = train_suite(tmp_path / "a", spec, tiny, progress=False)
     b = train_suite(tmp_path / "b", spec, tiny, progress=False)
     assert a == b
-    for step in (0, 1, 2, 4):
-        files = [tmp_path / x / "t" / f"step{step}" / "model.safetensors" for x in "ab"]
-        assert file_hash([files[0]]) == file_hash([files[1]])
+    for name in ("t", "s"):
+        for step in (0, 1, 2, 4):
+            files = [tmp_path / x / name / f"step{step}" / "model.safetensors" for x in "ab"]
+            assert file_hash([files[0]]) == file_hash([files[1]])
+    config = json.loads((tmp_path / "a" / "s" / "step4" / "config.json").read_text())
+    assert config["use_parallel_residual"] is False and config["num_hidden_layers"] == 2
+    assert a[1]["model"]["lr"] == 1e-3
 
 
 def induction_loss(model, prompts: torch.Tensor) -> float:
