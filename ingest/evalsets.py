@@ -24,6 +24,10 @@ the warehouse alone. A spec names one of
   tokens by ``ingest.tokenizers`` (the model's own tokenizer, or UTF-8 bytes for a
   byte-vocabulary model without one, such as the toy suite).
 
+- ``hf:<name>[:<config>]:<split>[:<column>]``: a Hugging Face ``datasets`` split, from the hub
+  or, offline, its cache (``ingest.hfdatasets``); ``--param perplexity.dataset=hf:...`` is
+  the same as ``eval_set=hf:...`` (the set is then named after the spec).
+
 ``--param perplexity.eval_set=NAME`` picks a set; a built-in set (``toy``, ``toy_repeats``) can
 also be named by ``--param perplexity.dataset=NAME`` while ``eval_set`` is left at its
 default. ``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
@@ -52,6 +56,7 @@ _IDS_LINE = re.compile(r"^\s*-?\d+(?:[\s,]+-?\d+)*\s*,?\s*$")
 TOY = "toy"
 TOY_REPEATS = "toy_repeats"
 BUILTIN = (TOY, TOY_REPEATS)
+HF = "hf:"  # a Hugging Face `datasets` split (ingest.hfdatasets)
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,17 @@ def repeat_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, see
     return list(x[:, :length])
 
 
+def _hf_items(spec: str, tokenize: Callable[[str], list[int]] | None, max_items: int) -> tuple[list, str]:
+    """A ``datasets`` split's texts, tokenized (``ingest.hfdatasets``); only the first
+    ``max_items`` rows are read when a limit is set."""
+    from ingest.hfdatasets import hf_texts
+
+    label, texts = hf_texts(spec, max_items)
+    if tokenize is None:
+        raise TdwError(f"cannot read {spec}: the model has no tokenizer")
+    return [np.asarray(tokenize(t), dtype=np.int64) for t in texts], label
+
+
 def load_eval_set(
     spec: str,
     *,
@@ -198,6 +214,10 @@ def load_eval_set(
     elif spec == TOY_REPEATS:
         items = repeat_items(corpus, n_items, item_len, seed)
         label = name or f"toy_repeats_s{seed}"
+    elif spec.startswith(HF):
+        items, label = _hf_items(spec, tokenize, max_items)
+        label = name or label
+        _check_vocab(items, vocab_size, f"evaluation set {spec!r}")
     else:
         mode, _, rest = spec.partition(":")
         if mode in ("tokens", "text") and rest:
@@ -240,8 +260,13 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     if vocab <= 0:
         raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
     spec = params.get("eval_set") or TOY
-    if spec == TOY and params.get("dataset") in BUILTIN:  # a built-in set named by its label
-        spec = params["dataset"]
+    label = params.get("dataset") or ""
+    if label.startswith(HF):  # --param perplexity.dataset=hf:... names the set and its source at once
+        if spec not in (TOY, label):
+            raise TdwError(f"perplexity: both eval_set={spec!r} and dataset={label!r} name a source; give one")
+        spec, label = label, ""
+    elif spec == TOY and label in BUILTIN:  # a built-in set named by its label
+        spec = label
     tokenize = (
         None
         if spec in BUILTIN or str(spec).endswith(".npy")
@@ -257,5 +282,5 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
         item_len=int(params["item_len"]),
         seed=int(params["eval_seed"]),
         max_items=int(params["max_items"]),
-        name=params.get("dataset") or "",
+        name=label,
     )

@@ -132,6 +132,7 @@ class Checkpoint:
     folder: Path | None = None  # resolved local folder (hub: a cache snapshot)
     hub_repo: str | None = None
     allow_pickle: bool = False
+    tokens_seen: int | None = None  # where the revision name says it (OLMo's -tokens<M>B)
     _tensors: TensorFile | None = field(default=None, repr=False)
     _hash: str | None = field(default=None, repr=False)
     _model: tuple | None = field(default=None, repr=False)  # ((dtype, device), model) last loaded
@@ -278,7 +279,16 @@ class LocalSource:
 
     def checkpoint(self, step: int) -> Checkpoint:
         folder = self._folders().get(step, self.root / revision_of(step))
-        return Checkpoint(self.model_id, step, folder.name, self.kind, folder=folder, allow_pickle=self.allow_pickle)
+        hit = self.naming.match(folder.name)
+        return Checkpoint(
+            self.model_id,
+            step,
+            folder.name,
+            self.kind,
+            folder=folder,
+            allow_pickle=self.allow_pickle,
+            tokens_seen=hit[1] if hit else None,
+        )
 
     def inputs(self) -> dict:
         """What the run was trained on (the toy suite records corpus, schedule and seed)."""
@@ -359,16 +369,7 @@ class HubSource:
             except Exception:
                 found = folder = None  # unreachable: fall back to what the cache holds
             if found is not None:
-                return Checkpoint(
-                    self.model_id,
-                    step,
-                    rev,
-                    "hub",
-                    folder=folder,
-                    hub_repo=self.model_id,
-                    allow_pickle=self.allow_pickle,
-                    remote=found,
-                )
+                return self._checkpoint(step, rev, folder, remote=found)
         folder = None
         for name in ("model.safetensors", "pytorch_model.bin"):
             try:
@@ -387,8 +388,20 @@ class HubSource:
                 ) from None
         if folder is None:
             raise TdwError(f"{self.model_id}@{rev}: no model.safetensors or pytorch_model.bin")
+        return self._checkpoint(step, rev, folder)
+
+    def _checkpoint(self, step: int, rev: str, folder: Path, remote: tuple | None = None) -> Checkpoint:
+        hit = self.naming.match(rev)
         return Checkpoint(
-            self.model_id, step, rev, "hub", folder=folder, hub_repo=self.model_id, allow_pickle=self.allow_pickle
+            self.model_id,
+            step,
+            rev,
+            "hub",
+            folder=folder,
+            hub_repo=self.model_id,
+            allow_pickle=self.allow_pickle,
+            remote=remote,
+            tokens_seen=hit[1] if hit else None,
         )
 
     def inputs(self) -> dict:

@@ -14,27 +14,15 @@ from pathlib import Path
 import click
 
 from tdw.cli_serving import register
+from tdw.cli_watch import register as register_watch
 from tdw.errors import Cli, TdwError
-from tdw.options import WAREHOUSE_OPT
+from tdw.options import WAREHOUSE_OPT, parse_params, plan_options
 from warehouse.paths import DATA_DIR_ENV, confine, confine_warehouse
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """tdw: the training-dynamics warehouse. Probes checkpoints, loads DuckDB, derives marts with dbt."""
-
-
-def _parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict]:
-    params: dict[str, dict] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        probe, dot, name = key.partition(".")
-        if not sep or not dot or not probe or not name:
-            raise TdwError(f"malformed --param {item!r}: expected probe.name=value")
-        params.setdefault(probe, {})[name] = value  # typed by warehouse.params against the default
-    if tensors:
-        params.setdefault("weights", {})["tensors"] = tensors
-    return params
 
 
 @main.command("toy-suite")
@@ -62,28 +50,10 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
 @main.command()
 @click.argument("source")
 @click.option("--revisions", default="all", show_default=True, help="step<N>, a list, a range step<A>:<B>:<K>, or all.")
-@click.option(
-    "--revision-pattern",
-    default=None,
-    help="How checkpoints are named: a preset (pythia, olmo, olmo2, llm360, trainer) or a regex "
-    "with a named group 'step' (default: every preset).",
-)
-@click.option("--probes", default=None, help="Comma-separated probe names (default: every probe).")
-@WAREHOUSE_OPT
+@plan_options
 @click.option("--force", is_flag=True, help="Re-ingest checkpoints even if unchanged.")
-@click.option("--tensors", default=None, help="Weights probe: globs/aliases (default unembed,embed).")
-@click.option("--param", "params", multiple=True, help="probe.name=value (repeatable).")
-@click.option("--toy-root", type=click.Path(path_type=Path), default=None, help="Where toy/<name> models live.")
-@click.option("--allow-pickle", is_flag=True, help="Read pytorch_model.bin (weights_only=True).")
 @click.option(
     "--resume", is_flag=True, help="Finish an interrupted ingest (the default behaviour: completed jobs are skipped)."
-)
-@click.option(
-    "--wait",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another process's lock on the warehouse.",
 )
 @click.option(
     "--executor",
@@ -102,19 +72,6 @@ def toy_suite(out: Path, steps: int | None, every: int | None):
     "--ray-address", default=None, help="Ray cluster (host:port, auto, ray://…); default: start Ray on this machine."
 )
 @click.option("--ray-cpus", type=int, default=None, help="CPUs of a Ray started here (default: all).")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where probes that run the model run (auto: CUDA when there is a GPU).",
-)
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    default=None,
-    help="Model dtype for probes that run the model (default float32; others change the measures).",
-)
 def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ...], **options):
     """Run probes on SOURCE's checkpoints and load the results.
 
@@ -130,7 +87,7 @@ def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ..
     if resume and options["force"]:
         raise TdwError("--resume and --force contradict each other")
     # every other option is a field of the request, by the same name
-    result = run(IngestRequest(source, params=_parse_params(params, tensors), **options))
+    result = run(IngestRequest(source, params=parse_params(params, tensors), **options))
     click.echo(result.summary())
     if not result.ok:
         sys.exit(1)
@@ -173,7 +130,11 @@ def build(warehouse, select, quiet):
 
 @main.command()
 @WAREHOUSE_OPT
-@click.option("--stale-as-warnings", is_flag=True, help="Report byte-identical (stale) checkpoints without failing.")
+@click.option(
+    "--stale-as-warnings",
+    is_flag=True,
+    help="Report stale and inconsistent checkpoints (identical_checkpoint, stale_tensor, discontinuity) as warnings.",
+)
 def check(warehouse, stale_as_warnings):
     """Run every dbt test and summarise failed jobs and flagged checkpoints (fct_data_quality)."""
     from warehouse.check import check as run
@@ -221,6 +182,7 @@ def demo(data_dir, retrain, probes, full):
 
 
 register(main)  # sql, publish, serve, report, docs
+register_watch(main)  # watch
 
 if __name__ == "__main__":
     main()

@@ -19,13 +19,21 @@ from ingest.errors import TdwError
 from warehouse import db
 from warehouse.dbt import run_dbt
 
-FAILING_KINDS = ("failed_job", "identical_checkpoint")  # flags that fail `tdw check`
+# flags that fail `tdw check`; all but failed_job only warn with --stale-as-warnings
+FAILING_KINDS = ("failed_job", "identical_checkpoint", "stale_tensor", "discontinuity")
+
+
+def failing(kind: str, stale_as_warnings: bool) -> bool:
+    """Whether a flag of this kind fails `tdw check` (--stale-as-warnings downgrades all but
+    failed jobs to warnings)."""
+    return kind in FAILING_KINDS and not (stale_as_warnings and kind != "failed_job")
 
 
 def check(warehouse: Path, stale_as_warnings: bool = False) -> tuple[bool, str]:
     """(passed, summary): passed is False when a dbt test fails, a job's latest attempt
-    failed, or a checkpoint is byte-identical to another step's (unless
-    ``stale_as_warnings``, which reports those without failing)."""
+    failed, or a checkpoint is stale or inconsistent: byte-identical to another step's, a
+    tensor with the same values at non-adjacent steps, a tensor whose norm jumps against
+    both neighbours (unless ``stale_as_warnings``, which reports those without failing)."""
     lines, ok = [], True
     try:
         run_dbt(Path(warehouse), "test")
@@ -65,7 +73,7 @@ def check(warehouse: Path, stale_as_warnings: bool = False) -> tuple[bool, str]:
         lines.append("flagged checkpoints: none")
     for kind, probe, n, example in flagged:
         lines.append(f"flagged: {n} {kind} ({probe}), e.g. {example}")
-        ok = ok and (kind not in FAILING_KINDS or (stale_as_warnings and kind != "failed_job"))
+        ok = ok and not failing(kind, stale_as_warnings)
     for model, step, probe, kind, issue in rows:
         lines.append(f"  {model} step{step} {probe}: {kind}: {issue}")
     return ok, "\n".join(lines)

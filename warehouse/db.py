@@ -48,6 +48,7 @@ MANIFEST = TableSpec(
         ("rows", "VARCHAR"),
         ("error", "VARCHAR"),
         ("failed_expectations", "VARCHAR"),
+        ("tokens_seen", "BIGINT"),
     ),
     ("run_id",),
     (),

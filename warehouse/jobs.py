@@ -80,6 +80,7 @@ def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dic
     step = job["step"]
     try:
         ckpt = open_checkpoint()
+        job["revision"], job["tokens_seen"] = ckpt.revision, ckpt.tokens_seen  # the name the series uses
         job["content_hash"] = ckpt.content_hash()
         fault_point("load", step)
         if done_hash is not None and done_hash == job["content_hash"]:

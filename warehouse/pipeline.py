@@ -126,6 +126,45 @@ class IngestRequest:
     revision_pattern: str | None = None
 
 
+def open_request(req: IngestRequest):
+    """The checkpoint source a request names (a one-line TdwError when there is none)."""
+    return open_source(
+        req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle, revision_pattern=req.revision_pattern
+    )
+
+
+def probe_params(req: IngestRequest) -> tuple[list[Probe], dict[str, dict], dict[str, dict]]:
+    """The request's probes, its checked ``--param`` overrides and every probe's parameters."""
+    chosen = get_probes(req.probes)
+    overrides = check_params(req.params or {}, PROBES)
+    return chosen, overrides, {p.name: p.params(**overrides.get(p.name, {})) for p in chosen}
+
+
+def make_plan(
+    req: IngestRequest, src, steps: list[int], probes: tuple, lake: Path | None = None, have_gpu: bool | None = None
+) -> executors.Plan:
+    """Resolve the device, check the parameters on the first checkpoint that opens, and build
+    the plan the executors run (``probes`` is what :func:`probe_params` returned)."""
+    chosen, overrides, params_by = probes
+    resolved = devices.resolve_device(req.device, have_gpu)
+    devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, req.dtype)
+    _validate(src, steps, chosen, params_by)
+    return executors.Plan(
+        req.source,
+        str(req.toy_root) if req.toy_root else None,
+        req.allow_pickle,
+        src.model_id,
+        src.kind,
+        steps,
+        chosen,
+        params_by,
+        req.force,
+        lake,
+        resolved,
+        req.revision_pattern,
+    )
+
+
 def ingest(source: str | IngestRequest, **options) -> IngestResult:
     """Run one ingest: ``ingest(request)``, or ``ingest(source, **fields)`` with the fields of
     :class:`IngestRequest` (a shorthand for scripts and tests)."""
@@ -134,13 +173,9 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
         raise TypeError("ingest(request) takes no further options")
     if req.executor not in EXECUTORS:
         raise TdwError(f"unknown executor {req.executor!r}; use one of: {', '.join(EXECUTORS)}")
-    src = open_source(
-        req.source, toy_root=req.toy_root, allow_pickle=req.allow_pickle, revision_pattern=req.revision_pattern
-    )
+    src = open_request(req)
     steps = checkpoints(src, req.revisions)
-    chosen = get_probes(req.probes)
-    overrides = check_params(req.params or {}, PROBES)
-    params_by = {p.name: p.params(**overrides.get(p.name, {})) for p in chosen}
+    chosen, overrides, params_by = probe_params(req)
     db.check_file(Path(req.warehouse))
     lake = req.lake
     if req.executor == "ray":
@@ -155,24 +190,8 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
             have_gpu = executors.ray_gpus() > 0 if req.device != "cpu" else False
         else:
             have_gpu = None
-        resolved = devices.resolve_device(req.device, have_gpu)
-        devices.apply(params_by, {p.name: p.defaults for p in chosen}, overrides, resolved, req.dtype)
-        _validate(src, steps, chosen, params_by)
-        plan = executors.Plan(
-            req.source,
-            str(req.toy_root) if req.toy_root else None,
-            req.allow_pickle,
-            src.model_id,
-            src.kind,
-            steps,
-            chosen,
-            params_by,
-            req.force,
-            lake,
-            resolved,
-            req.revision_pattern,
-        )
-        return _run(req, plan, src)
+        plan = make_plan(req, src, steps, (chosen, overrides, params_by), lake, have_gpu)
+        return run_plan(req, plan, src)
     finally:
         if started_ray:
             import ray
@@ -180,7 +199,7 @@ def ingest(source: str | IngestRequest, **options) -> IngestResult:
             ray.shutdown()
 
 
-def _run(req: IngestRequest, plan: executors.Plan, src) -> IngestResult:
+def run_plan(req: IngestRequest, plan: executors.Plan, src) -> IngestResult:
     """Run a resolved plan's jobs on the requested executor into the warehouse file."""
     warehouse = Path(req.warehouse)
     con = db.connect(warehouse, wait=req.wait)

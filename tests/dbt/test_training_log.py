@@ -33,7 +33,18 @@ def _expected() -> dict:
     warmup_end = next(int(s) for s, a, b in zip(STEPS, LR, LR[1:]) if b <= a)
     smoothed = np.array([LOSS[max(0, i - 2) : i + 3].mean() for i in range(len(LOSS))])
     slopes = np.diff(smoothed) / np.diff(STEPS)
+    window, tol = 10, 0.01  # the dbt vars' defaults
+    flat = [
+        i + window <= len(smoothed) and np.ptp(smoothed[i : i + window]) <= tol * abs(smoothed[i : i + window].mean())
+        for i in range(len(smoothed))
+    ]
+    starts = [i for i in range(len(flat)) if flat[i] and (i == 0 or not flat[i - 1])]
+    end = next(i for i in range(starts[0], len(flat)) if not flat[i]) - 1
     return {
+        "plateau_start_step": int(STEPS[starts[0]]),
+        "plateau_start_prev_step": int(STEPS[starts[0] - 1]) if starts[0] else None,
+        "plateau_end_step": int(STEPS[end + window - 1]),
+        "n_loss_plateaus": len(starts),
         "warmup_end_step": warmup_end,
         "lr_peak_step": int(STEPS[np.argmax(LR)]),
         "steepest_loss_drop_step": int(STEPS[1:][np.argmin(slopes)]),
@@ -72,6 +83,19 @@ def test_training_log_marts(tmp_path):
         assert "Traceback" not in proc.stderr + proc.stdout
         assert proc.returncode == (0 if src == out else 1), proc.stdout + proc.stderr
     assert "failed step1 training_log" in proc.stdout and "not valid JSON" in proc.stdout
+    con = duckdb.connect(str(wh), read_only=True)
+    jobs = con.execute(
+        "SELECT step, probe, status, error FROM raw.ingest_runs WHERE model_id = 'local/bad' ORDER BY step, probe"
+    ).fetchall()
+    con.close()
+    # the bad file fails its one job with a one-line reason; the batch goes on
+    assert [j[:3] for j in jobs] == [
+        (1, "training_log", "failed"),
+        (1, "weights", "success"),
+        (2, "training_log", "success"),
+        (2, "weights", "success"),
+    ]
+    assert "\n" not in jobs[0][3] and "not valid JSON" in jobs[0][3]
     proc = subprocess.run(tdw + ["build", "--warehouse", str(wh)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     con = duckdb.connect(str(wh), read_only=True)
@@ -91,11 +115,23 @@ def test_training_log_marts(tmp_path):
         ).fetchall()
         exp = _expected()
         assert got == [(exp["warmup_end_step"], exp["lr_peak_step"], exp["steepest_loss_drop_step"], True)]
-        assert exp == {
+        plateau = ("plateau_start_step", "plateau_start_prev_step", "plateau_end_step", "n_loss_plateaus")
+        got = con.execute(
+            "SELECT loss_plateau_start_step, loss_plateau_start_prev_step, loss_plateau_end_step, n_loss_plateaus "
+            "FROM marts.fct_phase_alignment WHERE model_id = 'local/out'"
+        ).fetchall()
+        assert got == [tuple(exp[k] for k in plateau)]
+        assert {k: v for k, v in exp.items() if k not in plateau} == {
             "warmup_end_step": 12,
             "lr_peak_step": 12,
             "steepest_loss_drop_step": exp["steepest_loss_drop_step"],
         }
         assert 34 <= exp["steepest_loss_drop_step"] <= 40
+        # the loss starts flat (before the sigmoid drop at 37) and ends flat after it
+        assert exp["plateau_start_step"] == 1 and exp["n_loss_plateaus"] == 2 and exp["plateau_end_step"] < 37
+        revisions = con.execute(
+            "SELECT revision, tokens_seen FROM marts.dim_checkpoint WHERE model_id = 'local/out' ORDER BY step"
+        ).fetchall()
+        assert revisions == [("checkpoint-20", None), ("checkpoint-40", None), ("checkpoint-80", None)]
     finally:
         con.close()

@@ -376,12 +376,12 @@ def test_param_values_are_refused_or_typed_within_range(name, value):
     default's type, finite and inside its documented range."""
     import math
 
-    from tdw.cli import _parse_params
+    from tdw.options import parse_params
     from warehouse.params import MAX_COUNT, MAX_SEED, UPPER
 
     CASES["--param values"] += 1
     try:
-        checked = check_params(_parse_params((f"{name}={value}",), None), PROBES)
+        checked = check_params(parse_params((f"{name}={value}",), None), PROBES)
     except TdwError as e:
         assert "\n" not in str(e)
         return

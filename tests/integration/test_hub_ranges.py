@@ -87,7 +87,9 @@ class FakeHub(LocalServer):
         self.start(Handler)
 
 
-def _ingest(tmp_path, hub: FakeHub, wh: Path) -> subprocess.CompletedProcess:
+def _ingest(
+    tmp_path, hub: FakeHub, wh: Path, revisions: str = "step0", tensors: str = "unembed"
+) -> subprocess.CompletedProcess:
     env = dict(
         os.environ,
         HF_ENDPOINT=hub.url,
@@ -104,11 +106,11 @@ def _ingest(tmp_path, hub: FakeHub, wh: Path) -> subprocess.CompletedProcess:
             "ingest",
             REPO,
             "--revisions",
-            "step0",
+            revisions,
             "--probes",
             "weights",
             "--tensors",
-            "unembed",
+            tensors,
             "--warehouse",
             str(wh),
         ],
@@ -145,10 +147,11 @@ def test_weights_job_reads_one_tensor_by_ranges(tmp_path):
 
 
 def test_a_hub_refusing_ranges_downloads_whole_files_and_says_so_once(tmp_path):
-    make_sharded(tmp_path / "hub" / "step0", seed=3)
+    for step in (0, 1):  # two checkpoints, two needed shards each: four refused files, one warning
+        make_sharded(tmp_path / "hub" / f"step{step}", seed=3 + step)
     hub = FakeHub(tmp_path / "hub", ranges=False)
     try:
-        proc = _ingest(tmp_path, hub, tmp_path / "wh" / "w.duckdb")
+        proc = _ingest(tmp_path, hub, tmp_path / "wh" / "w.duckdb", revisions="step0,step1", tensors="unembed,embed")
     finally:
         hub.close()
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -129,3 +129,17 @@ def test_toy_trainer_writes_trainer_state_logs(tmp_path):
     )
     assert final["log_step"].max() == last and len(read_log(tmp_path / "tiny" / "step4")) == 2 * 4
     assert read_log(tmp_path / "tiny" / "step0").empty
+
+
+def test_ingest_records_the_series_revision_name_and_its_tokens(tmp_path):
+    import duckdb
+
+    from warehouse.pipeline import ingest
+
+    olmo = _series(tmp_path / "olmo", ["step10-tokens42B", "step20-tokens84B"])
+    wh = tmp_path / "w.duckdb"
+    assert ingest(str(olmo), warehouse=wh, probes="weights", progress=False).ok
+    con = duckdb.connect(str(wh), read_only=True)
+    rows = con.execute("SELECT step, revision, tokens_seen FROM raw.ingest_runs ORDER BY step").fetchall()
+    con.close()
+    assert rows == [(10, "step10-tokens42B", 42 * 10**9), (20, "step20-tokens84B", 84 * 10**9)]

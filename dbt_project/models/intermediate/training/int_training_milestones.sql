@@ -7,6 +7,16 @@
 --                            5 logged points (2 either side), falls fastest
 --                            per step (most negative slope from the previous logged point);
 --                            NULL when the smoothed loss never falls
+--   plateau_start_step       the first loss plateau: a logged point is flat when the smoothed
+--                            loss over the window of var('plateau_window', 10) logged points
+--                            starting there varies by at most var('plateau_tolerance', 0.01)
+--                            of its mean ((max - min) <= tolerance * |mean|); a plateau is a
+--                            run of consecutive flat points. It starts at its first flat
+--                            point, so it began after plateau_start_prev_step (the previous
+--                            logged step, NULL when it is the first) and at or before
+--                            plateau_start_step; plateau_end_step is the last logged step
+--                            of its last window. n_loss_plateaus counts the runs. A log
+--                            shorter than the window has no plateau (NULL, 0).
 with log as (
     select * from {{ ref('fct_training_log') }}
 ),
@@ -44,6 +54,72 @@ loss as (
     where metric = 'loss'
 ),
 
+loss_windows as (
+    select
+        model_id,
+        step,
+        lag(step) over (partition by model_id order by step) as prev_step,
+        count(*) over win as win_n,
+        max(step) over win as win_end,
+        max(smoothed) over win - min(smoothed) over win as win_range,
+        avg(smoothed) over win as win_mean
+    from loss
+    window win as (
+        partition by model_id order by step
+        rows between current row and {{ (var('plateau_window', 10) | int(10)) - 1 }} following
+    )
+),
+
+flat as (
+    select
+        *,
+        coalesce(
+            win_n = {{ var('plateau_window', 10) }}
+            and win_range <= {{ var('plateau_tolerance', 0.01) }} * abs(win_mean),
+            false
+        ) as is_flat
+    from loss_windows
+),
+
+flat_after as (
+    select
+        *,
+        lag(is_flat) over (partition by model_id order by step) as prev_flat
+    from flat
+),
+
+plateau_runs as (
+    select
+        *,
+        sum(case when is_flat and not coalesce(prev_flat, false) then 1 else 0 end) over (
+            partition by model_id order by step
+        ) as plateau_index
+    from flat_after
+),
+
+plateaus as (
+    select
+        model_id,
+        plateau_index,
+        min(step) as start_step,
+        max(case when not coalesce(prev_flat, false) then prev_step end) as start_prev_step,
+        max(win_end) as end_step
+    from plateau_runs
+    where is_flat
+    group by model_id, plateau_index
+),
+
+first_plateau as (
+    select
+        model_id,
+        max(case when plateau_index = 1 then start_step end) as plateau_start_step,
+        max(case when plateau_index = 1 then start_prev_step end) as plateau_start_prev_step,
+        max(case when plateau_index = 1 then end_step end) as plateau_end_step,
+        count(*) as n_loss_plateaus
+    from plateaus
+    group by model_id
+),
+
 slopes as (
     select
         model_id,
@@ -74,10 +150,15 @@ final as (
         l.lr_peak_step,
         l.lr_peak,
         s.step as steepest_loss_drop_step,
-        s.slope as steepest_loss_slope
+        s.slope as steepest_loss_slope,
+        p.plateau_start_step,
+        p.plateau_start_prev_step,
+        p.plateau_end_step,
+        coalesce(p.n_loss_plateaus, 0) as n_loss_plateaus
     from models as m
     left join lr_milestones as l on m.model_id = l.model_id
     left join steepest as s on m.model_id = s.model_id and s.pick = 1
+    left join first_plateau as p on m.model_id = p.model_id
 )
 
 select * from final

@@ -2,7 +2,10 @@
 -- manifest recorded: a bad file, a failed data-quality expectation ...; for a job the
 -- quality gate failed, failed_expectations lists the expectations as a JSON array) and
 -- non-finite inputs the probes met and kept out of the aggregates; checkpoints whose weights
--- are byte-identical to another step's (int_identical_checkpoints, probe 'checkpoint').
+-- are byte-identical to another step's (int_identical_checkpoints, probe 'checkpoint');
+-- tensors holding the same values at non-adjacent steps (int_stale_tensors, kind
+-- stale_tensor) and tensors whose norm jumps against both neighbours
+-- (int_weight_discontinuities, kind discontinuity), probe 'weights', object the tensor.
 with runs as (
     select * from {{ ref('stg_ingest_runs') }}
 ),
@@ -45,7 +48,8 @@ nonfinite as (
     from {{ ref('fct_params_data_quality') }}
 ),
 
-identical as (
+-- the stale-checkpoint checks, each with fct_data_quality's columns in its order
+stale_checks as (
     select
         model_id,
         step,
@@ -54,7 +58,13 @@ identical as (
         kind,
         issue,
         failed_expectations
-    from {{ ref('int_identical_checkpoints') }}
+    from (
+        select * from {{ ref('int_identical_checkpoints') }}
+        union all by name
+        select * from {{ ref('int_stale_tensors') }}
+        union all by name
+        select * from {{ ref('int_weight_discontinuities') }}
+    ) as checks
 ),
 
 final as (
@@ -62,7 +72,7 @@ final as (
     union all
     select * from nonfinite
     union all
-    select * from identical
+    select * from stale_checks
 )
 
 select * from final

@@ -290,7 +290,8 @@ final as (
 ),
 
 -- the training log's milestones (int_training_milestones), NULL for a model without a log:
--- "does the MSD peak coincide with the end of warm-up?" is warmup_end_minus_msd
+-- "does the MSD peak coincide with the end of warm-up?" is warmup_end_minus_msd; the first
+-- loss plateau (its start bracketed by loss_plateau_start_prev_step) beside it
 milestones as (
     select * from {{ ref('int_training_milestones') }}
 ),
@@ -301,8 +302,13 @@ with_milestones as (
         m.warmup_end_step,
         m.lr_peak_step,
         m.steepest_loss_drop_step,
+        m.plateau_start_step as loss_plateau_start_step,
+        m.plateau_start_prev_step as loss_plateau_start_prev_step,
+        m.plateau_end_step as loss_plateau_end_step,
+        m.n_loss_plateaus,
         m.warmup_end_step - f.msd_peak_step as warmup_end_minus_msd,
-        m.steepest_loss_drop_step - f.msd_peak_step as loss_drop_minus_msd
+        m.steepest_loss_drop_step - f.msd_peak_step as loss_drop_minus_msd,
+        m.plateau_start_step - f.msd_peak_step as loss_plateau_minus_msd
     from final as f
     left join milestones as m on f.model_id = m.model_id
 )

@@ -20,7 +20,8 @@ final as (
         ended_at,
         rows as row_counts,
         error,
-        failed_expectations
+        failed_expectations,
+        cast(tokens_seen as bigint) as tokens_seen
     from source
 )
 

@@ -21,7 +21,8 @@ final as (
         l2_norm,
         frac_near_zero,
         near_zero_eps,
-        q01, q05, q25, q50, q75, q95, q99
+        q01, q05, q25, q50, q75, q95, q99,
+        {{ column_or_null(source('raw_weights', 'weight_stats'), 'tensor_hash', 'varchar') }} as tensor_hash
     from source
 )
 
