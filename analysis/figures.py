@@ -11,6 +11,7 @@ marts and import nothing of the warehouse.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
@@ -61,16 +62,18 @@ def draw_density(ax, density: pd.DataFrame, *, x: Steps = _raw, xlabel: str = "s
     return mesh
 
 
+@dataclass(frozen=True)
+class MsdSizes:
+    """Marker and legend sizes of the MSD figure: a file per model (the defaults) or a
+    smaller report panel. marker_size None: matplotlib's default."""
+
+    marker_size: float | None = None
+    peak_size: float = 10
+    legend_size: float = 8
+
+
 def draw_msd(
-    ax,
-    msd: pd.DataFrame,
-    peaks: pd.DataFrame,
-    *,
-    x: Steps = _raw,
-    marker_size: float | None = None,
-    peak_size: float = 10,
-    annotate: bool = False,
-    legend_size: float = 8,
+    ax, msd: pd.DataFrame, peaks: pd.DataFrame, *, x: Steps = _raw, annotate: bool = False, sizes: MsdSizes = MsdSizes()
 ) -> None:
     """One MSD curve per tensor over steps (mapped by ``x``) on linear axes, as in the seed's
     Figure 3. Only a real peak (peak_status 'peak': MSD falls after it) is circled; a maximum
@@ -83,7 +86,7 @@ def draw_msd(
     demeaned = ax.twinx() if "msd_time_demeaned" in msd.columns else None
     for name, g in msd.groupby("tensor_name"):
         g = g.sort_values("step")
-        (line,) = ax.plot(x(g["step"]), g["msd"], marker=".", ms=marker_size, label=name)
+        (line,) = ax.plot(x(g["step"]), g["msd"], marker=".", ms=sizes.marker_size, label=name)
         if demeaned is not None:
             demeaned.plot(
                 x(g["step"]),
@@ -98,7 +101,7 @@ def draw_msd(
             continue
         real = "peak_status" not in p.columns or p["peak_status"].iloc[0] == "peak"
         if real:
-            ax.plot(x(p["peak_step"]), p["peak_msd"], "o", ms=peak_size, mfc="none", color=line.get_color())
+            ax.plot(x(p["peak_step"]), p["peak_msd"], "o", ms=sizes.peak_size, mfc="none", color=line.get_color())
         if annotate:
             text = f"peak @ {int(p['peak_step'].iloc[0])}" if real else str(p["peak_status"].iloc[0])
             ax.annotate(
@@ -116,4 +119,4 @@ def draw_msd(
         demeaned.set_ylabel(
             "time-demeaned MSD (dashed): 0 at the end\nby construction - a check, not a finding", fontsize=7
         )
-    ax.legend(fontsize=legend_size)
+    ax.legend(fontsize=sizes.legend_size)

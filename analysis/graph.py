@@ -374,13 +374,23 @@ def change_point_phases(
 
 
 # --- candidate circuits -----------------------------------------------------------------------
+ENDS = ("embed", "logits")  # where a candidate circuit starts and ends
+
+
+def _path_edges(src: Sequence[str], dst: Sequence[str], weight: Sequence[float], ends: tuple[str, str]):
+    """(nodes, source index, target index, u, v, w) of the edges a path may use: weight above
+    MIN_WEIGHT, the direct source -> target edge left out; None when an end is missing."""
+    nodes, u, v = _factorize(src, dst)
+    if ends[0] not in nodes or ends[1] not in nodes:
+        return None
+    s, t = nodes.index(ends[0]), nodes.index(ends[1])
+    w = np.asarray(weight, dtype=np.float64)
+    keep = (w > MIN_WEIGHT) & ~((u == s) & (v == t))
+    return nodes, s, t, u[keep], v[keep], w[keep]
+
+
 def strongest_paths(
-    src: Sequence[str],
-    dst: Sequence[str],
-    weight: Sequence[float],
-    k: int = 5,
-    source: str = "embed",
-    target: str = "logits",
+    src: Sequence[str], dst: Sequence[str], weight: Sequence[float], k: int = 5, ends: tuple[str, str] = ENDS
 ) -> list[tuple[list[str], float]]:
     """The k strongest source -> target paths of a DAG, strength = product of weights,
     without the direct source -> target edge; [(nodes, strength)] strongest first.
@@ -391,14 +401,11 @@ def strongest_paths(
     node): O(E k) with O(n k) state, rather than a path tuple per candidate."""
     import networkit as nk
 
-    nodes, u, v = _factorize(src, dst)
-    if source not in nodes or target not in nodes:
+    edges = _path_edges(src, dst, weight, ends)
+    if edges is None:
         return []
+    nodes, s, t, u, v, w = edges
     n = len(nodes)
-    s, t = nodes.index(source), nodes.index(target)
-    w = np.asarray(weight, dtype=np.float64)
-    keep = (w > MIN_WEIGHT) & ~((u == s) & (v == t))
-    u, v, w = u[keep], v[keep], w[keep]
     order = nk.graphtools.topologicalSort(_nk_graph(n, u, v, w))
     by_dst = np.argsort(v, kind="stable")  # in-edges of each node
     ptr = np.searchsorted(v[by_dst], np.arange(n + 1))
@@ -429,12 +436,7 @@ def strongest_paths(
 
 
 def strongest_paths_per_hop(
-    src: Sequence[str],
-    dst: Sequence[str],
-    weight: Sequence[float],
-    k: int = 5,
-    source: str = "embed",
-    target: str = "logits",
+    src: Sequence[str], dst: Sequence[str], weight: Sequence[float], k: int = 5, ends: tuple[str, str] = ENDS
 ) -> list[tuple[list[str], float, float]]:
     """The k source -> target paths of a DAG with the largest per-hop strength (geometric
     mean of the edge weights), without the direct edge; [(nodes, per_hop, product)].
@@ -442,13 +444,12 @@ def strongest_paths_per_hop(
     k-best lengths (sum of -log w) per node and exact hop count h, for h = 1 .. n - 1
     (dynamic programming over h: the paths with h hops extend those with h - 1), then the
     target's candidates of every h ranked by length / h. O(n E k) time, O(n^2 k) state."""
-    nodes, u, v = _factorize(src, dst)
-    if source not in nodes or target not in nodes:
+    edges = _path_edges(src, dst, weight, ends)
+    if edges is None:
         return []
+    nodes, s, t, u, v, w = edges
     n = len(nodes)
-    s, t = nodes.index(source), nodes.index(target)
-    w = np.asarray(weight, dtype=np.float64)
-    keep = (w > MIN_WEIGHT) & ~((u == s) & (v == t)) & (v != s) & (u != t)
+    keep = (v != s) & (u != t)  # no hop back into the source or out of the target
     u, v, w = u[keep], v[keep], -np.log(w[keep])  # w: now lengths
     length = np.full((n, n, k), np.inf)  # [hops, node, k]
     back = np.full((n, n, k, 2), -1, dtype=np.int64)  # (pred, its rank)

@@ -31,36 +31,11 @@ import argparse
 import multiprocessing as mp
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import load_average, pythia14m_shaped
 
 N_PROMPTS, SEQ_LEN, SEED = 16, 64, 0
-
-
-def build_model():
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    torch.manual_seed(SEED)
-    cfg = GPTNeoXConfig(
-        vocab_size=50304,
-        hidden_size=128,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=2048,
-        rotary_pct=0.25,
-        use_parallel_residual=True,
-        tie_word_embeddings=False,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return GPTNeoXForCausalLM(cfg).eval()
 
 
 def _rss_mb() -> float:
@@ -78,7 +53,7 @@ def _worker(method: str, logits: bool, repeats: int, threads: int, queue) -> Non
 
     if threads:
         torch.set_num_threads(threads)
-    model = build_model()
+    model = pythia14m_shaped(SEED, hidden_dropout=0.0, attention_dropout=0.0, bos_token_id=0, eos_token_id=0)
     ad = adapter_for(model.config)
     batch = induction_prompts(N_PROMPTS, SEQ_LEN, SEED, 50304).batch()
     base = _rss_mb()
@@ -91,9 +66,7 @@ def _worker(method: str, logits: bool, repeats: int, threads: int, queue) -> Non
         else:
             ref = reference_graph(
                 model,
-                batch.ids,
-                batch.measure,
-                batch.valid,
+                batch,
                 "zero",
                 recompute_clean=True,
                 logits=logits,
@@ -159,6 +132,7 @@ def main() -> None:
             f"  speed-up: {wn / wo:6.1f}x wall, {cn / co:6.1f}x CPU   max |ours - naive|: "
             + ", ".join(f"{m} {d:.1e}" for m, d in sorted(diff.items()))
         )
+    print(load_average())
 
 
 if __name__ == "__main__":

@@ -26,20 +26,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+from _common import ROOT, timed
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from analysis import graph as ag  # noqa: E402
-from analysis import graph_frames as gf  # noqa: E402
+from analysis import graph as ag
+from analysis import graph_frames as gf
 
 # (layers, heads) of the Pythia suite (d_model does not change the graph's shape)
 SIZES = {
@@ -117,15 +113,6 @@ def peak_bytes(fn) -> tuple[int, int]:
     return py_peak, (max(_vm("VmHWM:") - base, 0) if base is not None else -1)
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def old_choose_xmin(x: np.ndarray, min_tail: int = 10) -> float:
     """The O(E^2) scan replaced in issue 20 (kept as the test's reference)."""
     return _choose_xmin_reference(x, min_tail)
@@ -171,12 +158,12 @@ def main() -> None:
         e, nodes = len(edges), layers * (heads + 1) + 2
         row = {"size": name, "layers": layers, "heads": heads, "nodes": nodes, "edges": e}
         for mart, fn in marts(edges).items():
-            row[mart] = timed(fn, args.repeats)
+            row[mart] = timed(fn, args.repeats)[0]
             row[f"{mart}_peak"], row[f"{mart}_rss"] = peak_bytes(fn)
         w = edges["weight"].to_numpy()
-        row["xmin_new"] = timed(lambda: ag.choose_xmin(w), args.repeats)
+        row["xmin_new"] = timed(lambda: ag.choose_xmin(w), args.repeats)[0]
         if e <= args.old_max_edges:
-            row["xmin_old"] = timed(lambda: old_choose_xmin(w), 1)
+            row["xmin_old"] = timed(lambda: old_choose_xmin(w), 1)[0]
             assert old_choose_xmin(w) == ag.choose_xmin(w), f"{name}: x_min differs from the O(E^2) scan"
         row["total"] = sum(row[m] for m in MARTS)
         rows.append(row)

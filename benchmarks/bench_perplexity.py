@@ -18,36 +18,14 @@ load average.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import load_average, pythia14m_shaped
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ingest.probes.perplexity import forward_nll  # noqa: E402
-
-
-def pythia14m_shaped(seed: int = 0):
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = GPTNeoXConfig(
-        vocab_size=50304,
-        hidden_size=128,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=2048,
-        rotary_pct=0.25,
-        use_parallel_residual=True,
-        tie_word_embeddings=False,
-    )
-    return GPTNeoXForCausalLM(cfg).eval()
+from ingest.probes.perplexity import forward_nll
 
 
 @torch.no_grad()
@@ -103,7 +81,7 @@ def main() -> None:
         f"ratio (probe tokens/s over plain): {plain / probe:.2f}x (goal >= 1.0x); "
         f"max relative difference of the NLL sums: {diff:.1e}"
     )
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(load_average())
     if diff > 1e-4:
         raise SystemExit("the NLLs differ")
 

@@ -30,6 +30,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import duckdb  # noqa: E402
+from _common import write_14m  # noqa: E402
 
 PYTHIA = {
     "14m": 14e6,
@@ -43,7 +44,7 @@ PYTHIA = {
     "6.9b": 6.9e9,
     "12b": 12e9,
 }
-P14M_PARAMS = 14_067_712  # parameters of the 14M shape below (embed + unembed + 6 layers)
+P14M_PARAMS = 14_067_712  # parameters of _common.PYTHIA14M (embed + unembed + 6 layers)
 
 
 def tdw(*args: str, env: dict | None = None) -> float:
@@ -64,31 +65,6 @@ def per_probe_seconds(wh: Path) -> dict[str, float]:
     finally:
         con.close()
     return dict(rows)
-
-
-def write_14m(root: Path, n: int) -> None:
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    cfg = GPTNeoXConfig(
-        vocab_size=50304,
-        hidden_size=128,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=2048,
-        rotary_pct=0.25,
-    )
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    torch.manual_seed(0)
-    model = GPTNeoXForCausalLM(cfg)
-    for i in range(n):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.01 * torch.randn_like(p))
-        model.save_pretrained(root / f"step{i * 1000}")
 
 
 def job_phase(wh: Path) -> float:

@@ -38,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import pythia14m_shaped
 
 from ingest.probes.residual import ResidualProbe, attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
-from ingest.probes.residual.sites import capture, layout_of, prefix_caches, release_freed_memory, traced_base
+from ingest.probes.residual.sites import capture, layout_of, release_freed_memory, traced_base
 from ingest.prompts import pad_right as padded
 from ingest.sources import open_source
 
@@ -81,23 +82,11 @@ class PeakRSS:
 
 
 def build(root: Path) -> Path:
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    torch.manual_seed(0)
-    cfg = GPTNeoXConfig(
-        vocab_size=50304,
-        hidden_size=512,
-        num_hidden_layers=6,
-        num_attention_heads=8,
-        intermediate_size=2048,
-        max_position_embeddings=2048,
-        rotary_pct=0.25,
-        use_parallel_residual=True,
-        tie_word_embeddings=False,
-        bos_token_id=0,
-        eos_token_id=0,
+    """A Pythia-70M-shaped checkpoint (d_model 512, 8 heads) with seeded random weights."""
+    model = pythia14m_shaped(
+        0, hidden_size=512, num_attention_heads=8, intermediate_size=2048, bos_token_id=0, eos_token_id=0
     )
-    GPTNeoXForCausalLM(cfg).save_pretrained(root / "pythia70m-shape" / "step0")
+    model.save_pretrained(root / "pythia70m-shape" / "step0")
     return root / "pythia70m-shape"
 
 
@@ -225,20 +214,10 @@ def main() -> None:
         chosen = np.arange(4)
 
         def perturb():
-            caches = prefix_caches(b.model.base_model, [b.prompts[i] for i in chosen])  # noqa: F821
+            baseline = attractor.Baseline.of(b.model.base_model, [b.prompts[i] for i in chosen], states[chosen])  # noqa: F821
             for at in lay.block_inputs()[:2]:
                 grid = attractor.plane_grid(basis.project(states[:, at])[:, :2], 3)
-                attractor.perturbation_runs(
-                    b.traced,  # noqa: F821
-                    b.model.base_model,  # noqa: F821
-                    lay,
-                    [b.prompts[i] for i in chosen],  # noqa: F821
-                    states[chosen],
-                    basis,
-                    at,
-                    grid,
-                    caches,
-                )
+                attractor.perturbation_runs(b.traced, lay, baseline, basis, at, grid)  # noqa: F821
 
         pert = []
         for _ in range(args.repeats):

@@ -13,7 +13,6 @@ the same way, for the before/after ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 import psycopg  # noqa: E402
+from _common import median_ms  # noqa: E402
 
+from warehouse.serve_process import start_serve  # noqa: E402
 from warehouse.snapshot import snapshot_path  # noqa: E402
 
 SMALL = "select model_id, step, msd from marts.fct_msd where step < 4 order by step"
@@ -44,29 +45,7 @@ def make(wh: Path, rows: int) -> None:
 
 def start(src: Path, wh: Path) -> tuple[subprocess.Popen, int]:
     py = src / ".venv" / "bin" / "python"
-    proc = subprocess.Popen(
-        [str(py if py.exists() else sys.executable), "-m", "tdw", "serve", "--port", "0", "--warehouse", str(wh)],
-        cwd=src,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "serving" not in line:
-        proc.kill()
-        raise SystemExit(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    return proc, int(line.split(":")[-1].split("/")[0]) if "postgresql://" not in line else int(
-        line.split("postgresql://")[1].split(":")[1].split("/")[0]
-    )
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return start_serve([str(py if py.exists() else sys.executable), "-m", "tdw"], wh, cwd=src)
 
 
 def through(port: int, repeats: int, large_repeats: int) -> dict:

@@ -14,40 +14,12 @@ The naive loop runs max(1, repeats - 2) times (it dominates the run time).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
+from _common import load_average, pythia14m_shaped, timed
 
 from ingest.probes.unmasking import unmask_cached, unmask_naive
-
-
-def pythia14m_shaped(seed: int = 0):
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = GPTNeoXConfig(
-        vocab_size=50304,
-        hidden_size=128,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=2048,
-        rotary_pct=0.25,
-        use_parallel_residual=True,
-        tie_word_embeddings=False,
-    )
-    return GPTNeoXForCausalLM(cfg).eval()
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def main() -> None:
@@ -76,6 +48,7 @@ def main() -> None:
     print(f"cached, one item's prefixes per batch         : {t_per_item:8.3f} s  speed-up {t_naive / t_per_item:5.1f}x")
     print(f"cached, all prefixes of all items batched     : {t_cached:8.3f} s  speed-up {t_naive / t_cached:5.1f}x")
     print(f"generated tokens identical: {same and same_pi}; max |delta log-prob| = {dlp:.2e}")
+    print(load_average())
     if not (same and same_pi):
         raise SystemExit("outputs differ")
 

@@ -34,43 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import load_average, median_ms, write_14m
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 TENSORS = ("embed_out.weight", "gpt_neox.embed_in.weight")
-
-
-def write_14m(root: Path, n: int) -> None:
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    cfg = GPTNeoXConfig(
-        vocab_size=50304,
-        hidden_size=128,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=2048,
-        rotary_pct=0.25,
-    )
-    torch.manual_seed(0)
-    model = GPTNeoXForCausalLM(cfg)
-    for i in range(n):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.01 * torch.randn_like(p))
-        model.save_pretrained(root / f"step{i * 1000}")
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def rss() -> int:
@@ -204,7 +172,7 @@ def main() -> None:
         f"probe peak memory above start: {peak / 1e6:.1f} MB = {peak / mem['largest']:.2f}x the largest "
         f"tensor (goal <= 2x)"
     )
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(load_average())
 
 
 if __name__ == "__main__":

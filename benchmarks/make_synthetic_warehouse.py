@@ -40,11 +40,12 @@ TABLES = {
         from models m, steps s, tensors t""",
     "fct_msd": """
         select m.model_id, t.tensor_name, s.step, s.frac * exp(-4 * s.frac) + 1e-6 as msd,
-               262144 as n_sampled, 1000000 as n_total, false as is_exact
+               0.5 * s.frac * exp(-4 * s.frac) + 1e-6 as msd_time_demeaned, 262144 as n_sampled,
+               1000000 as n_total, false as is_exact
         from models m, steps s, tensors t""",
     "fct_bifurcation": """
         select model_id, tensor_name, arg_max(step, msd) as peak_step, max(msd) as peak_msd,
-               max(step) as last_step, 0.5 as fall_ratio
+               max(step) as last_step, 0.5 as fall_ratio, 'peaked' as peak_status
         from fct_msd group by all""",
     "fct_perplexity": """
         select m.model_id, s.step, d.dataset, me.method, 20000 * exp(-6 * s.frac) + 20 as perplexity,
@@ -53,12 +54,17 @@ TABLES = {
              (values ('forward'), ('unmasking')) me(method)""",
     "fct_covariance_rank": """
         select m.model_id, s.step, 128 as batch_size, 1e-3 as tolerance, 'lm_head.weight' as tensor_name,
-               127 * (1 - 0.5 * s.frac) as rank
+               127 * (1 - 0.5 * s.frac) as rank, -0.5 as rank_diff
         from models m, steps s""",
+    "fct_stationarity": """
+        select m.model_id, t.tensor_name, 'stationary' as stationarity_status, 90000 as stationary_step,
+               0.37 as fraction_of_training_saved
+        from models m, tensors t""",
     "fct_phase_alignment": """
         select model_id, 'lm_head.weight' as tensor_name, 'wikitext' as dataset, 20000 as msd_peak_step,
                30000 as perplexity_drop_step, 31000 as unmasking_drop_step, 25000 as covariance_drop_step,
-               90000 as stationarity_step, 4 as n_signals
+               90000 as stationarity_step, 50000 as capability_step, 70000 as spread_steps, 4 as n_signals,
+               'peak' as msd_peak_status
         from models""",
     "fct_phases": """
         select model_id, 'graph_induction_zero' as signal, p.phase, p.phase as phase_index,

@@ -193,29 +193,57 @@ def _hf_items(spec: str, tokenize: Callable[[str], list[int]] | None, max_items:
     return [np.asarray(tokenize(t), dtype=np.int64) for t in texts], label
 
 
+@dataclass(frozen=True)
+class EvalRequest:
+    """The evaluation set a perplexity probe's parameters ask for: the spec (see above), the
+    toy set's size and seed, the item length (toy items; a 1-D ``.npy`` is cut into items of
+    it), the first ``max_items`` kept (0: all) and the ``dataset`` label ("" : derived)."""
+
+    spec: str = TOY
+    n_items: int = 32
+    item_len: int = 0
+    seed: int = 0
+    max_items: int = 0
+    name: str = ""
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> EvalRequest:
+        spec = params.get("eval_set") or TOY
+        label = params.get("dataset") or ""
+        if label.startswith(HF):  # --param perplexity.dataset=hf:... names the set and its source at once
+            if spec not in (TOY, label):
+                raise TdwError(f"perplexity: both eval_set={spec!r} and dataset={label!r} name a source; give one")
+            spec, label = label, ""
+        elif spec == TOY and label in BUILTIN:  # a built-in set named by its label
+            spec = label
+        return cls(
+            spec,
+            n_items=int(params["n_items"]),
+            item_len=int(params["item_len"]),
+            seed=int(params["eval_seed"]),
+            max_items=int(params["max_items"]),
+            name=label,
+        )
+
+
 def load_eval_set(
-    spec: str,
+    request: EvalRequest,
     *,
     vocab_size: int,
     max_len: int,
     tokenize: Callable[[str], list[int]] | None = None,
     corpus: dict[str, Any] | None = None,
-    n_items: int = 32,
-    item_len: int = 0,
-    seed: int = 0,
-    max_items: int = 0,
-    name: str = "",
 ) -> EvalSet:
     """Read, tokenize, window and validate one evaluation set."""
-    spec = (spec or TOY).strip()
+    spec, item_len, name = (request.spec or TOY).strip(), request.item_len, request.name
     if spec == TOY:
-        items = toy_items(corpus, n_items, item_len, seed)
-        label = name or f"toy_heldout_s{seed}"
+        items = toy_items(corpus, request.n_items, item_len, request.seed)
+        label = name or f"toy_heldout_s{request.seed}"
     elif spec == TOY_REPEATS:
-        items = repeat_items(corpus, n_items, item_len, seed)
-        label = name or f"toy_repeats_s{seed}"
+        items = repeat_items(corpus, request.n_items, item_len, request.seed)
+        label = name or f"toy_repeats_s{request.seed}"
     elif spec.startswith(HF):
-        items, label = _hf_items(spec, tokenize, max_items)
+        items, label = _hf_items(spec, tokenize, request.max_items)
         label = name or label
         _check_vocab(items, vocab_size, f"evaluation set {spec!r}")
     else:
@@ -244,8 +272,8 @@ def load_eval_set(
                 items = [np.asarray(tokenize(t), dtype=np.int64) for t in texts]
         _check_vocab(items, vocab_size, f"evaluation set {path}")
     items = _windows(items, max_len)
-    if max_items:
-        items = items[:max_items]
+    if request.max_items:
+        items = items[: request.max_items]
     if not items:
         raise TdwError(f"evaluation set {spec!r} has no item of at least 2 tokens")
     _check_vocab(items, vocab_size, f"evaluation set {spec!r}")
@@ -259,28 +287,12 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     max_len = int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048)
     if vocab <= 0:
         raise TdwError(f"{checkpoint.model_id}: config.json has no vocab_size")
-    spec = params.get("eval_set") or TOY
-    label = params.get("dataset") or ""
-    if label.startswith(HF):  # --param perplexity.dataset=hf:... names the set and its source at once
-        if spec not in (TOY, label):
-            raise TdwError(f"perplexity: both eval_set={spec!r} and dataset={label!r} name a source; give one")
-        spec, label = label, ""
-    elif spec == TOY and label in BUILTIN:  # a built-in set named by its label
-        spec = label
+    request = EvalRequest.of(params)
     tokenize = (
         None
-        if spec in BUILTIN or str(spec).endswith(".npy")
+        if request.spec in BUILTIN or str(request.spec).endswith(".npy")
         else tokenizer_for(checkpoint, vocab, add_special_tokens=False)
     )
     return load_eval_set(
-        spec,
-        vocab_size=vocab,
-        max_len=max_len,
-        tokenize=tokenize,
-        corpus=checkpoint.suite().get("corpus"),
-        n_items=int(params["n_items"]),
-        item_len=int(params["item_len"]),
-        seed=int(params["eval_seed"]),
-        max_items=int(params["max_items"]),
-        name=label,
+        request, vocab_size=vocab, max_len=max_len, tokenize=tokenize, corpus=checkpoint.suite().get("corpus")
     )

@@ -72,6 +72,11 @@ class TableSpec:
     replace_by: tuple[str, ...] = ()  # slice a job owns, beyond (model_id, step)
     description: str = ""
     expect: tuple[Expect, ...] = ()  # checked before a job's rows are committed
+    # the key as a PRIMARY KEY index; False for bulky tables (one row per histogram code),
+    # whose key the gate (unique within a job) and the slice replacement (one job's rows
+    # replace its slices, one writer) already keep unique, and whose index would cost
+    # most of a job's load
+    indexed: bool = True
 
     @property
     def column_names(self) -> list[str]:

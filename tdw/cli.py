@@ -16,7 +16,7 @@ import click
 from tdw.cli_serving import register
 from tdw.cli_watch import register as register_watch
 from tdw.errors import Cli, TdwError
-from tdw.options import WAREHOUSE_OPT, parse_params, plan_options
+from tdw.options import WAIT_OPT, WAREHOUSE_OPT, parse_params, plan_options
 from warehouse.paths import DATA_DIR_ENV, confine, confine_warehouse
 
 
@@ -97,13 +97,7 @@ def ingest(source: str, resume: bool, tensors: str | None, params: tuple[str, ..
 @click.argument("lake", type=click.Path(path_type=Path))
 @WAREHOUSE_OPT
 @click.option("--model", default=None, help="Only this model's jobs (default: every model in the lake).")
-@click.option(
-    "--wait",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another process's lock on the warehouse.",
-)
+@WAIT_OPT
 def load_lake(lake, warehouse, model, wait):
     """Load the finished jobs of a Parquet lake (written by workers elsewhere) into the warehouse."""
     from warehouse.pipeline import load_lake as run
@@ -119,12 +113,14 @@ def load_lake(lake, warehouse, model, wait):
 @WAREHOUSE_OPT
 @click.option("--select", default=None, help="dbt node selection (default: everything).")
 @click.option("--quiet/--verbose", default=False, help="Hide dbt's per-model progress.")
-def build(warehouse, select, quiet):
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild the incremental marts from scratch (default: only what changed since the last build).")
+def build(warehouse, select, quiet, full_refresh):
     """Build and test every mart with dbt (dbt build)."""
     from warehouse.dbt import build as run
 
     warehouse = confine_warehouse(warehouse)
-    run(warehouse, select, quiet=quiet)
+    run(warehouse, select, quiet=quiet, full_refresh=full_refresh)
     click.echo(f"built {warehouse}")
 
 

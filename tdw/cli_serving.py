@@ -81,22 +81,14 @@ def publish(warehouse):
     show_default=True,
     help="Disconnect a client that sends nothing for this many seconds.",
 )
-def serve(warehouse, host, port, allow_remote, user, password, timeout, idle_timeout):
+def serve(warehouse, **options):
     """Serve the snapshot read-only over the PostgreSQL wire protocol (psql, BI tools)."""
-    from warehouse.serve import make_server
+    from warehouse.serve import ServeOptions, make_server
 
-    server = make_server(
-        warehouse,
-        host=host,
-        port=port,
-        allow_remote=allow_remote,
-        user=user,
-        password=password,
-        timeout=timeout,
-        idle_timeout=idle_timeout,
-    )
+    opts = ServeOptions(**options)
+    server = make_server(warehouse, opts)
     bound_host, bound_port = server.server_address[:2]
-    auth = f"user {user} with a password" if password else "any user, no password"
+    auth = f"user {opts.user} with a password" if opts.password else "any user, no password"
     click.echo(
         f"serving {server.conn.path} read-only on postgresql://{bound_host}:{bound_port}/tdw ({auth}); Ctrl-C stops"
     )

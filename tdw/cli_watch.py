@@ -62,7 +62,7 @@ def register(main: click.Group) -> None:
     @click.option(
         "--once", is_flag=True, help="Ingest what is complete (waiting --settle seconds for the rest), then exit."
     )
-    def watch(directory: str, tensors, params, interval, settle, build_every, once, **options):
+    def watch(directory: str, tensors, params, **options):
         """Ingest each new checkpoint of DIR (a growing training output) as soon as it is complete.
 
         A Trainer checkpoint (checkpoint-<N>/) is complete when its trainer_state.json is
@@ -71,7 +71,7 @@ def register(main: click.Group) -> None:
         after the checkpoint in flight; rerunning resumes exactly where it stopped."""
         from ingest.errors import TdwError
         from warehouse.pipeline import IngestRequest
-        from warehouse.watch import Cadence
+        from warehouse.watch import Cadence, Polling
         from warehouse.watch import watch as run
 
         path = Path(directory).expanduser()
@@ -80,12 +80,13 @@ def register(main: click.Group) -> None:
         if not path.is_dir():
             raise TdwError(f"{directory}: not a directory (tdw watch watches a folder of checkpoints)")
         options["warehouse"] = confine_warehouse(options["warehouse"])
-        cadence = Cadence.parse(build_every)
+        cadence = Cadence.parse(options.pop("build_every"))
+        polling = Polling(options.pop("interval"), options.pop("settle"), cadence, options.pop("once"))
         req = IngestRequest(str(path), params=parse_params(params, tensors), progress=False, **options)
         stop = threading.Event()
         restore = _handle_stop(stop)
         try:
-            result = run(req, interval=interval, settle=settle, cadence=cadence, once=once, stop=stop, echo=click.echo)
+            result = run(req, polling, stop=stop, echo=click.echo)
         finally:
             restore()
         click.echo(result.summary())

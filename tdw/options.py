@@ -17,6 +17,13 @@ WAREHOUSE_OPT = click.option(
     show_default=True,
     help="DuckDB file (or set TDW_WAREHOUSE).",
 )
+WAIT_OPT = click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another process's lock on the warehouse.",
+)
 
 
 def parse_params(items: tuple[str, ...], tensors: str | None) -> dict[str, dict]:
@@ -48,13 +55,7 @@ PLAN_OPTS = (
     click.option("--param", "params", multiple=True, help="probe.name=value (repeatable)."),
     click.option("--toy-root", type=click.Path(path_type=Path), default=None, help="Where toy/<name> models live."),
     click.option("--allow-pickle", is_flag=True, help="Read pytorch_model.bin (weights_only=True)."),
-    click.option(
-        "--wait",
-        type=float,
-        default=0.0,
-        show_default=True,
-        help="Seconds to wait for another process's lock on the warehouse.",
-    ),
+    WAIT_OPT,
     click.option(
         "--device",
         type=click.Choice(["auto", "cpu", "cuda"]),

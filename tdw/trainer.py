@@ -48,25 +48,35 @@ class TdwCallback(TrainerCallback):
     ``device``, ``dtype``, ``allow_pickle`` and ``wait`` mean what ``tdw ingest``'s options do;
     ``warehouse`` defaults to ``$TDW_WAREHOUSE`` or ``data/warehouse.duckdb``."""
 
+    # the ingest options a callback takes by keyword, with their defaults
+    INGEST_OPTIONS: dict[str, Any] = {
+        "probes": None,  # str: comma-separated probe names
+        "params": None,  # {probe: {name: value}} or ["probe.name=value", ...]
+        "tensors": None,  # str: weights probe globs/aliases
+        "device": "auto",
+        "dtype": None,
+        "allow_pickle": False,
+        "wait": 600.0,
+    }
+
     def __init__(
         self,
         warehouse: str | Path | None = None,
-        probes: str | None = None,
-        params: dict[str, dict] | list[str] | None = None,
-        tensors: str | None = None,
-        device: str = "auto",
-        dtype: str | None = None,
-        allow_pickle: bool = False,
-        wait: float = 600.0,
+        *,
         build: bool = False,
         timeout: float | None = None,
         nice: int = 10,
+        **ingest: Any,
     ):
         from ingest.probes import PROBES, get_probes
         from tdw.options import parse_params
         from warehouse.params import check_params
         from warehouse.paths import confine_warehouse
 
+        if unknown := sorted(set(ingest) - set(self.INGEST_OPTIONS)):
+            raise TdwError(f"TdwCallback: unknown option(s) {', '.join(unknown)}")
+        opts = {**self.INGEST_OPTIONS, **ingest}
+        probes, params, tensors = opts["probes"], opts["params"], opts["tensors"]
         warehouse = confine_warehouse(warehouse or os.environ.get("TDW_WAREHOUSE", "data/warehouse.duckdb"))
         if isinstance(params, (list, tuple)):
             params = parse_params(tuple(params), tensors)
@@ -78,10 +88,10 @@ class TdwCallback(TrainerCallback):
             warehouse=str(warehouse),
             probes=probes,
             params=checked,
-            device=device,
-            dtype=dtype,
-            allow_pickle=allow_pickle,
-            wait=wait,
+            device=opts["device"],
+            dtype=opts["dtype"],
+            allow_pickle=opts["allow_pickle"],
+            wait=opts["wait"],
             revision_pattern="trainer",
             nice=nice,
         )

@@ -13,6 +13,12 @@ The fast tier (``make test-fast``: ``-m "not slow"``) leaves out every test that
 builds: :func:`pytest_collection_modifyitems` marks ``slow`` each test that uses the toy suite
 or the built warehouse (directly or through another fixture) and each test of a module that
 trains or runs ``dbt build`` itself, so a new test of that kind needs no marker of its own.
+The other tests that cost more than a few seconds each carry an explicit ``pytest.mark.slow``
+with the reason beside it: a dbt build through the CLI, killing and resuming a process,
+starting Ray, filling a hub cache, or whole ingests in child processes (each child imports
+torch and Great Expectations anew). A family of cases that each start a child process (a
+refusal per hostile input, per command) is parametrized with :func:`sampled`: the fast tier
+runs an evenly spread sample of it, the full suite every case.
 """
 
 from __future__ import annotations
@@ -44,6 +50,17 @@ def pytest_collection_modifyitems(config, items):
             heavy[path] = any(s in path.read_text() for s in SLOW_SOURCE)
         if heavy[path] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def sampled(values, every: int = 3, unpack: bool = False) -> list:
+    """Parameters of a family of child-process cases: every ``every``-th value (from the
+    first) stays in the fast tier, the others are marked slow. ``unpack``: each value is the
+    tuple of several argnames."""
+
+    def slow(v):
+        return pytest.param(*v, marks=pytest.mark.slow) if unpack else pytest.param(v, marks=pytest.mark.slow)
+
+    return [v if i % every == 0 else slow(v) for i, v in enumerate(values)]
 
 
 def _shared_dir(tmp_path_factory, name: str) -> Path:

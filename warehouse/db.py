@@ -114,10 +114,44 @@ def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.Du
             raise TdwError(f"cannot open warehouse {path}: {str(e).splitlines()[0]}") from None
 
 
-def _ddl(spec: TableSpec) -> str:
+def _ddl(spec: TableSpec, name: str | None = None) -> str:
     cols = ", ".join(f'"{c}" {t}' for c, t in spec.columns)
     key = ", ".join(f'"{k}"' for k in spec.key)
-    return f'CREATE TABLE IF NOT EXISTS raw."{spec.name}" ({cols}, PRIMARY KEY ({key}))'
+    pk = f", PRIMARY KEY ({key})" if spec.indexed else ""
+    return f'CREATE TABLE IF NOT EXISTS raw."{name or spec.name}" ({cols}{pk})'
+
+
+def _drop_index(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """Rebuild an unindexed table that an older version created with its PRIMARY KEY
+    (DuckDB cannot drop a constraint in place); one transaction, rows unchanged."""
+    has_pk = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name='raw' AND table_name=? "
+        "AND constraint_type='PRIMARY KEY'",
+        [spec.name],
+    ).fetchone()[0]
+    if spec.indexed or not has_pk:
+        return
+    tmp = f"{spec.name}__unindexed"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        have = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' AND table_name=? "
+                "ORDER BY ordinal_position",
+                [spec.name],
+            ).fetchall()
+        ]
+        con.execute(f'DROP TABLE IF EXISTS raw."{tmp}"')
+        con.execute(_ddl(spec, tmp))
+        cols = ", ".join(f'"{c}"' for c in have if c in spec.column_names)
+        con.execute(f'INSERT INTO raw."{tmp}" ({cols}) SELECT {cols} FROM raw."{spec.name}"')
+        con.execute(f'DROP TABLE raw."{spec.name}"')
+        con.execute(f'ALTER TABLE raw."{tmp}" RENAME TO "{spec.name}"')
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> None:
@@ -126,6 +160,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, specs: list[TableSpec]) -> Non
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     for spec in [MANIFEST, *specs]:
         con.execute(_ddl(spec))
+        _drop_index(con, spec)
         have = {
             r[0]
             for r in con.execute(
@@ -157,13 +192,94 @@ def _manifest_row(
     return pd.DataFrame([row])[MANIFEST.column_names]
 
 
+def _array_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns holding one numpy array per row (list columns such as the MSD sample)."""
+    import numpy as np
+
+    return [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object and len(frame) and all(isinstance(v, np.ndarray) for v in frame[c])
+    ]
+
+
+def _arrow(frame: pd.DataFrame, array_columns: list[str]):
+    """``frame`` as an Arrow table, each array column as one list array over the rows'
+    concatenated values (DuckDB then reads it without visiting each element in Python)."""
+    import numpy as np
+    import pyarrow as pa
+
+    arrays = {}
+    for c in frame.columns:
+        if c in array_columns:
+            vals = [v.reshape(-1) for v in frame[c]]
+            offsets = np.concatenate([[0], np.cumsum([v.size for v in vals])]).astype(np.int64)
+            arrays[c] = pa.LargeListArray.from_arrays(offsets, np.concatenate(vals))
+        else:
+            arrays[c] = pa.Array.from_pandas(frame[c])
+    return pa.table(arrays)
+
+
 def _insert(con, table: str, frame: pd.DataFrame) -> None:
-    con.register("_tdw_frame", frame)
+    data = frame
+    if arrays := _array_columns(frame):
+        import pyarrow as pa
+
+        try:
+            data = _arrow(frame, arrays)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):  # mixed values: DuckDB's own conversion
+            data = frame
+    con.register("_tdw_frame", data)
     try:
         cols = ", ".join(f'"{c}"' for c in frame.columns)
         con.execute(f'INSERT INTO raw."{table}" ({cols}) SELECT {cols} FROM _tdw_frame')
     finally:
         con.unregister("_tdw_frame")
+
+
+def _first_load(con, frames: dict[str, pd.DataFrame]) -> bool:
+    """True when the job's rows are of one (model, step) that no successful job has loaded:
+    every raw row is inserted by ``load_job`` in the transaction that records its success,
+    so no table holds a row of that checkpoint and there is nothing to delete."""
+    pairs = set()
+    for f in frames.values():
+        if len(f):
+            m, s = f["model_id"].to_numpy(), f["step"].to_numpy()
+            if not ((m == m[0]).all() and (s == s[0]).all()):
+                return False
+            pairs.add((m[0], int(s[0])))
+    if len(pairs) != 1:
+        return False
+    (model_id, step) = pairs.pop()
+    return not con.execute(
+        "SELECT 1 FROM raw.ingest_runs WHERE model_id=? AND step=? AND status='success' LIMIT 1", [model_id, step]
+    ).fetchall()
+
+
+def _delete_slices(con, spec: TableSpec, frame: pd.DataFrame) -> None:
+    """Delete the rows of the slices ``frame`` covers. A job's rows share one model and
+    step, so those are compared with constants (DuckDB skips every row group whose min/max
+    rules them out instead of joining the whole table); the ``replace_by`` columns against
+    the frame's distinct values."""
+    pairs = frame[["model_id", "step"]].drop_duplicates()
+    if len(pairs) != 1:  # not one job's rows: the general join
+        slice_cols = ["model_id", "step", *spec.replace_by]
+        con.register("_tdw_slices", frame[slice_cols].drop_duplicates())
+        cond = " AND ".join(f't."{c}" = s."{c}"' for c in slice_cols)
+        con.execute(f'DELETE FROM raw."{spec.name}" t WHERE EXISTS (SELECT 1 FROM _tdw_slices s WHERE {cond})')
+        con.unregister("_tdw_slices")
+        return
+    model_id, step = pairs.iloc[0]
+    where, args = "t.model_id = ? AND t.step = ?", [model_id, int(step)]
+    if spec.replace_by:
+        con.register("_tdw_slices", frame[list(spec.replace_by)].drop_duplicates())
+        cond = " AND ".join(f't."{c}" = s."{c}"' for c in spec.replace_by)
+        where += f" AND EXISTS (SELECT 1 FROM _tdw_slices s WHERE {cond})"
+    try:
+        con.execute(f'DELETE FROM raw."{spec.name}" t WHERE {where}', args)
+    finally:
+        if spec.replace_by:
+            con.unregister("_tdw_slices")
 
 
 def load_job(
@@ -191,15 +307,13 @@ def load_job(
     counts = {name: len(f) for name, f in frames.items()}
     con.execute("BEGIN TRANSACTION")
     try:
+        fresh = _first_load(con, frames)
         for name, frame in frames.items():
             spec = by_name[name]
             frame = frame[spec.column_names]
-            slice_cols = ["model_id", "step", *spec.replace_by]
             if len(frame):
-                con.register("_tdw_slices", frame[slice_cols].drop_duplicates())
-                cond = " AND ".join(f't."{c}" = s."{c}"' for c in slice_cols)
-                con.execute(f'DELETE FROM raw."{name}" t WHERE EXISTS (SELECT 1 FROM _tdw_slices s WHERE {cond})')
-                con.unregister("_tdw_slices")
+                if not fresh:
+                    _delete_slices(con, spec, frame)
                 _insert(con, name, frame)
         _insert(con, MANIFEST.name, _manifest_row(job, "success", counts, None))
         if before_commit:

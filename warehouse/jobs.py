@@ -3,7 +3,8 @@
 ``run_job`` is the whole of a job's compute: check the checkpoint, skip it when the
 warehouse already holds this content with this probe version, run the probe. It never
 touches DuckDB, so it runs the same in the ingest process (local executor) and in a Ray
-worker. ``commit`` and ``load_lake_job`` are the loader's half: they run only in the one
+worker (a first-time job reads its content hash in a thread while its probe runs). ``commit``
+and ``load_lake_job`` are the loader's half: they run only in the one
 process that holds the warehouse's write lock.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -74,24 +76,48 @@ class Outcome:
     worker: dict = field(default_factory=dict)  # where it ran (Ray: node, pid)
 
 
+@lru_cache(maxsize=1)
+def _hasher() -> ThreadPoolExecutor:
+    """One thread for content hashes: sha256 releases the GIL, so a first-time job's hash
+    (a read of every weight file) overlaps its probe instead of preceding it."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdw-hash")
+
+
+def _settle(hashing: Future | None, job: dict) -> None:
+    """A failed job still records the content hash when its read succeeded."""
+    if hashing is not None and "content_hash" not in job:
+        try:
+            job["content_hash"] = hashing.result()
+        except Exception:  # the job already failed on its first error
+            pass
+
+
 def run_job(open_checkpoint, probe: Probe, params: dict, context: dict, job: dict, done_hash: str | None) -> Outcome:
     """Compute one job. ``open_checkpoint()`` returns the checkpoint (or raises TdwError);
     ``done_hash`` is the content hash the warehouse already holds for this job (or None)."""
     step = job["step"]
+    hashing = None
     try:
         ckpt = open_checkpoint()
         job["revision"], job["tokens_seen"] = ckpt.revision, ckpt.tokens_seen  # the name the series uses
-        job["content_hash"] = ckpt.content_hash()
+        if done_hash is None:  # nothing to skip: the hash is read while the probe runs
+            hashing = _hasher().submit(ckpt.content_hash)
+        else:
+            job["content_hash"] = ckpt.content_hash()
         fault_point("load", step)
         if done_hash is not None and done_hash == job["content_hash"]:
             return Outcome(job, "skipped")
         ckpt.validate()
         frames = probe.run(ckpt, params, context)
+        if hashing is not None:
+            job["content_hash"] = hashing.result()
         fault_point("probe", step)
         return Outcome(job, "done", frames=frames)
     except TdwError as e:
+        _settle(hashing, job)
         return Outcome(job, "failed", error=str(e))
     except Exception as e:  # anything else inside one checkpoint fails that job, not the batch
+        _settle(hashing, job)
         if os.environ.get("TDW_DEBUG"):
             raise
         return Outcome(job, "failed", error=one_line(e))

@@ -39,6 +39,7 @@ import os
 import socket
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -146,17 +147,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_server(
-    warehouse: Path,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    allow_remote: bool = False,
-    user: str = "tdw",
-    password: str | None = None,
-    timeout: float | None = 60.0,
-    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-) -> TdwServer:
-    """A server bound to ``host:port`` (port 0: any free one); call ``serve_forever()``."""
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``tdw serve`` listens: address (port 0: any free one), who may connect, and the
+    query and idle time limits in seconds (None: none)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allow_remote: bool = False
+    user: str = "tdw"
+    password: str | None = None
+    timeout: float | None = 60.0
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+
+
+def make_server(warehouse: Path, options: ServeOptions = ServeOptions()) -> TdwServer:
+    """A server bound to ``options.host:port``; call ``serve_forever()``."""
+    host, port, allow_remote, password = options.host, options.port, options.allow_remote, options.password
     if not is_loopback(host):
         if not allow_remote:
             raise TdwError(
@@ -165,11 +172,11 @@ def make_server(
             )
         if not password:
             raise TdwError("--allow-remote needs a password (--password or TDW_SERVE_PASSWORD)")
-    timeout = sqlguard.check_timeout(timeout, "--timeout")
-    idle_timeout = sqlguard.check_timeout(idle_timeout, "--idle-timeout")
+    timeout = sqlguard.check_timeout(options.timeout, "--timeout")
+    idle_timeout = sqlguard.check_timeout(options.idle_timeout, "--idle-timeout")
     if not 0 <= port <= 65535:
         raise TdwError(f"--port must be between 0 and 65535, got {port}")
-    auth = {user: password} if password else None
+    auth = {options.user: password} if password else None
     conn = SnapshotConnection(warehouse, timeout)
     try:
         return TdwServer((host, port), conn, auth, allow_remote, idle_timeout)

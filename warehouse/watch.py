@@ -142,19 +142,30 @@ def _stamp() -> str:
     return time.strftime("%H:%M:%S")
 
 
+@dataclass(frozen=True)
+class Polling:
+    """How a directory is watched (``tdw watch``'s options): looked at every ``interval``
+    seconds, a folder without trainer_state.json complete when unchanged for ``settle``
+    seconds, a build on ``cadence`` (None: never); ``once``: stop when everything complete
+    is loaded."""
+
+    interval: float = 2.0
+    settle: float = 10.0
+    cadence: Cadence | None = None
+    once: bool = False
+
+
 def watch(
     req: IngestRequest,
+    polling: Polling = Polling(),
     *,
-    interval: float = 2.0,
-    settle: float = 10.0,
-    cadence: Cadence | None = None,
-    once: bool = False,
     stop: threading.Event | None = None,
     echo: Callable[[str], None] = print,
     build: Callable[[Path], None] | None = None,
 ) -> WatchResult:
     """Poll ``req.source`` and ingest each checkpoint once it is complete, until ``stop`` is
-    set (or, with ``once``, until every folder has had ``settle`` seconds to complete)."""
+    set (or, with ``polling.once``, until every folder has had ``settle`` seconds to complete)."""
+    interval, settle, cadence, once = polling.interval, polling.settle, polling.cadence, polling.once
     if interval <= 0 or settle < 0:
         raise TdwError("--interval must be positive and --settle not negative")
     live = LiveIngest(req)

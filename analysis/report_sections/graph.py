@@ -14,6 +14,7 @@ from analysis.report_sections import Context, Figure, Section, panels, png
 
 TOP = 3
 MAX_EDGES = 80
+LABELLED = 12  # edges whose end nodes are labelled in the graph figure
 
 
 def _slice(ctx: Context, table: str) -> tuple[str, str] | None:
@@ -140,6 +141,8 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
     )
     cols = max(len(s) for s in chosen.values())
     import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
 
     fig, axes = plt.subplots(len(models), cols, figsize=(3.6 * cols, 3.2 * len(models)), dpi=90, squeeze=False)
     for r, model in enumerate(models):
@@ -152,16 +155,24 @@ def graph_figure(ctx: Context, task: str, ablation: str) -> bytes:
             e = edges[(edges["model_id"] == model) & (edges["step"] == step)]
             pos = _layout(nodes[(nodes["model_id"] == model) & (nodes["step"] == step)])
             top = e["weight"].max() if len(e) else 1.0
-            for row in e.itertuples():
-                if row.src in pos and row.dst in pos and top > 0:
-                    (x0, y0), (x1, y1) = pos[row.src], pos[row.dst]
-                    w = max(row.weight, 0) / top
-                    ax.plot([x0, x1], [y0, y1], color="C3", alpha=0.15 + 0.75 * w, lw=0.4 + 2.5 * w)
+            drawn = [r for r in e.itertuples() if r.src in pos and r.dst in pos] if top > 0 else []
+            if drawn:  # one collection, not a line artist per edge
+                w = np.array([max(r.weight, 0) / top for r in drawn])
+                colors = np.tile(np.array(to_rgba("C3")), (len(drawn), 1))
+                colors[:, 3] = 0.15 + 0.75 * w
+                segs = [[pos[r.src], pos[r.dst]] for r in drawn]
+                ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.4 + 2.5 * w))
             if pos:
                 xy = np.array(list(pos.values()))
                 ax.scatter(xy[:, 0], xy[:, 1], s=14, color="C0", zorder=3)
-                for name, (x, y) in pos.items():  # node labels: embed, L0.H1, L1.MLP, logits
-                    ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
+                # labels (embed, L0.H1, L1.MLP, logits) on the nodes of the strongest edges: a
+                # large model's hundreds of heads would be an unreadable (and slow) wall of text
+                strongest = sorted(drawn, key=lambda r: -r.weight)[:LABELLED]
+                named = {n for r in strongest for n in (r.src, r.dst)} or set(pos)
+                for name in sorted(named):
+                    x, y = pos[name]
+                    t = ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
+                    t.set_in_layout(False)
             ax.set_title(f"{model} @ step {step}", fontsize=8)
     return png(fig)
 

@@ -3,7 +3,7 @@ one panel per model, drawn by the builders ``tdw figures`` uses (``analysis.figu
 
 from __future__ import annotations
 
-from analysis.figures import draw_density, draw_msd
+from analysis.figures import MsdSizes, draw_density, draw_msd
 from analysis.report_sections import Context, Figure, Section, build_section, panels, png
 
 PREFERRED_TENSOR = "lm_head.weight"
@@ -55,10 +55,8 @@ def msd_figure(ctx: Context) -> Figure:
             msd[msd["model_id"] == model],
             peaks[peaks["model_id"] == model],
             x=lambda steps, m=model: ctx.x(m, steps),
-            marker_size=3,
-            peak_size=9,
-            legend_size=6,
             annotate=True,
+            sizes=MsdSizes(marker_size=3, peak_size=9, legend_size=6),
         )
         ctx.mark_capability(ax, [model])
         ctx.step_axis(ax, linear=True)

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from ingest.probes.graph.reference import reference_graph
+from ingest.probes.graph.tasks import TaskBatch
 from ingest.sources import open_source
 from tests.conftest import TOY_MODELS
 from tests.unit.test_graph_analysis import backbone_betweenness
@@ -78,7 +79,7 @@ def test_edges_recompute_from_the_warehouse_alone(con, toy_suite):
         pos < torch.tensor([p[2] for p in prompts])[:, None]
     )
     hf = open_source(model, toy_root=toy_suite).checkpoint(step).load_model()
-    ref = reference_graph(hf, ids, measure, torch.ones_like(measure), "zero", recompute_clean=False)
+    ref = reference_graph(hf, TaskBatch.of(ids, torch.ones_like(measure), measure), "zero", recompute_clean=False)
     rows = con.execute(
         f"select src, dst, weight, rel_l2, kl, dloss from marts.fct_graph_edges "
         f"where model_id = ? and step = ? and {GRAPH}",

@@ -9,8 +9,11 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 from tests.faults.tinymodel import make_suite
+
+pytestmark = pytest.mark.slow  # ingests and builds the marts with dbt in child processes
 
 TDW = [sys.executable, "-c", "from tdw.cli import main; main()"]
 

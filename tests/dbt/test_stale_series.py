@@ -103,6 +103,7 @@ def flagged(tmp_path_factory) -> tuple[dict[str, list], Path]:
     return by_model, wh
 
 
+@pytest.mark.slow  # its fixture ingests three series and runs dbt on them
 def test_205_whole_checkpoints_served_twice_flag_exactly_those_steps(flagged):
     rows = flagged[0]["s205"]
     assert {(k, s) for k, s, _, _ in rows} == {("identical_checkpoint", s) for s in (2, 8, 32, 64, 128)}
@@ -111,6 +112,7 @@ def test_205_whole_checkpoints_served_twice_flag_exactly_those_steps(flagged):
     assert issues[8].startswith("weights byte-identical to step 64 (1 other step(s)")
 
 
+@pytest.mark.slow  # its fixture ingests three series and runs dbt on them
 def test_206_stale_first_shard_flags_its_tensors_at_those_steps_only(flagged):
     rows = flagged[0]["s206"]
     assert {(k, s, o) for k, s, o, _ in rows} == {("stale_tensor", s, t) for s in (4, 64, 128) for t in FIRST_SHARD}
@@ -119,6 +121,7 @@ def test_206_stale_first_shard_flags_its_tensors_at_those_steps_only(flagged):
     assert "non-adjacent step(s) 4, 64 " in issues[(128, "gpt_neox.layers.0.input_layernorm.weight")]
 
 
+@pytest.mark.slow  # its fixture ingests three series and runs dbt on them
 def test_a_jump_against_both_neighbours_is_a_discontinuity_and_a_clean_walk_is_not(flagged):
     assert [(k, s, o) for k, s, o, _ in flagged[0]["jump"]] == [("discontinuity", 16, "lm_head.weight")]
     assert "jumps against both neighbours (steps 8 and 32)" in flagged[0]["jump"][0][3]
@@ -168,6 +171,7 @@ def _rows(steps, norms, hashes=None):
     ]
 
 
+@pytest.mark.slow  # its fixture ingests three series and runs dbt on them
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(3, 40), n_tensors=st.integers(1, 3))
 def test_a_clean_random_series_is_never_flagged(flagged, seed, n, n_tensors):
@@ -177,6 +181,7 @@ def test_a_clean_random_series_is_never_flagged(flagged, seed, n, n_tensors):
         assert _run(_compiled(flagged[1], model), stats, ckpts) == [], model
 
 
+@pytest.mark.slow  # its fixture ingests three series and runs dbt on them
 @settings(max_examples=20, deadline=None)
 @given(data=st.data(), seed=st.integers(0, 2**32 - 1), n=st.integers(3, 40))
 def test_a_stale_copy_at_random_non_adjacent_steps_is_always_found(flagged, data, seed, n):

@@ -10,6 +10,7 @@ import sys
 
 import duckdb
 import numpy as np
+import pytest
 
 from ingest.traininglog import flatten
 from tests.unit.test_naming import _series
@@ -64,6 +65,7 @@ def test_flatten_keeps_numbers_and_the_last_record():
     assert df.values.tolist() == [[1, "loss", 3.0], [2, "learning_rate", 5.0]]
 
 
+@pytest.mark.slow  # builds the marts with dbt
 def test_training_log_marts(tmp_path):
     out = _series(tmp_path / "out", ["checkpoint-40", "checkpoint-80", "checkpoint-20"], trainer=True)
     for name in ("checkpoint-20", "checkpoint-40", "checkpoint-80"):

@@ -103,6 +103,7 @@ def _tables(wh: Path) -> dict:
         con.close()
 
 
+@pytest.mark.slow  # ingests twice, through the lake and directly
 def test_local_executor_through_the_lake_equals_direct_loading(tmp_path):
     root = tmp_path / "run"
     write_checkpoints(root, STEPS, SHAPES)
@@ -114,6 +115,7 @@ def test_local_executor_through_the_lake_equals_direct_loading(tmp_path):
     assert len(again.skipped) == len(STEPS) and again.recovered == 0
 
 
+@pytest.mark.slow  # kills a process and resumes
 def test_jobs_left_in_the_lake_by_a_killed_loader_are_loaded_once(tmp_path):
     """Kill the ingest inside the load transaction of step 4: its lake job is complete but
     not in DuckDB. The rerun loads it from the lake (no recompute) and finishes the rest."""
@@ -141,7 +143,11 @@ def test_jobs_left_in_the_lake_by_a_killed_loader_are_loaded_once(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--executor", "ray", "--ray-address", "127.0.0.1:9"], "Ray cluster at 127.0.0.1:9 does not answer"),
+        pytest.param(
+            ["--executor", "ray", "--ray-address", "127.0.0.1:9"],
+            "Ray cluster at 127.0.0.1:9 does not answer",
+            marks=pytest.mark.slow,  # starts a Ray client
+        ),
         (["--executor", "ray", "--ray-address", "nonsense"], "is not host:port"),
         (["--lake", "{blocker}/lake"], "is not writable"),
         (["--device", "cuda"], "no CUDA GPU is available"),
@@ -170,6 +176,7 @@ def test_bad_executor_input_fails_before_any_job(tmp_path, args, message):
     assert not wh.exists()  # nothing started, nothing written
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_load_lake_fills_another_warehouse_exactly_once(tmp_path):
     """Workers elsewhere filled a lake; `tdw load-lake` moves it into a warehouse that has
     never seen the jobs, and a second call finds them all present."""

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from tests.conftest import write_checkpoints
+from tests.conftest import sampled, write_checkpoints
 from warehouse.pipeline import ingest
 
 TDW = str(Path(sys.executable).parent / "tdw")
@@ -43,12 +43,22 @@ def runs(wh: Path) -> list[tuple]:
         con.close()
 
 
-@pytest.fixture
-def setup(tmp_path):
-    root = tmp_path / "run"
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """Three checkpoints ingested once for the module (an ingest costs seconds)."""
+    base = tmp_path_factory.mktemp("fault-cases")
+    root, wh = base / "run", base / "w.duckdb"
     write_checkpoints(root, [0, 1, 2], SHAPES)
-    wh = tmp_path / "w.duckdb"
     assert ingest(str(root), warehouse=wh, probes="weights", progress=False).ok
+    return root, wh
+
+
+@pytest.fixture
+def setup(ingested, tmp_path):
+    """A private copy of the ingested run and warehouse (same folder name: same model id)."""
+    root, wh = tmp_path / "run", tmp_path / "w.duckdb"
+    shutil.copytree(ingested[0], root)
+    shutil.copy(ingested[1], wh)
     return root, wh
 
 
@@ -84,18 +94,26 @@ def mismatched_config(folder: Path) -> None:
 
 @pytest.mark.parametrize(
     "name, corrupt, message",
-    [
-        (
-            "truncated",
-            lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-64]),
-            "truncated checkpoint",
-        ),
-        ("lying header", lying_header, "truncated checkpoint"),
-        ("not safetensors", lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4096), "not a safetensors file"),
-        ("missing config", lambda f: (f / "config.json").unlink(), "missing config.json"),
-        ("config mismatch", mismatched_config, "config.json does not match the weights"),
-        ("no weights", lambda f: (f / "model.safetensors").unlink(), "no weight file"),
-    ],
+    sampled(
+        [
+            (
+                "truncated",
+                lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-64]),
+                "truncated checkpoint",
+            ),
+            ("lying header", lying_header, "truncated checkpoint"),
+            (
+                "not safetensors",
+                lambda f: (f / "model.safetensors").write_bytes(b"\x00" * 4096),
+                "not a safetensors file",
+            ),
+            ("missing config", lambda f: (f / "config.json").unlink(), "missing config.json"),
+            ("config mismatch", mismatched_config, "config.json does not match the weights"),
+            ("no weights", lambda f: (f / "model.safetensors").unlink(), "no weight file"),
+        ],
+        every=2,
+        unpack=True,
+    ),
 )
 def test_bad_checkpoint_fails_its_job_only(setup, name, corrupt, message):
     root, wh = setup
@@ -143,6 +161,7 @@ def test_out_of_order_ingest_gives_the_same_tables(tmp_path):
     assert rows(a) == rows(b)
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_disk_full_during_load_keeps_earlier_jobs(setup):
     root, wh = setup
     write_checkpoints(root, [4, 8], {"embed_out.weight": (4096, 16), "gpt_neox.embed_in.weight": (4096, 16)}, seed=9)

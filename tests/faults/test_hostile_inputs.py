@@ -19,6 +19,7 @@ import pytest
 
 from ingest.errors import TdwError
 from ingest.sources import LocalSource
+from tests.conftest import sampled
 from tests.faults.tinymodel import copy_suite, header, make_llama_config, make_suite, write_header
 from warehouse.pipeline import ingest
 
@@ -55,7 +56,7 @@ def one_line_refusal(out: subprocess.CompletedProcess) -> None:
 
 
 # ---------------------------------------------------------------- class 3: wrong measurements
-@pytest.mark.parametrize("forge", ["reverse", "overlap", "negative", "shape", "duplicate"])
+@pytest.mark.parametrize("forge", sampled(["reverse", "overlap", "negative", "shape", "duplicate"], every=2))
 def test_class3a_forged_safetensors_offsets_fail_the_job(suite, data, forge):
     src = copy_suite(suite, data / "m")
     path = src / "step1" / "model.safetensors"
@@ -99,13 +100,14 @@ def test_class3b_config_declaring_another_architecture_is_refused(suite, data):
     LocalSource(src, "m").checkpoint(0).load_model()  # the real architecture still loads
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "nan", "abc", "1e12", "1e30"])
+@pytest.mark.parametrize("value", sampled(["0", "-5", "nan", "abc", "1e12", "1e30"]))
 def test_class3c_param_values_are_typed_and_range_checked(suite, data, value):
     out = tdw("ingest", str(suite), "--probes", "weights", "--param", f"weights.msd_sample={value}", data=data)
     one_line_refusal(out)
     assert "msd_sample" in out.stderr and not (data / "data").exists() and not list(data.glob("*.duckdb"))
 
 
+@pytest.mark.slow  # four commands in child processes, one of them a dbt build
 def test_class3d_build_on_the_serving_snapshot_is_refused(data):
     snap = data / "warehouse.serving.duckdb"
     duckdb.connect(str(snap)).execute("create schema marts; create table marts.t as select 1 x").close()
@@ -139,11 +141,13 @@ def test_class4_special_files_are_refused_before_hashing(suite, data, special):
 
 @pytest.mark.parametrize(
     "args",
-    [
-        ["--revisions", "step0:step1000000000000"],
-        ["--param", "graph.n_prompts=1e12"],
-        ["--param", "graph.n_prompts=1000000000000"],
-    ],
+    sampled(
+        [
+            ["--revisions", "step0:step1000000000000"],
+            ["--param", "graph.n_prompts=1e12"],
+            ["--param", "graph.n_prompts=1000000000000"],
+        ]
+    ),
 )
 def test_class4_unbounded_requests_are_refused_up_front(suite, data, args):
     one_line_refusal(tdw("ingest", str(suite), *args, data=data, timeout=60))
@@ -159,6 +163,7 @@ def test_class4_huge_layer_count_fails_the_job_quickly(suite, data):
 
 
 # ---------------------------------------------------------------- class 5: the batch goes on
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 @pytest.mark.parametrize("bad", ["header", "config", "index"])
 def test_class5_a_bad_checkpoint_is_a_failed_job_and_the_batch_goes_on(suite, data, bad):
     src = copy_suite(suite, data / "m")
@@ -183,7 +188,7 @@ def test_class5_a_bad_checkpoint_is_a_failed_job_and_the_batch_goes_on(suite, da
     assert "\n" not in rows[1][2]
 
 
-@pytest.mark.parametrize("case", ["folder", "seed", "unicode", "misspelt"])
+@pytest.mark.parametrize("case", sampled(["folder", "seed", "unicode", "misspelt"], every=2))
 def test_class5_overflowing_and_misspelt_values_are_refused_up_front(suite, data, case):
     src = copy_suite(suite, data / "m")
     args = ["--probes", "weights"]
@@ -201,6 +206,7 @@ def test_class5_overflowing_and_misspelt_values_are_refused_up_front(suite, data
 
 
 # ---------------------------------------------------------------- class 6: no tracebacks
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_class6_environment_failures_are_one_line(suite, data):
     wh = data / "data" / "warehouse.duckdb"
     assert tdw("ingest", str(suite), "--probes", "weights", data=data).returncode == 0
@@ -223,6 +229,7 @@ def test_class6_environment_failures_are_one_line(suite, data):
         ro.chmod(0o755)
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_class6_bad_lake_jobs_are_recorded_not_fatal(suite, data):
     lake = data / "data" / "lake"
     assert tdw("ingest", str(suite), "--probes", "weights", "--lake", str(lake), data=data).returncode == 0
@@ -260,6 +267,7 @@ def test_class6_bad_lake_jobs_are_recorded_not_fatal(suite, data):
 
 
 # ---------------------------------------------------------------- class 7: leftovers and trust
+@pytest.mark.slow  # starts dbt and kills its parent
 def test_class7_dbt_child_dies_with_its_parent(data):
     """A parent that starts the dbt child through ``run_dbt`` is killed with SIGKILL: the
     kernel (PR_SET_PDEATHSIG) must take the child along."""

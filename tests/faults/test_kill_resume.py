@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import write_checkpoints
 
+pytestmark = pytest.mark.slow  # kills ingests at every fail point and resumes them
+
 STEPS = [0, 1, 2, 4, 8, 16]
 TDW = str(Path(sys.executable).parent / "tdw")
 TABLES = ("weight_stats", "weight_hist", "weight_sample")

@@ -315,6 +315,7 @@ def test_header_verdict_matches_the_safetensors_library(base, tmp_path, mutation
     path.unlink()
 
 
+@pytest.mark.slow  # generated examples, each a whole ingest
 @settings(max_examples=25, **SETTINGS)
 @given(mutation=header_mutation())
 def test_mutated_header_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
@@ -322,6 +323,7 @@ def test_mutated_header_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
     check_batch(base, tmp_path, lambda folder: mutate_header(folder / "model.safetensors", mutation))
 
 
+@pytest.mark.slow  # generated examples, each a whole ingest
 @settings(max_examples=25, **SETTINGS)
 @given(mutation=config_mutation())
 def test_mutated_config_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
@@ -329,6 +331,7 @@ def test_mutated_config_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):
     check_batch(base, tmp_path, lambda folder: mutate_config(folder / "config.json", mutation))
 
 
+@pytest.mark.slow  # generated examples, each a whole ingest
 @settings(max_examples=20, **SETTINGS)
 @given(mutation=index_mutation())
 def test_mutated_index_is_a_failed_job_or_a_refusal(base, tmp_path, mutation):

@@ -136,6 +136,7 @@ def test_corrupted_job_fails_alone_through_the_pipeline(toy_suite, tmp_path, mon
         assert {t for t, s in counts if s == first} == {t.name for t in PROBES[probe].tables}
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_cli_reports_the_gate_and_exits_1(tmp_path):
     root = tmp_path / "run"
     write_checkpoints(root, [0, 1, 2], {"embed_out.weight": (64, 16), "gpt_neox.embed_in.weight": (64, 16)})

@@ -9,7 +9,6 @@ listen backlog), and an idle client must be disconnected (the idle timeout).
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import duckdb
 import pytest
 
+from warehouse.serve_process import start_serve
 from warehouse.snapshot import snapshot_path
 
 psycopg = pytest.importorskip("psycopg")
@@ -28,30 +28,8 @@ def server(tmp_path_factory):
     con = duckdb.connect(str(snapshot_path(wh)))
     con.execute("CREATE SCHEMA marts; CREATE TABLE marts.fct_msd AS SELECT range AS step FROM range(100)")
     con.close()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tdw",
-            "serve",
-            "--port",
-            "0",
-            "--timeout",
-            "5",
-            "--idle-timeout",
-            "2",
-            "--warehouse",
-            str(wh),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "serving" not in line:
-        proc.kill()
-        pytest.fail(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    yield int(line.split("postgresql://127.0.0.1:")[1].split("/")[0])
+    proc, port = start_serve([sys.executable, "-m", "tdw"], wh, "--timeout", "5", "--idle-timeout", "2")
+    yield port
     proc.terminate()
     proc.wait(timeout=10)
 

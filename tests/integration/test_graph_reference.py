@@ -100,7 +100,7 @@ def test_every_edge_matches_the_hooked_reference(arch_model, ablation, prompts):
     ps = induction_prompts(4, 16, seed=1, vocab=VOCAB) if prompts == "induction" else _ragged_prompts()
     batch = ps.batch()
     got = component_graph(model, adapter_for(model.config), batch, ablation)
-    ref = reference_graph(model, batch.ids, batch.measure, batch.valid, ablation, recompute_clean=False)
+    ref = reference_graph(model, batch, ablation, recompute_clean=False)
     assert len(got.src) > 0
     for e, (u, v) in enumerate(zip(got.src, got.dst)):
         for m, vals in got.values.items():

@@ -12,6 +12,7 @@ datasets = pytest.importorskip("datasets")
 TEXTS = [f"item {i}: the cat sat on mat {i}" for i in range(12)]
 
 
+@pytest.mark.slow  # ingests with the perplexity probe on a datasets split
 def test_perplexity_ingest_with_an_hf_dataset(tmp_path, monkeypatch):
     """``--param perplexity.dataset=hf:...`` end to end on a tiny byte-vocabulary GPT-NeoX:
     the stored evaluation set is the dataset's first rows as bytes; a bad spec fails in one

@@ -14,8 +14,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.integration.test_sharded import LocalServer, make_sharded, range_body
+
+pytestmark = pytest.mark.slow  # fills a hub cache through a local server and ingests in child processes
 
 REPO = "EleutherAI/pythia-sharded"
 COMMIT = "a" * 40

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.conftest import write_checkpoints
 
@@ -32,6 +33,7 @@ def tdw(*args: str, cache: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(sys.executable).parent / "tdw"), *args], capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow  # fills a hub cache
 def test_hub_repo_offline_from_cache(tmp_path):
     cache = tmp_path / "hub"
     make_cache(cache, "EleutherAI/pythia-toy", [0, 1000, 2000, 512])
@@ -83,6 +85,7 @@ def test_hub_revision_not_cached_is_a_clean_error(tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "w.duckdb").exists()
 
 
+@pytest.mark.slow  # fills a hub cache
 def test_load_model_from_hub_cache(tmp_path):
     """A complete checkpoint (every parameter of its architecture) loads from the cache; one
     with only the embeddings would be a partly random model and is refused (issue 12)."""

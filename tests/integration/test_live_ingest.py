@@ -152,7 +152,7 @@ def test_callback_loads_every_saved_checkpoint(live_run):
 @pytest.mark.slow
 def test_watch_stops_cleanly_and_resumes_exactly_once(live_run):
     from warehouse.pipeline import IngestRequest
-    from warehouse.watch import watch
+    from warehouse.watch import Polling, watch
 
     assert live_run["watch_rc"] == 0, live_run["watch_err"]
     assert "SIGINT: stopping after the checkpoint in flight" in live_run["watch_err"]
@@ -170,7 +170,7 @@ def test_watch_stops_cleanly_and_resumes_exactly_once(live_run):
     def rerun():
         req = IngestRequest(str(out), probes=PROBES, warehouse=wh, params={"weights": {"tensors": "embed"}})
         req.params["weights"]["msd_sample"] = "256"
-        return watch(req, interval=0.05, settle=0, once=True, echo=lambda s: None)
+        return watch(req, Polling(interval=0.05, settle=0, once=True), echo=lambda s: None)
 
     first = rerun()
     assert sorted(first.checkpoints) == SAVED
@@ -208,6 +208,7 @@ def test_watch_bad_input_is_one_line(tmp_path):
         assert not wh.exists()
 
 
+@pytest.mark.slow  # starts the callback's ingest worker process
 def test_callback_reports_background_errors_without_raising(tmp_path):
     """A worker that cannot ingest (here: the warehouse path holds no DuckDB file) is reported
     in ``errors`` and the log; nothing reaches the Trainer. Wrong options fail at once."""

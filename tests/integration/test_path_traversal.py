@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import write_checkpoints
+from tests.conftest import sampled, write_checkpoints
 from warehouse.snapshot import snapshot_path
 
 TDW = str(Path(sys.executable).parent / "tdw")
@@ -55,7 +55,7 @@ ATTEMPTS = [
 ]
 
 
-@pytest.mark.parametrize("args", ATTEMPTS, ids=[" ".join(a) for a in ATTEMPTS])
+@pytest.mark.parametrize("args", sampled(ATTEMPTS), ids=[" ".join(a) for a in ATTEMPTS])
 def test_writes_outside_the_data_directory_are_refused(dirs, args):
     data, outside = dirs
     before = everything_under(data)
@@ -67,6 +67,7 @@ def test_writes_outside_the_data_directory_are_refused(dirs, args):
     assert everything_under(data) == before
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_the_same_commands_write_inside(dirs):
     data, outside = dirs
     proc = tdw(data, "ingest", "run", "--probes", "weights", "--warehouse", "wh/w.duckdb")
@@ -74,6 +75,7 @@ def test_the_same_commands_write_inside(dirs):
     assert (data / "wh" / "w.duckdb").exists() and everything_under(outside) == []
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_tensor_names_with_traversal_are_only_data(dirs):
     """A checkpoint header naming a tensor ``../../outside/evil.weight``: ingested as a name
     in the tables, never used as a path."""

@@ -11,6 +11,7 @@ with DuckDB run directly on the same file.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ import time
 import duckdb
 import pytest
 
-from warehouse.snapshot import snapshot_path
+from warehouse.serve_process import start_serve
+from warehouse.snapshot import snapshot_path, sqlalchemy_uri
 
 psycopg = pytest.importorskip("psycopg")
 PSQL = shutil.which("psql")
@@ -43,17 +45,8 @@ def server(tmp_path_factory):
         CREATE TABLE marts.keyed (k INTEGER PRIMARY KEY, v VARCHAR);
         INSERT INTO marts.keyed VALUES (1, '5'), (2, '2026-12-05');""")
     con.close()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "3", "--warehouse", str(wh)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "serving" not in line:
-        proc.kill()
-        pytest.fail(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    yield wh, int(line.split("postgresql://127.0.0.1:")[1].split("/")[0])
+    proc, port = start_serve([sys.executable, "-m", "tdw"], wh, "--timeout", "3")
+    yield wh, port
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -67,7 +60,8 @@ def direct(wh, sql: str, params=None) -> list[tuple]:
 
 
 def connect(port: int, **kw):
-    return psycopg.connect(host="127.0.0.1", port=port, user="analyst", dbname="tdw", **{"autocommit": True, **kw})
+    kw = {"host": "127.0.0.1", "port": port, "user": "analyst", "dbname": "tdw", "autocommit": True, **kw}
+    return psycopg.connect(**kw)
 
 
 def test_bound_parameters_are_bound_as_sent(server):
@@ -184,11 +178,11 @@ def test_psycopg2(server):
         con.close()
 
 
-def psql(port: int, command: str) -> str:
+def psql(port: int, command: str, dbname: str = "tdw") -> str:
     if PSQL is None:
         pytest.skip("psql is not installed (apt-get install postgresql-client)")
     out = subprocess.run(
-        [PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", "tdw", "-X", "-c", command],
+        [PSQL, "-h", "127.0.0.1", "-p", str(port), "-U", "analyst", "-d", dbname, "-X", "-c", command],
         capture_output=True,
         text=True,
         timeout=60,
@@ -224,33 +218,54 @@ def test_psql_catalog_commands(server, tmp_path):
     assert out.read_text() == "k,v\n1,5\n2,2026-12-05\n"
 
 
-def test_sqlalchemy_inspect_and_pandas(server):
+def test_pg_database_names_the_database_the_client_connected_to(server):
+    _, port = server
+    for db in ("tdw", "research's"):
+        with connect(port, dbname=db) as con:
+            assert con.execute("select datname, current_database() from pg_catalog.pg_database").fetchall() == [
+                (db, db)
+            ]
+    rows = [ln.split("|") for ln in psql(port, r"\l", dbname="research").splitlines() if "|" in ln]
+    assert [r[0].strip() for r in rows[1:]] == ["research"] and rows[1][2].strip() == "UTF8"
+
+
+@pytest.mark.parametrize("dialect", ["postgresql+psycopg", "postgresql+psycopg2", "duckdb"])
+def test_sqlalchemy_inspect_and_pandas(server, dialect):
+    """The three SQLAlchemy paths a notebook or Superset takes: psycopg 3 and psycopg2 to
+    `tdw serve`, and duckdb-engine on the snapshot (the URI `tdw publish` prints), which needs
+    the pinned SQLAlchemy 2.0.44 (2.0.45+ reflection queries pg_collation, which DuckDB lacks)."""
     sa = pytest.importorskip("sqlalchemy")
     pd = pytest.importorskip("pandas")
     wh, port = server
-    engine = sa.create_engine(f"postgresql+psycopg://analyst@127.0.0.1:{port}/tdw")
+    pg = dialect != "duckdb"
+    uri = f"{dialect}://analyst@127.0.0.1:{port}/tdw" if pg else sqlalchemy_uri(wh)
+    engine = sa.create_engine(uri)
     try:
         insp = sa.inspect(engine)
-        assert "marts" in insp.get_schema_names()
         assert set(insp.get_table_names(schema="marts")) == {"fct_msd", "keyed"}
         cols = {c["name"]: c for c in insp.get_columns("fct_msd", schema="marts")}
-        assert {k: type(c["type"]).__name__ for k, c in cols.items()} == {
-            "model_id": "VARCHAR",
-            "tensor_name": "VARCHAR",
-            "step": "BIGINT",
-            "msd": "DOUBLE_PRECISION",
-            "n": "INTEGER",
-            "ok": "BOOLEAN",
-            "ts": "TIMESTAMP",
+        assert {k: c["type"].python_type for k, c in cols.items()} == {
+            "model_id": str,
+            "tensor_name": str,
+            "step": int,
+            "msd": float,
+            "n": int,
+            "ok": bool,
+            "ts": datetime.datetime,
         }
+        assert isinstance(cols["step"]["type"], sa.BigInteger) and not isinstance(cols["n"]["type"], sa.BigInteger)
         assert cols["msd"]["comment"] == "mean squared displacement"
-        assert insp.get_pk_constraint("keyed", schema="marts")["constrained_columns"] == ["k"]
+        if pg:  # PostgreSQL's own type names, and the primary key (duckdb-engine reflects none)
+            assert "marts" in insp.get_schema_names()
+            assert type(cols["msd"]["type"]).__name__ == "DOUBLE_PRECISION"
+            assert insp.get_pk_constraint("keyed", schema="marts")["constrained_columns"] == ["k"]
         df = pd.read_sql_table("fct_msd", engine, schema="marts")
-        assert len(df) == N and df["msd"].dtype == "float64"
+        assert len(df) == N and df["msd"].dtype == "float64" and df["ts"].dtype.kind == "M"
+        assert df.sort_values("step")["msd"].tolist() == [s / 7.0 for s in range(N)]
         got = pd.read_sql(sa.text("select k from marts.keyed where v = :v"), engine, params={"v": "5"})
         assert got["k"].tolist() == [1]
     finally:
-        engine.dispose()
+        engine.dispose()  # duckdb-engine's pooled connection would keep the file open in this process
 
 
 JAVA = shutil.which("java")

@@ -15,6 +15,7 @@ import sys
 import duckdb
 import pytest
 
+from warehouse.serve_process import start_serve
 from warehouse.snapshot import snapshot_path
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is a test dependency (pip install -e .[test])")
@@ -24,17 +25,7 @@ MSD_SQL = "select model_id, tensor_name, step, msd from marts.fct_msd order by 1
 
 @pytest.fixture(scope="module")
 def server(built_warehouse):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tdw", "serve", "--port", "0", "--timeout", "2", "--warehouse", str(built_warehouse)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()  # printed once the socket listens
-    if "serving" not in line:
-        proc.kill()
-        pytest.fail(f"tdw serve did not start: {line} {proc.stderr.read()}")
-    port = int(line.split("postgresql://127.0.0.1:")[1].split("/")[0])
+    proc, port = start_serve([sys.executable, "-m", "tdw"], built_warehouse, "--timeout", "2")
     yield built_warehouse, port
     proc.terminate()
     proc.wait(timeout=10)
@@ -158,20 +149,20 @@ def test_a_new_snapshot_is_picked_up_by_new_sessions(server, tmp_path):
 
 def test_remote_binding_needs_a_flag_and_a_password(built_warehouse):
     from ingest.errors import TdwError
-    from warehouse.serve import make_server
+    from warehouse.serve import ServeOptions, make_server
 
     with pytest.raises(TdwError, match="--allow-remote"):
-        make_server(built_warehouse, host="0.0.0.0", port=0)
+        make_server(built_warehouse, ServeOptions(host="0.0.0.0", port=0))
     with pytest.raises(TdwError, match="password"):
-        make_server(built_warehouse, host="0.0.0.0", port=0, allow_remote=True)
+        make_server(built_warehouse, ServeOptions(host="0.0.0.0", port=0, allow_remote=True))
 
 
 def test_password_is_checked_when_set(built_warehouse):
     import threading
 
-    from warehouse.serve import make_server
+    from warehouse.serve import ServeOptions, make_server
 
-    server = make_server(built_warehouse, port=0, user="alice", password="s3cret")
+    server = make_server(built_warehouse, ServeOptions(port=0, user="alice", password="s3cret"))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     try:

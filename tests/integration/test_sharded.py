@@ -176,6 +176,7 @@ def test_local_sharded_checkpoints_open_only_the_needed_shard(tmp_path):
     np.testing.assert_array_equal(tf.read("gpt_neox.embed_in.weight"), bins["gpt_neox.embed_in.weight"])
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_bad_shards_fail_their_job_and_the_batch_goes_on(tmp_path):
     run = tmp_path / "run"
     for step in (0, 1, 2):

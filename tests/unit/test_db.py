@@ -113,3 +113,37 @@ def test_not_a_duckdb_file(tmp_path):
         db.connect(p)
     with pytest.raises(TdwError, match="directory"):
         db.connect(tmp_path)
+
+
+BULKY = TableSpec(
+    "h",
+    (("model_id", "VARCHAR"), ("step", "BIGINT"), ("tensor_name", "VARCHAR"), ("vals", "FLOAT[]")),
+    ("model_id", "step", "tensor_name"),
+    ("tensor_name",),
+    indexed=False,
+)
+
+
+def test_an_unindexed_table_loses_an_older_primary_key_and_keeps_its_rows_and_slices():
+    """A table created with its key index by an older version is rebuilt without it, rows
+    unchanged; reloads still replace their slices (no index to catch a repeat), and a list
+    column arrives as the values it was given."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    c = duckdb.connect()
+    db.ensure_tables(c, [replace(BULKY, indexed=True)])
+    c.execute("insert into raw.h values ('m', 1, 'a', [1.5, 2.5])")
+    db.ensure_tables(c, [BULKY])
+    pk = "select count(*) from duckdb_constraints() where table_name = 'h' and constraint_type = 'PRIMARY KEY'"
+    assert c.execute(pk).fetchone()[0] == 0
+    assert c.execute("select * from raw.h").fetchall() == [("m", 1, "a", [1.5, 2.5])]
+    vals = np.arange(5, dtype=np.float32)
+    f = pd.DataFrame({"model_id": "m", "step": 1, "tensor_name": ["a", "b"], "vals": [vals, vals[:2]]})
+    for _ in range(2):
+        db.load_job(c, [BULKY], {"h": f}, job(), expectations={})
+    assert c.execute("select tensor_name, vals from raw.h order by 1").fetchall() == [
+        ("a", [0.0, 1.0, 2.0, 3.0, 4.0]),
+        ("b", [0.0, 1.0]),
+    ]

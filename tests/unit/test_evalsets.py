@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from ingest.errors import TdwError
-from ingest.evalsets import load_eval_set, toy_items
+from ingest.evalsets import EvalRequest, load_eval_set, toy_items
 from ingest.tokenizers import byte_tokenize as byte_tokenizer
 from ingest.toy.corpus import Corpus, CorpusSpec
 
 V = 256
 
 
-def load(spec, **kw):
-    kw.setdefault("vocab_size", V)
-    kw.setdefault("max_len", 64)
-    return load_eval_set(str(spec), **kw)
+def load(spec, vocab_size=V, max_len=64, tokenize=None, corpus=None, **request):
+    return load_eval_set(
+        EvalRequest(str(spec), **request), vocab_size=vocab_size, max_len=max_len, tokenize=tokenize, corpus=corpus
+    )
 
 
 def test_toy_default_is_heldout_and_deterministic():

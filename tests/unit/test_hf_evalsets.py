@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ingest.errors import TdwError
-from ingest.evalsets import load_eval_set
+from ingest.evalsets import EvalRequest, load_eval_set
 from ingest.hfdatasets import parse_hf
 from ingest.tokenizers import byte_tokenize
 
@@ -20,8 +20,8 @@ datasets = pytest.importorskip("datasets")
 TEXTS = [f"item {i}: the cat sat on mat {i}" for i in range(12)]
 
 
-def load(spec, **kw):
-    return load_eval_set(spec, vocab_size=256, max_len=64, tokenize=byte_tokenize, **kw)
+def load(spec, **request):
+    return load_eval_set(EvalRequest(spec, **request), vocab_size=256, max_len=64, tokenize=byte_tokenize)
 
 
 def expected(texts):

@@ -80,6 +80,7 @@ def test_trainer_output_and_llm360_folders(tmp_path):
         open_source(str(amber), revision_pattern="trainer").steps()
 
 
+@pytest.mark.slow  # whole ingests in child processes (each imports torch and Great Expectations)
 def test_cli_ingests_a_trainer_directory_and_refuses_bad_patterns(tmp_path):
     out = _series(tmp_path / "out", ["checkpoint-10", "checkpoint-20"], trainer=True)
     wh = tmp_path / "wh" / "w.duckdb"

@@ -525,8 +525,17 @@ class Catalog:
             path.unlink(missing_ok=True)
             path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.db.cursor()
+    def cursor(self, database: str = "tdw") -> duckdb.DuckDBPyConnection:
+        """A cursor on the catalog for one session, whose ``pg_database`` names the database the
+        client connected to (as its ``current_database()`` does): a temp view, private to the
+        cursor, shadows the shared table."""
+        cur = self.db.cursor()
+        name = cur.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+        datname = "'" + database.replace("'", "''") + "'"
+        cur.execute(
+            f'CREATE TEMP VIEW tdw_pg_database AS SELECT * REPLACE ({datname} AS datname) FROM "{name}".main.tdw_pg_database'
+        )
+        return cur
 
     @staticmethod
     def rewrite(sql: str) -> str:

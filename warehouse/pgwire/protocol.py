@@ -98,10 +98,7 @@ class Handler(socketserver.BaseRequestHandler):
         finally:
             if self.session is not None:
                 self.server.sessions.pop(self.session.pid, None)
-                try:
-                    self.session.cursor.close()
-                except Exception:
-                    pass
+                self.session.close()
 
     def startup(self) -> bool:
         while True:

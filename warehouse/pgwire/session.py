@@ -177,6 +177,15 @@ class Session:
         self._active = cursor
         cursor.execute("SET search_path = 'marts,main'")
 
+    def close(self) -> None:
+        """Close the session's cursors (its catalog cursor holds a temp view)."""
+        for cur in (self.cursor, self._catalog_cursor):
+            try:
+                if cur is not None:
+                    cur.close()
+            except duckdb.Error:
+                pass
+
     # -- cancel ---------------------------------------------------------------------------
     def cancel(self) -> None:
         with self._lock:
@@ -242,7 +251,7 @@ class Session:
         cursor = self.cursor
         if rewritten is not sql:  # a catalog query: it runs on the catalog's own database
             if self._catalog_cursor is None:
-                self._catalog_cursor = self.catalog.cursor()
+                self._catalog_cursor = self.catalog.cursor(self.database)
             cursor, sql = self._catalog_cursor, rewritten
         with self._lock:
             self._running, self.cancelled, self._active = True, False, cursor

@@ -22,28 +22,33 @@ BOOL, BYTEA, INT8, INT2, INT4, TEXT, OID, JSON = 16, 17, 20, 21, 23, 25, 26, 114
 FLOAT4, FLOAT8, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 700, 701, 1043, 1082, 1083, 1114, 1184, 1186
 NUMERIC, UUID, NAME, CHAR = 1700, 2950, 19, 18
 
-# oid -> (name, typlen, category, array oid); names are PostgreSQL's canonical ones
+# oid -> (name, typlen, category, array oid); names are PostgreSQL's canonical ones. One
+# row a type: its constant above, then the pg_type columns
+_PG_TYPE_ROWS = """
+BOOL        bool          1  B  1000
+BYTEA       bytea        -1  U  1001
+CHAR        char          1  S  1002
+NAME        name         64  S  1003
+INT8        int8          8  N  1016
+INT2        int2          2  N  1005
+INT4        int4          4  N  1007
+TEXT        text         -1  S  1009
+OID         oid           4  N  1028
+JSON        json         -1  U  199
+FLOAT4      float4        4  N  1021
+FLOAT8      float8        8  N  1022
+VARCHAR     varchar      -1  S  1015
+DATE        date          4  D  1182
+TIME        time          8  D  1183
+TIMESTAMP   timestamp     8  D  1115
+TIMESTAMPTZ timestamptz   8  D  1185
+INTERVAL    interval     16  T  1187
+NUMERIC     numeric      -1  N  1231
+UUID        uuid         16  U  2951
+"""
 PG_TYPES: dict[int, tuple[str, int, str, int]] = {
-    BOOL: ("bool", 1, "B", 1000),
-    BYTEA: ("bytea", -1, "U", 1001),
-    CHAR: ("char", 1, "S", 1002),
-    NAME: ("name", 64, "S", 1003),
-    INT8: ("int8", 8, "N", 1016),
-    INT2: ("int2", 2, "N", 1005),
-    INT4: ("int4", 4, "N", 1007),
-    TEXT: ("text", -1, "S", 1009),
-    OID: ("oid", 4, "N", 1028),
-    JSON: ("json", -1, "U", 199),
-    FLOAT4: ("float4", 4, "N", 1021),
-    FLOAT8: ("float8", 8, "N", 1022),
-    VARCHAR: ("varchar", -1, "S", 1015),
-    DATE: ("date", 4, "D", 1182),
-    TIME: ("time", 8, "D", 1183),
-    TIMESTAMP: ("timestamp", 8, "D", 1115),
-    TIMESTAMPTZ: ("timestamptz", 8, "D", 1185),
-    INTERVAL: ("interval", 16, "T", 1187),
-    NUMERIC: ("numeric", -1, "N", 1231),
-    UUID: ("uuid", 16, "U", 2951),
+    globals()[const]: (name, int(typlen), category, int(array))
+    for const, name, typlen, category, array in map(str.split, _PG_TYPE_ROWS.strip().splitlines())
 }
 # format_type()'s spelling, as psql and SQLAlchemy expect it
 FORMAT_NAMES = {
@@ -101,33 +106,28 @@ def duckdb_oid(type_name: str) -> int:
 ARRAY_OF = {v[3]: k for k, v in PG_TYPES.items()}
 
 
+# (test, oid) in order: the first that holds names the column's oid (float32 before any float)
+_ARROW_KINDS = (
+    (pa.types.is_boolean, BOOL),
+    (pa.types.is_decimal, NUMERIC),
+    (pa.types.is_float32, FLOAT4),
+    (pa.types.is_floating, FLOAT8),
+    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), BYTEA),
+    (pa.types.is_date, DATE),
+    (pa.types.is_time, TIME),
+)
+_INT_BITS = {8: INT2, 16: INT2, 32: INT4, 64: INT8}  # wider: numeric
+
+
 def arrow_oid(t: pa.DataType) -> int:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         elem = arrow_oid(t.value_type)
         return PG_TYPES[elem][3] if elem in PG_TYPES and not pa.types.is_nested(t.value_type) else TEXT
-    if pa.types.is_boolean(t):
-        return BOOL
-    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
-        return INT2
-    if pa.types.is_int32(t) or pa.types.is_uint16(t):
-        return INT4
-    if pa.types.is_int64(t) or pa.types.is_uint32(t):
-        return INT8
-    if pa.types.is_uint64(t) or pa.types.is_decimal(t):
-        return NUMERIC
-    if pa.types.is_float32(t):
-        return FLOAT4
-    if pa.types.is_floating(t):
-        return FLOAT8
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return BYTEA
-    if pa.types.is_date(t):
-        return DATE
+    if pa.types.is_integer(t):  # an unsigned integer needs the next wider signed type
+        return _INT_BITS.get(t.bit_width * (1 if pa.types.is_signed_integer(t) else 2), NUMERIC)
     if pa.types.is_timestamp(t):
         return TIMESTAMPTZ if t.tz else TIMESTAMP
-    if pa.types.is_time(t):
-        return TIME
-    return TEXT
+    return next((oid for test, oid in _ARROW_KINDS if test(t)), TEXT)
 
 
 def text_array(col: pa.ChunkedArray | pa.Array, oid: int) -> pa.Array:

@@ -66,6 +66,20 @@ class _Clean:
     final: torch.Tensor | None  # [n, T, d] final-norm output
 
 
+@dataclass(frozen=True)
+class _Forward:
+    """What every ablation group of one graph shares: the traced model, its adapter, the
+    prompt ids [n, T], the clean run, the mean-ablation values (None: zero ablation) and
+    whether the runs go on to the final norm (for the logit measures)."""
+
+    nn_model: Any
+    ad: Adapter
+    ids: torch.Tensor
+    clean: _Clean
+    means: dict[str, Any] | None
+    final: bool
+
+
 def wrap(model: torch.nn.Module):
     """The nnsight envoy of a Hugging Face causal LM."""
     from nnsight import NNsight
@@ -189,6 +203,7 @@ def component_graph(
     with torch.no_grad():
         clean = _clean_run(nn_model, ad, ids, final=logits)
         means = _mean_values(clean, batch.valid) if ablation == "mean" else None
+        fw = _Forward(nn_model, ad, ids, clean, means, final=logits)
         clean_heads = [heads_out(clean.z[j], j)[0] for j in range(L)]  # [M, H, d]
         clean_mlp = [at_measured(clean.mlp[j])[0] for j in range(L)]  # [M, d]
 
@@ -201,7 +216,7 @@ def component_graph(
                 continue
             if logits:
                 last = L - 1
-            start, run = _run_group(nn_model, ad, ids, group_layer, len(nodes), clean, means, last, logits)
+            start, run = _run_group(fw, group_layer, len(nodes), last)
             for j in range(start, last + 1):
                 hw, hr = _compare(heads_out(run["z"][j], j), clean_heads[j][None])  # [K, M, H]
                 mw, mr = _compare(at_measured(run["mlp"][j]), clean_mlp[j][None])  # [K, M]
@@ -243,17 +258,7 @@ def component_graph(
     return out
 
 
-def _run_group(
-    nn_model: Any,
-    ad: Adapter,
-    ids: torch.Tensor,
-    layer: int,
-    k: int,
-    clean: _Clean,
-    means: dict[str, Any] | None,
-    last: int,
-    final: bool,
-) -> tuple[int, dict[str, Any]]:
+def _run_group(fw: _Forward, layer: int, k: int, last: int) -> tuple[int, dict[str, Any]]:
     """Run one ablation group; returns (first recomputed layer, the trace's saves).
 
     embed (layer -1): one copy, the embedding replaced, every layer recomputed.
@@ -263,6 +268,7 @@ def _run_group(
     the layer would form. Otherwise (sequential residual, where l's MLP reads l's heads)
     layers < l are skipped and layer l runs with copy i's head slice or MLP output edited.
     """
+    nn_model, ad, ids, clean, means, final = fw.nn_model, fw.ad, fw.ids, fw.clean, fw.means, fw.final
     n, H, dh = ids.shape[0], ad.n_heads, ad.d_head
     rows = [slice(i * n, (i + 1) * n) for i in range(k)]
     if layer < 0:

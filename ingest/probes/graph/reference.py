@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ingest.probes.graph.tasks import TaskBatch
+
 # arch -> (embedding, layer list, attention output projection, mlp, W_O stored as [in, out]?)
 MODULES = {
     "gpt_neox": ("gpt_neox.embed_in", "gpt_neox.layers", "attention.dense", "mlp", False),
@@ -30,21 +32,22 @@ def _get(root, path: str):
 
 def reference_graph(
     model: torch.nn.Module,
-    ids: torch.Tensor,
-    measure: torch.Tensor,
-    valid: torch.Tensor,
+    batch: TaskBatch,
     ablation: str = "zero",
+    *,
     recompute_clean: bool = True,
     logits: bool = True,
     dtype: torch.dtype = torch.float64,
 ) -> dict[tuple[str, str], dict[str, torch.Tensor]]:
     """{(u, v): {measure: [n] float64}} for every component u and every later v, and logits.
 
-    ids [n, T]; measure/valid [n, T] bool. Measures at position t compare outputs at t;
-    the logits at t are scored on ids[t + 1]. ``logits=False`` skips the pairs into
+    Reads the batch's ids [n, T] and its measure/valid masks [n, T] (bool), not its
+    targets: measures at position t compare outputs at t; the logits at t are scored on
+    ids[t + 1], computed here. ``logits=False`` skips the pairs into
     logits (the forwards still compute full logits, as public scripts do); ``dtype`` is
     the precision of the measures (float64 for tests, float32 for the benchmark).
     """
+    ids, measure, valid = batch.ids, batch.measure, batch.valid
     cfg = model.config
     embed_path, layers_path, attn_path, mlp_path, conv1d = MODULES[cfg.model_type]
     layers = _get(model, layers_path)

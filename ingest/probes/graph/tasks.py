@@ -64,9 +64,7 @@ class TaskPrompts(PromptSet):
         measure = (pos[None, :] >= torch.from_numpy(self.measure_start)[:, None]) & (
             pos[None, :] < torch.from_numpy(self.measure_end)[:, None]
         )
-        targets = torch.zeros_like(ids)
-        targets[:, :-1] = ids[:, 1:]
-        return TaskBatch(ids, valid, measure, targets)
+        return TaskBatch.of(ids, valid, measure)
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,13 @@ class TaskBatch:
     valid: torch.Tensor  # [n, T] bool, real (non-pad) tokens
     measure: torch.Tensor  # [n, T] bool, measured positions
     targets: torch.Tensor  # [n, T] long, ids[:, t + 1]
+
+    @classmethod
+    def of(cls, ids: torch.Tensor, valid: torch.Tensor, measure: torch.Tensor) -> TaskBatch:
+        """The batch of these ids, its targets the next ids (0 at the last position)."""
+        targets = ids.new_zeros(ids.shape)
+        targets[:, :-1] = ids[:, 1:]
+        return cls(ids, valid, measure, targets)
 
     def to(self, device: str) -> TaskBatch:
         return TaskBatch(*(t.to(device) for t in (self.ids, self.valid, self.measure, self.targets)))

@@ -25,6 +25,8 @@ at the embedding point) has no ratio at l and is left out of that point's ratio 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -49,30 +51,38 @@ def moved_states(h: np.ndarray, basis: Basis, grid: np.ndarray) -> np.ndarray:
     return h[:, None, :] + delta
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The unperturbed prompts a perturbation starts from: their ids, their last-token
+    stream [inputs, points, d] and their ``prefix_caches`` (computed once, shared by every
+    perturbed point)."""
+
+    prompts: list[np.ndarray]
+    states: np.ndarray
+    caches: list
+
+    @classmethod
+    def of(cls, base, prompts: list[np.ndarray], states: np.ndarray) -> Baseline:
+        """base: the plain (not nnsight-wrapped) base model that fills the caches."""
+        return cls(prompts, states, prefix_caches(base, prompts))
+
+
 def perturbation_runs(
-    traced,
-    base,
-    layout: Layout,
-    prompts: list[np.ndarray],
-    states: np.ndarray,
-    basis: Basis,
-    at: int,
-    grid: np.ndarray,
-    caches: list | None = None,
+    traced, layout: Layout, baseline: Baseline, basis: Basis, at: int, grid: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Run every (prompt, grid point) perturbation at point ``at``.
 
-    traced: the nnsight-wrapped base model, base: the plain one (for the prefix caches).
-    states [inputs, points, d]: the unperturbed last-token stream of ``prompts``; caches:
-    their ``prefix_caches`` (computed here when not given). Only the last token runs.
+    traced: the nnsight-wrapped base model. Only the last token of each prompt runs, on
+    the baseline's prefix caches.
     Returns arrays [grid, points] (NaN before ``at``) averaged over prompts: distance,
     return_ratio (mean and median), relative_ratio, pc1, pc2; and n_prompts.
     """
+    prompts, states = baseline.prompts, baseline.states
     n_in, n_pts, d = states.shape
     g = grid.shape[0]
     moved = moved_states(states[:, at], basis, grid)  # [inputs, grid, d]
     out = np.empty((n_in, g, n_pts, d), dtype=np.float64)
-    for idx, cache in caches if caches is not None else prefix_caches(base, prompts):
+    for idx, cache in baseline.caches:
         last = torch.as_tensor([int(prompts[i][-1]) for i in idx])
         new = torch.as_tensor(moved[idx].reshape(-1, d), dtype=torch.float32)
         res = run_perturbed(traced, layout, last, cache, g, at, new)  # [group * grid, points, d]

@@ -34,8 +34,8 @@ from ingest.probes.base import Probe, Progress
 from ingest.probes.residual import attractor, pca
 from ingest.probes.residual.metrics import StreamStats, layer_permutations, random_rotation
 from ingest.probes.residual.prompts import load_prompts
-from ingest.probes.residual.sites import Layout, capture, layout_of, prefix_caches, release_freed_memory, traced_base
-from ingest.probes.residual.tables import TABLES, frame
+from ingest.probes.residual.sites import Layout, capture, layout_of, release_freed_memory, traced_base
+from ingest.probes.residual.tables import TABLES, Computed, frame
 from ingest.prompts import PromptSet
 from ingest.sources import Checkpoint
 
@@ -192,28 +192,15 @@ class ResidualProbe(Probe):
         if perturb_at:
             rng = np.random.default_rng(seed)
             chosen = np.sort(rng.permutation(len(ps))[: int(params["perturb_prompts"])])
-            caches = prefix_caches(model.base_model, [ps.prompts[i] for i in chosen])
+            baseline = attractor.Baseline.of(model.base_model, [ps.prompts[i] for i in chosen], states[chosen])
             for at in perturb_at:
                 grid = attractor.plane_grid(
                     own.project(states[:, at])[:, :2], int(params["grid"]), float(params["grid_margin"])
                 )
-                runs[at] = (
-                    grid,
-                    attractor.perturbation_runs(
-                        traced,
-                        model.base_model,
-                        layout,
-                        [ps.prompts[i] for i in chosen],
-                        states[chosen],
-                        own,
-                        at,
-                        grid,
-                        caches,
-                    ),
-                )
+                runs[at] = (grid, attractor.perturbation_runs(traced, layout, baseline, own, at, grid))
                 if progress:
                     progress(f"residual: perturbations at layer {at}")
         else:
             chosen = np.array([], dtype=int)
         del traced, model
-        return frame(checkpoint, layout, params, ps, fin, states, bases, conv, runs, chosen)
+        return frame(checkpoint, params, Computed(layout, ps, fin, states, bases, conv, runs, chosen))

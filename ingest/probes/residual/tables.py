@@ -9,6 +9,8 @@ NULL (NaN) for a constant unit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -216,19 +218,24 @@ def _df(name: str, rows: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)[COLUMNS[name]]
 
 
-def frame(
-    checkpoint,
-    layout: Layout,
-    params: dict,
-    ps: PromptSet,
-    fin: Finalized,
-    states: np.ndarray,
-    bases: dict[str, tuple[Basis, int]],
-    conv: dict,
-    runs: dict,
-    perturbed: np.ndarray,
-) -> dict[str, pd.DataFrame]:
+@dataclass(frozen=True)
+class Computed:
+    """What the probe computed on one checkpoint, the input of :func:`frame`."""
+
+    layout: Layout
+    prompts: PromptSet
+    fin: Finalized  # the streamed per-point and per-unit statistics
+    states: np.ndarray  # [prompts, points, d] last-token stream
+    bases: dict[str, tuple[Basis, int]]  # "own" / "shared" -> (basis, the step it was fitted at)
+    conv: dict  # attractor.pair_convergence
+    runs: dict  # perturbed point -> (grid, attractor.perturbation_runs)
+    perturbed: np.ndarray  # indices of the perturbed prompts
+
+
+def frame(checkpoint, params: dict, c: Computed) -> dict[str, pd.DataFrame]:
     """Rows of every residual table for one checkpoint."""
+    layout, ps, fin, states = c.layout, c.prompts, c.fin, c.states
+    bases, conv, runs, perturbed = c.bases, c.conv, c.runs, c.perturbed
     key = {"model_id": checkpoint.model_id, "step": checkpoint.step}
     n_pts, d = layout.n_points, layout.d_model
     layers = np.arange(n_pts, dtype=np.int32)

@@ -4,9 +4,19 @@
 -- counts eigenvalues above tolerance x the largest one (scale-free across models).
 -- Rows whose eigenvalues are NULL (non-finite weights) are left out here and flagged in
 -- fct_params_data_quality.
-with eigs as (
-    select * from {{ ref('stg_covariance_eigs') }}
-    where eigenvalues is not null
+{{ incremental_config(['model_id', 'step', 'tensor_name', 'batch_size', 'seed', 'tolerance'], ['covariance']) }}
+
+with changed as (
+    {{ changed_slices(['covariance']) }}
+),
+
+eigs as (
+    select
+        e.*,
+        c.source_version
+    from {{ ref('stg_covariance_eigs') }} as e
+    inner join changed as c using (model_id, step)
+    where e.eigenvalues is not null
 ),
 
 tolerances as (
@@ -25,7 +35,8 @@ final as (
         -- x is the lambda's parameter, not a column (sqlfluff reads it as one)
         len(list_filter(e.eigenvalues, lambda x: x > t.tolerance)) as rank,  -- noqa: RF02
         len(list_filter(e.eigenvalues, lambda x: x > t.tolerance * list_max(e.eigenvalues)))  -- noqa: RF02
-            as rank_relative
+            as rank_relative,
+        e.source_version
     from eigs as e
     cross join tolerances as t
 )

@@ -7,8 +7,18 @@
 -- counts eigenvalues above tol x the largest (scale-free: the absolute rank also grows
 -- with W_U's norm) and rank_relative_diff is its first difference. Any other
 -- tolerance is a query on stg_covariance_eigs.eigenvalues.
-with ranks as (
-    select * from {{ ref('int_covariance_rank') }}
+{{ incremental_config(['model_id', 'step', 'batch_size', 'tolerance', 'tensor_name'], ['covariance'], 'series') }}
+
+with changed as (
+    {{ changed_slices(['covariance'], 'series') }}
+),
+
+ranks as (
+    select
+        r.*,
+        c.source_version as series_version
+    from {{ ref('int_covariance_rank') }} as r
+    inner join changed as c using (model_id)
 ),
 
 over_seeds as (
@@ -22,7 +32,8 @@ over_seeds as (
         min(rank) as rank_min,
         max(rank) as rank_max,
         avg(rank_relative) as rank_relative,
-        count(*) as n_seeds
+        count(*) as n_seeds,
+        any_value(series_version) as series_version
     from ranks
     group by model_id, step, tensor_name, batch_size, tolerance
 ),
@@ -52,7 +63,8 @@ final as (
         prev_step,
         rank_diff,
         rank_diff / (step - prev_step) as rank_diff_per_step,
-        rank_relative_diff
+        rank_relative_diff,
+        series_version as source_version
     from with_prev
 )
 

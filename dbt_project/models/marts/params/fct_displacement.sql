@@ -2,8 +2,18 @@
 -- (METHODS §B, the stationarity signal): disp = ‖w_t − w_prev‖₂, rel_disp = disp / ‖w_prev‖₂,
 -- and rel_disp_per_step = rel_disp / (step − prev_step), comparable across the uneven gaps of
 -- a log-then-linear checkpoint schedule. Sliceable by layer and parameter kind.
-with disp as (
-    select * from {{ ref('stg_displacement') }}
+{{ incremental_config(['model_id', 'tensor_name', 'step'], ['displacement']) }}
+
+with changed as (
+    {{ changed_slices(['displacement']) }}
+),
+
+disp as (
+    select
+        d.*,
+        c.source_version
+    from {{ ref('stg_displacement') }} as d
+    inner join changed as c using (model_id, step)
 ),
 
 final as (
@@ -23,7 +33,8 @@ final as (
         norm,
         norm_prev,
         n,
-        n_nonfinite
+        n_nonfinite,
+        source_version
     from disp
 )
 

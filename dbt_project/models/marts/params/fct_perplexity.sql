@@ -4,12 +4,24 @@
 -- mean_item_perplexity is the mean over items (forward) or over (item, prefix) rows
 -- (causal_unmasking) of each one's own perplexity. Items with non-finite NLL never enter
 -- either figure (n_nonfinite; flagged in fct_params_data_quality).
-with ppl as (
-    select * from {{ ref('stg_perplexity') }}
+{{ incremental_config(['model_id', 'step', 'dataset', 'method'], ['perplexity'], 'series') }}
+
+with changed as (
+    {{ changed_slices(['perplexity'], 'series') }}
+),
+
+ppl as (
+    select
+        p.*,
+        c.source_version
+    from {{ ref('stg_perplexity') }} as p
+    inner join changed as c using (model_id)
 ),
 
 items as (
-    select * from {{ ref('stg_perplexity_items') }}
+    select i.*
+    from {{ ref('stg_perplexity_items') }} as i
+    inner join changed using (model_id)
 ),
 
 per_item as (
@@ -40,7 +52,8 @@ final as (
         p.eval_hash,
         p.n_items,
         p.n_tokens,
-        p.n_nonfinite
+        p.n_nonfinite,
+        p.source_version
     from ppl as p
     left join per_item as i using (model_id, step, dataset, method)
 )

@@ -12,13 +12,20 @@
 -- the threshold, and every later rate falls under it however much the tensor still moves.
 -- zero_initialised (initial norm <= var('stationarity_zero_init_ratio', 0.01) x the final
 -- norm) marks it; its stationary_step is NULL and stationarity_status says why.
-with norms as (
+{{ incremental_config(['model_id', 'tensor_name'], ['displacement'], 'series') }}
+
+with changed as (
+    {{ changed_slices(['displacement'], 'series') }}
+),
+
+norms as (
     select
         model_id,
         tensor_name,
         coalesce(arg_min(norm_prev, step), arg_min(norm, step)) as initial_norm,
         arg_max(norm, step) as final_norm
     from {{ ref('fct_displacement') }}
+    where model_id in (select c.model_id from changed as c)
     group by model_id, tensor_name
 ),
 
@@ -31,7 +38,9 @@ rates as (
         step,
         rel_disp_per_step as rate
     from {{ ref('fct_displacement') }}
-    where rel_disp_per_step is not null and isfinite(rel_disp_per_step)
+    where
+        model_id in (select c.model_id from changed as c)
+        and rel_disp_per_step is not null and isfinite(rel_disp_per_step)
 ),
 
 peaks as (
@@ -109,8 +118,10 @@ final as (
             when n.zero_initialised then 'excluded: zero-initialised (relative rates start from a near-zero norm)'
             when f.stationary_step is not null then 'stationary'
             else 'not stationary by the last checkpoint'
-        end as stationarity_status
+        end as stationarity_status,
+        any_value(c.source_version) as source_version
     from peaks as p
+    inner join changed as c using (model_id)
     inner join rates as r using (model_id, tensor_name)
     inner join zero_init as n using (model_id, tensor_name)
     left join last_above as l using (model_id, tensor_name)

@@ -4,12 +4,24 @@
 -- unperturbed trajectory, the return ratio d_layer / d_perturb_layer and its norm-relative
 -- version (< 1: pulled back toward the unperturbed trajectory), and the share of grid
 -- points pulled back; with the convergence of different prompts' trajectories at that layer.
-with attractor as (
-    select * from {{ ref('stg_residual_attractor') }}
+{{ incremental_config(['model_id', 'step', 'perturb_layer', 'layer'], ['residual']) }}
+
+with changed as (
+    {{ changed_slices(['residual']) }}
+),
+
+attractor as (
+    select
+        a.*,
+        c.source_version
+    from {{ ref('stg_residual_attractor') }} as a
+    inner join changed as c using (model_id, step)
 ),
 
 pairs as (
-    select * from {{ ref('stg_residual_convergence') }}
+    select p.*
+    from {{ ref('stg_residual_convergence') }} as p
+    inner join changed using (model_id, step)
 ),
 
 per_layer as (
@@ -27,7 +39,8 @@ per_layer as (
         avg(case
             when relative_return_ratio is not null
                 then (relative_return_ratio < 1)::int
-        end) as frac_pulled_back
+        end) as frac_pulled_back,
+        any_value(source_version) as source_version
     from attractor
     group by model_id, step, perturb_layer, layer
 ),
@@ -49,7 +62,8 @@ final as (
         c.pair_distance,
         c.pair_ratio,
         c.pair_relative_ratio,
-        c.pair_frac_contracting
+        c.pair_frac_contracting,
+        a.source_version
     from per_layer as a
     left join pairs as c using (model_id, step, layer)
 )

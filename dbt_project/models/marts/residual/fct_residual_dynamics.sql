@@ -3,12 +3,24 @@
 -- velocity and acceleration (mean norms of v_l = h_{l+1} - h_l and v_{l+1} - v_l), density
 -- (mean participation ratio), then the rest: quantiles, the rotation control, cosines,
 -- norms, mutual information and the convergence of prompt pairs from this point to the next.
-with points as (
-    select * from {{ ref('stg_residual_points') }}
+{{ incremental_config(['model_id', 'step', 'layer'], ['residual']) }}
+
+with changed as (
+    {{ changed_slices(['residual']) }}
+),
+
+points as (
+    select
+        p.*,
+        c.source_version
+    from {{ ref('stg_residual_points') }} as p
+    inner join changed as c using (model_id, step)
 ),
 
 pairs as (
-    select * from {{ ref('stg_residual_convergence') }}
+    select p.*
+    from {{ ref('stg_residual_convergence') }} as p
+    inner join changed using (model_id, step)
 ),
 
 depth as (
@@ -61,7 +73,8 @@ final as (
         c.pair_ratio,
         c.pair_ratio_median,
         c.pair_relative_ratio,
-        c.pair_frac_contracting
+        c.pair_frac_contracting,
+        p.source_version
     from points as p
     inner join depth as d using (model_id, step)
     left join pairs as c using (model_id, step, layer)

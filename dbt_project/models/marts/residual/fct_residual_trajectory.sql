@@ -3,12 +3,24 @@
 -- variance those components explain. basis 'own' is fit on this checkpoint's states;
 -- 'shared' is the final checkpoint's (basis_step), so trajectories compare across training.
 -- prompt_index -1 (is_mean) is the mean trajectory.
-with trajectory as (
-    select * from {{ ref('stg_residual_trajectory') }}
+{{ incremental_config(['model_id', 'step', 'basis', 'prompt_index', 'layer'], ['residual']) }}
+
+with changed as (
+    {{ changed_slices(['residual']) }}
+),
+
+trajectory as (
+    select
+        t.*,
+        c.source_version
+    from {{ ref('stg_residual_trajectory') }} as t
+    inner join changed as c using (model_id, step)
 ),
 
 pca as (
-    select * from {{ ref('stg_residual_pca') }}
+    select p.*
+    from {{ ref('stg_residual_pca') }} as p
+    inner join changed using (model_id, step)
 ),
 
 points as (
@@ -50,7 +62,8 @@ final as (
         v.basis_step,
         v.explained_ratio_pc1,
         v.explained_ratio_pc2,
-        v.explained_ratio_pc3
+        v.explained_ratio_pc3,
+        t.source_version
     from trajectory as t
     left join variance as v using (model_id, step, basis)
     left join points as p using (model_id, step, layer)

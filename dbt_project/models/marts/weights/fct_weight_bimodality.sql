@@ -6,9 +6,19 @@
 -- masses; BC > 5/9 is the usual sign of bimodality (the paper's "bifurcation" turns W_U's
 -- density bimodal). Checkpoints whose moments are not finite are left out (they are
 -- flagged in fct_params_data_quality). Sliceable by layer and parameter kind.
-with stats as (
-    select * from {{ ref('stg_weight_stats') }}
-    where isfinite(skewness) and isfinite(kurtosis) and n - n_nonfinite > 3
+{{ incremental_config(['model_id', 'tensor_name', 'step'], ['weights']) }}
+
+with changed as (
+    {{ changed_slices(['weights']) }}
+),
+
+stats as (
+    select
+        s.*,
+        c.source_version
+    from {{ ref('stg_weight_stats') }} as s
+    inner join changed as c using (model_id, step)
+    where isfinite(s.skewness) and isfinite(s.kurtosis) and s.n - s.n_nonfinite > 3
 ),
 
 moments as (
@@ -20,7 +30,8 @@ moments as (
         step,
         n - n_nonfinite as n_finite,
         skewness,
-        kurtosis
+        kurtosis,
+        source_version
     from stats
 ),
 
@@ -35,8 +46,9 @@ coefficients as (
 
 final as (
     select
-        *,
-        bimodality_coefficient > 5.0 / 9 as is_bimodal
+        * exclude (source_version),
+        bimodality_coefficient > 5.0 / 9 as is_bimodal,
+        source_version
     from coefficients
 )
 

@@ -1,19 +1,51 @@
-with hist as (
-    select * from {{ ref('stg_weight_hist') }}
+-- Incremental (macros/incremental.sql): a checkpoint's rows are recomputed when its weights
+-- were re-ingested, and every checkpoint of a tensor when its shared bin edges moved (a new
+-- checkpoint widened the range); the pre-hooks delete both before the insert.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['model_id', 'tensor_name', 'step', 'bin_index'],
+    on_schema_change='append_new_columns',
+    pre_hook=[
+        "{{ delete_stale(['weights']) }}",
+        "{{ delete_moved_bins() }}",
+    ],
+) }}
+
+with edges as (
+    select * from {{ ref('int_weight_bin_edges') }}
 ),
 
-edges as (
-    select * from {{ ref('int_weight_bin_edges') }}
+versions as (
+    {{ changed_slices(['weights']) }}
 ),
 
 tensors as (
     select
-        model_id,
-        tensor_name,
-        step,
-        layer,
-        param_kind
-    from {{ ref('stg_weight_stats') }}
+        s.model_id,
+        s.tensor_name,
+        s.step,
+        s.layer,
+        s.param_kind,
+        v.source_version
+    from {{ ref('stg_weight_stats') }} as s
+    inner join versions as v using (model_id, step)
+    {% if incremental_ready() -%}
+        where not exists (
+            select 1 from {{ this }} as t
+            where
+                t.bin_index = 0
+                and t.model_id = s.model_id
+                and t.tensor_name = s.tensor_name
+                and t.step = s.step
+        )
+    {%- endif %}
+),
+
+hist as (
+    select h.*
+    from {{ ref('stg_weight_hist') }} as h
+    inner join tensors using (model_id, tensor_name, step)
 ),
 
 binned as (
@@ -47,6 +79,7 @@ grid as (
         t.layer,
         t.param_kind,
         t.step,
+        t.source_version,
         e.range_lo,
         e.bin_width,
         unnest(range(e.n_bins)) as bin_index
@@ -66,7 +99,8 @@ final as (
         g.range_lo + (g.bin_index + 1) * g.bin_width as bin_hi,
         coalesce(c.count, 0) as count,
         coalesce(c.count, 0)
-        / (nullif(sum(coalesce(c.count, 0)) over per_step, 0) * g.bin_width) as density
+        / (nullif(sum(coalesce(c.count, 0)) over per_step, 0) * g.bin_width) as density,
+        g.source_version
     from grid as g
     left join counts as c using (model_id, tensor_name, step, bin_index)
     window per_step as (partition by g.model_id, g.tensor_name, g.step)

@@ -1,5 +1,15 @@
-with stats as (
-    select * from {{ ref('stg_weight_stats') }}
+{{ incremental_config(['model_id', 'tensor_name', 'step'], ['weights']) }}
+
+with changed as (
+    {{ changed_slices(['weights']) }}
+),
+
+stats as (
+    select
+        s.*,
+        c.source_version
+    from {{ ref('stg_weight_stats') }} as s
+    inner join changed as c using (model_id, step)
 ),
 
 final as (
@@ -27,7 +37,8 @@ final as (
         q99,
         n,
         n_nonfinite,
-        shape
+        shape,
+        source_version
     from stats
 )
 
