@@ -4,7 +4,8 @@ held-out ``R R`` loss is half-way down, the ingested checkpoints bracketing it, 
 it completed before the last checkpoint); the component graph's phase boundaries and
 size; how many residual-stream points the probe samples; and how many tensors show an MSD
 peak (Nicolini's bifurcation; "no peak: still rising" everywhere in the toy suite, so the
-count says it plainly rather than a step that is really the last checkpoint)."""
+count says it plainly rather than a step that is really the last checkpoint). It reads the marts
+only (the serving snapshot holds nothing else)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,14 @@ with ckpt as (
     from marts.dim_checkpoint group by model_id
 ),
 cap as (
-    select model_id, transition_step as induction_step,
-           prev_step || '..' || next_step as induction_between, transition_status as induction_status,
-           round(first_loss, 2) || ' -> ' || round(last_loss, 2) as induction_loss
-    from intermediate.int_capability_transition where task = 'induction'
+    select model_id, capability_step as induction_step,
+           capability_prev_step || '..' || capability_next_step as induction_between,
+           capability_status as induction_status
+    from marts.fct_phase_alignment
+),
+loss as (
+    select model_id, round(arg_min(loss, step), 2) || ' -> ' || round(arg_max(loss, step), 2) as induction_loss
+    from marts.fct_capability where task = 'induction' group by model_id
 ),
 phases as (
     select model_id, string_agg(start_step::varchar, ', ' order by start_step) as graph_phase_starts
@@ -45,9 +50,10 @@ msd as (
     from marts.fct_bifurcation group by model_id
 )
 select c.model_id, c.checkpoints, c.last_step, cap.induction_step, cap.induction_between, cap.induction_status,
-       cap.induction_loss, p.graph_phase_starts, e.graph_edges, r.residual_points, m.msd_peaks
+       l.induction_loss, p.graph_phase_starts, e.graph_edges, r.residual_points, m.msd_peaks
 from ckpt c
 left join cap using (model_id)
+left join loss l using (model_id)
 left join phases p using (model_id)
 left join edges e using (model_id)
 left join points r using (model_id)
