@@ -8,6 +8,14 @@ the warehouse alone. A spec names one of
   ``item_len`` tokens drawn from the corpus the model was trained on (its ``suite.json``;
   the default ``CorpusSpec`` elsewhere) with a seed of its own (``eval_seed``), so they are
   not the training draws;
+- ``toy_repeats``: held-out repeated segments, ``n_items`` sequences ``R R`` of ``item_len``
+  tokens (default 32: |R| = 16, the graph and capability tasks' length, inside the toy
+  corpus's training periods) with R uniform over the vocabulary and its own seed. The first
+  half is unpredictable (its loss stays near log(vocab)); the second is predictable only by
+  copying, so the set's perplexity falls with the induction transition — from about the
+  vocabulary size to about its square root when the copy is near perfect (half the tokens
+  at ~log V nats, half at ~0). The per-item rows (``raw.perplexity_items``) hold each item's
+  NLL sum;
 - a token file: ``.npy`` (an integer array: 2-D, one item per row, or 1-D, cut into items
   of ``item_len``) or a text file of ids (one item per line, ids separated by spaces or
   commas; a ``.txt`` whose every line is ids is read as ids);
@@ -20,7 +28,9 @@ the warehouse alone. A spec names one of
   or, offline, its cache (``ingest.hfdatasets``); ``--param perplexity.dataset=hf:...`` is
   the same as ``eval_set=hf:...`` (the set is then named after the spec).
 
-``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
+``--param perplexity.eval_set=NAME`` picks a set; a built-in set (``toy``, ``toy_repeats``) can
+also be named by ``--param perplexity.dataset=NAME`` while ``eval_set`` is left at its
+default. ``tokens:PATH`` and ``text:PATH`` force the reading. Items longer than ``max_len`` (the
 model's context) are cut into consecutive windows, so nothing is dropped but windows of a
 single token, which have nothing to predict. ``max_items`` keeps the first items only (the
 paper: the first 500 LAMBADA test items). Bad input fails with one ``TdwError`` line: an
@@ -44,6 +54,8 @@ from ingest.tokenizers import tokenizer_for
 
 _IDS_LINE = re.compile(r"^\s*-?\d+(?:[\s,]+-?\d+)*\s*,?\s*$")
 TOY = "toy"
+TOY_REPEATS = "toy_repeats"
+BUILTIN = (TOY, TOY_REPEATS)
 HF = "hf:"  # a Hugging Face `datasets` split (ingest.hfdatasets)
 
 
@@ -156,6 +168,20 @@ def toy_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: 
     return list(x)
 
 
+def repeat_items(corpus: dict[str, Any] | None, n_items: int, item_len: int, seed: int) -> list[np.ndarray]:
+    """[n_items] held-out ``R R`` items of ``item_len`` tokens (|R| = ceil(item_len / 2); an odd
+    length drops the repeat's last token), R uniform over the corpus vocabulary."""
+    from ingest.toy.corpus import Corpus, CorpusSpec
+
+    spec = CorpusSpec(**corpus) if corpus else CorpusSpec()
+    length = item_len or 32
+    if length < 4:
+        raise TdwError(f"toy_repeats needs item_len >= 4 (a segment of 2 and its repeat), got {length}")
+    rng = np.random.default_rng([seed, 104729])
+    x = Corpus(spec).induction(rng, n_items, (length + 1) // 2)  # [n_items, 2 * ceil(len / 2)]
+    return list(x[:, :length])
+
+
 def _hf_items(spec: str, tokenize: Callable[[str], list[int]] | None, max_items: int) -> tuple[list, str]:
     """A ``datasets`` split's texts, tokenized (``ingest.hfdatasets``); only the first
     ``max_items`` rows are read when a limit is set."""
@@ -188,6 +214,8 @@ class EvalRequest:
             if spec not in (TOY, label):
                 raise TdwError(f"perplexity: both eval_set={spec!r} and dataset={label!r} name a source; give one")
             spec, label = label, ""
+        elif spec == TOY and label in BUILTIN:  # a built-in set named by its label
+            spec = label
         return cls(
             spec,
             n_items=int(params["n_items"]),
@@ -211,6 +239,9 @@ def load_eval_set(
     if spec == TOY:
         items = toy_items(corpus, request.n_items, item_len, request.seed)
         label = name or f"toy_heldout_s{request.seed}"
+    elif spec == TOY_REPEATS:
+        items = repeat_items(corpus, request.n_items, item_len, request.seed)
+        label = name or f"toy_repeats_s{request.seed}"
     elif spec.startswith(HF):
         items, label = _hf_items(spec, tokenize, request.max_items)
         label = name or label
@@ -259,7 +290,7 @@ def eval_set_for(checkpoint, params: dict[str, Any]) -> EvalSet:
     request = EvalRequest.of(params)
     tokenize = (
         None
-        if request.spec == TOY or str(request.spec).endswith(".npy")
+        if request.spec in BUILTIN or str(request.spec).endswith(".npy")
         else tokenizer_for(checkpoint, vocab, add_special_tokens=False)
     )
     return load_eval_set(

@@ -159,7 +159,8 @@ def figures(warehouse, out, tensor):
 @click.option(
     "--full",
     is_flag=True,
-    help="Run the model-running probes on every checkpoint too (default: every sixth and the last).",
+    hidden=True,
+    help="Kept so that older scripts run: every probe runs on every checkpoint anyway.",
 )
 def demo(data_dir, retrain, probes, full):
     """Train the toy suite, ingest it with every probe, build the marts, summarise, plot.
@@ -173,7 +174,7 @@ def demo(data_dir, retrain, probes, full):
     else:
         data_dir = data_dir.expanduser().resolve()
         os.environ[DATA_DIR_ENV] = str(data_dir)
-    sys.exit(run_demo(data_dir, retrain, probes, full))
+    sys.exit(run_demo(data_dir, retrain, probes))
 
 
 register(main)  # sql, publish, serve, report, docs

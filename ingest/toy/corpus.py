@@ -1,11 +1,11 @@
 """The toy suite's synthetic corpus.
 
-Two kinds of sequence, mixed half and half, over a small vocabulary:
+Two kinds of sequence over a small vocabulary:
 
-- *Markov text*: a first-order Markov chain whose every row is a Zipf distribution over
+- *Markov text* (a quarter of the sequences): a first-order Markov chain whose every row is a Zipf distribution over
   its own seeded permutation of the vocabulary, so bigram statistics are learnable early
   and token frequencies are long-tailed like natural text;
-- *repeated segments*: a uniformly random segment R, its length (the period, 8 to 24)
+- *repeated segments* (three quarters): a uniformly random segment R, its length (the period, 8 to 24)
   drawn per sequence, repeated to the end of the sequence. The period varies, so
   predicting the repeats needs content-based copying (an induction circuit: a
   previous-token head and an induction head), not a fixed positional offset.
@@ -27,7 +27,7 @@ class CorpusSpec:
     vocab_size: int = 256
     seq_len: int = 64
     zipf_s: float = 1.2
-    repeat_fraction: float = 0.5
+    repeat_fraction: float = 0.75
     min_segment: int = 8
     max_segment: int = 24
     seed: int = 1234

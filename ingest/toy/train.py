@@ -1,9 +1,20 @@
 """Train the toy checkpoint suite: small GPT-NeoX models (transformers'
 ``GPTNeoXForCausalLM``, so Pythia and the toy suite share every code path), seeded and
 deterministic (one thread per model, one process per model), saving checkpoints in the
-local-directory layout ``<out>/<name>/step<N>/`` on a Pythia-like schedule: log-spaced
-steps 0, 1, 2, 4, ... below ``every``, then every ``every`` steps up to ``total``.
-``<out>/<name>/suite.json`` records the corpus, schedule, seed and hyperparameters.
+local-directory layout ``<out>/<name>/step<N>/``. ``<out>/<name>/suite.json`` records the
+corpus, schedule, seed and hyperparameters.
+
+The schedule is Pythia-like and dense where the toy changes: log-spaced steps 0, 1, 2, 4, ...
+(powers of two up to ``total_steps``), and every ``every`` steps inside ``dense`` (default:
+from ``every`` to the end). The default run (1024 steps, every 32) brackets each model's
+induction transition (the held-out ``R R`` loss of the capability probe falling from
+~log(vocab), near steps 400 and 450 with the default corpus) by checkpoints 32 steps apart and
+ends long after it, so what follows the transition can be seen. A longer run can keep the
+checkpoints dense across the transition only (``dense``) and log-spaced after it.
+
+``ToyModel.parallel_residual=False`` builds GPT-NeoX with a sequential residual (attention,
+then an MLP that reads it: 2L + 1 residual sample points instead of L + 1); ``ToyModel.lr``
+overrides the peak learning rate per model.
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ class ToyModel:
     d_model: int
     heads: int
     seed: int
+    parallel_residual: bool = True  # GPT-NeoX's default; False: attention, then MLP
+    lr: float | None = None  # peak learning rate; None: the TrainSpec's
 
 
 SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 64, 2, seed=1))
@@ -34,8 +47,9 @@ SUITE = (ToyModel("neox-2l", 2, 64, 2, seed=0), ToyModel("neox-3l", 3, 64, 2, se
 
 @dataclass(frozen=True)
 class TrainSpec:
-    total_steps: int = 1536
+    total_steps: int = 1024
     every: int = 32
+    dense: tuple[int, int] | None = None  # steps saved every `every`; None: every..total
     batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 64
@@ -43,10 +57,14 @@ class TrainSpec:
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
 
 
-def schedule(total: int, every: int) -> list[int]:
-    """Pythia-like checkpoint steps: 0 and powers of two below ``every``, then multiples."""
-    steps = [0] + [2**i for i in range(int(math.log2(max(every, 1))) + 1) if 2**i < every]
-    return sorted(set(steps + list(range(every, total + 1, every))))
+def schedule(total: int, every: int, dense: tuple[int, int] | None = None) -> list[int]:
+    """Checkpoint steps: 0, the powers of two up to ``total``, the multiples of ``every``
+    inside ``dense`` (default: from ``every`` to ``total``, Pythia's log-then-linear
+    schedule), and ``total``."""
+    lo, hi = dense or (every, total)
+    logs = [0] + [2**i for i in range(int(math.log2(max(total, 1))) + 1)]
+    first = -(-max(lo, 1) // every) * every
+    return sorted({s for s in logs if s <= total} | set(range(first, min(hi, total) + 1, every)) | {total})
 
 
 def build_config(m: ToyModel, vocab: int, ctx: int):
@@ -60,7 +78,7 @@ def build_config(m: ToyModel, vocab: int, ctx: int):
         intermediate_size=4 * m.d_model,
         max_position_embeddings=ctx,
         rotary_pct=1.0,
-        use_parallel_residual=True,
+        use_parallel_residual=m.parallel_residual,
         tie_word_embeddings=False,
         hidden_dropout=0.0,
         attention_dropout=0.0,
@@ -78,15 +96,16 @@ def _train_one(m: ToyModel, spec: TrainSpec, out: Path, queue) -> dict:
     corpus = Corpus(spec.corpus)
     rng = np.random.default_rng(spec.corpus.seed + 1000 * (m.seed + 1))
     model = GPTNeoXForCausalLM(build_config(m, spec.corpus.vocab_size, spec.corpus.seq_len))
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=(0.9, 0.95))
+    peak = m.lr or spec.lr
+    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=spec.weight_decay, betas=(0.9, 0.95))
 
     def lr_at(step: int) -> float:
         if step < spec.warmup:
-            return spec.lr * (step + 1) / spec.warmup
+            return peak * (step + 1) / spec.warmup
         frac = (step - spec.warmup) / max(1, spec.total_steps - spec.warmup)
-        return spec.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    save_at = set(schedule(spec.total_steps, spec.every))
+    save_at = set(schedule(spec.total_steps, spec.every, spec.dense))
     folder = out / m.name
     losses = {}
     history: list[dict] = []

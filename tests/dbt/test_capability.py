@@ -69,3 +69,26 @@ def test_capability_transition_is_near_a_graph_phase_boundary(con, model_id):
     ]
     assert bounds, "the graph signal has a phase boundary"
     assert min(abs(steps.index(cap) - steps.index(b)) for b in bounds) <= 2
+
+
+def test_demo_summary_lines_up_each_models_transition(con, built_warehouse):
+    """The demo's summary: one row per model, its induction transition as the mart has it,
+    the graph's phase starts, and the residual points the probe sampled."""
+    from analysis.summary import summary_frame
+
+    s = summary_frame(built_warehouse).set_index("model_id")
+    assert sorted(s.index) == sorted(TOY_MODELS)
+    for model_id in TOY_MODELS:
+        step, prev, nxt = con.execute(
+            "select transition_step, prev_step, next_step from intermediate.int_capability_transition "
+            "where model_id = ? and task = 'induction'",
+            [model_id],
+        ).fetchone()
+        row = s.loc[model_id]
+        assert row.induction_step == step and row.induction_between == f"{prev}..{nxt}"
+        points = con.execute(
+            "select count(distinct layer) from marts.fct_residual_dynamics where model_id = ?", [model_id]
+        ).fetchone()[0]
+        assert row.residual_points == points
+        peaks, n = row.msd_peaks.split(" of ")
+        assert 0 <= int(peaks) <= int(n)

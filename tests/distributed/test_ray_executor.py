@@ -27,7 +27,7 @@ from warehouse.pipeline import ingest
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster per test run
 
 TDW = str(Path(sys.executable).parent / "tdw")
-REVISIONS = "step0,step512,step1024,step1536"
+REVISIONS = "step0,step256,step512,step1024"
 JOBS = 4 * len(get_probes(None))  # four checkpoints, every default probe (llc is opt-in)
 MODEL = "toy/neox-2l"
 

@@ -30,7 +30,7 @@ CHILD = textwrap.dedent("""
 
 
 def test_real_out_of_memory_halves_the_batch_and_keeps_the_numbers(toy_suite):
-    ckpt = toy_suite / "neox-2l" / "step1536"
+    ckpt = toy_suite / "neox-2l" / "step1024"
     proc = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "MATCH" in proc.stdout

@@ -44,7 +44,7 @@ def test_bfloat16_is_recorded_and_close_to_float32(toy_suite, tmp_path):
         wh = tmp_path / f"{dtype}.duckdb"
         result = ingest(
             "toy/neox-2l",
-            revisions="step1536",
+            revisions="step1024",
             probes="perplexity",
             warehouse=wh,
             toy_root=toy_suite,

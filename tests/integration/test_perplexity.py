@@ -118,6 +118,19 @@ def test_probe_rows_eval_set_and_nonfinite(suite):
     assert (bad.n_nonfinite > 0).all() and bad.perplexity.isna().all() and (bad.n_items == 0).all()
 
 
+@pytest.mark.parametrize("how", [{"dataset": "toy_repeats"}, {"eval_set": "toy_repeats"}])
+def test_built_in_repeated_segments_set(suite, how):
+    """The repeated-segment set by either parameter: R R items, named in the marts."""
+    probe = PerplexityProbe()
+    params = probe.params(n_items=4, methods="forward", **how)
+    probe.validate(suite.checkpoint(0), params)
+    es = probe.context(suite, [0], params)["eval_set"]
+    assert es.name == how.get("dataset", "toy_repeats_s20240") and es.spec == "toy_repeats"
+    assert len(es.items) == 4 and all(x.size == 32 and (x[:16] == x[16:]).all() for x in es.items)
+    out = probe.run(suite.checkpoint(0), params, {"eval_set": es})["perplexity"]
+    assert list(out.dataset) == [es.name] and out.n_tokens.iloc[0] == 4 * 31
+
+
 def test_probe_bad_parameters(suite, tmp_path):
     probe = PerplexityProbe()
     with pytest.raises(TdwError, match="unknown perplexity method"):

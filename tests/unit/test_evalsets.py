@@ -33,6 +33,22 @@ def test_toy_default_is_heldout_and_deterministic():
         assert (corpus.transition[x[:-1], x[1:]] > 0).all()
 
 
+@pytest.mark.parametrize("item_len", [0, 4, 17, 32, 64])
+def test_toy_repeats_are_a_segment_and_its_repeat(item_len):
+    es = load("toy_repeats", n_items=6, item_len=item_len, seed=3)
+    length = item_len or 32
+    half = (length + 1) // 2
+    assert es.name == "toy_repeats_s3" and len(es.items) == 6
+    for x in es.items:
+        assert x.size == length and (x[half:] == x[: length - half]).all()
+        assert ((x >= 0) & (x < V)).all()
+    assert es.hash == load("toy_repeats", n_items=6, item_len=item_len, seed=3).hash
+    assert es.hash != load("toy_repeats", n_items=6, item_len=item_len, seed=4).hash
+    assert es.hash != load("toy", n_items=6, item_len=length, seed=3).hash
+    with pytest.raises(TdwError, match="toy_repeats needs item_len >= 4"):
+        load("toy_repeats", n_items=2, item_len=3)
+
+
 def test_hash_depends_on_boundaries():
     from ingest.evalsets import EvalSet
 
