@@ -113,8 +113,11 @@ def load_lake(lake, warehouse, model, wait):
 @WAREHOUSE_OPT
 @click.option("--select", default=None, help="dbt node selection (default: everything).")
 @click.option("--quiet/--verbose", default=False, help="Hide dbt's per-model progress.")
-@click.option("--full-refresh", is_flag=True,
-              help="Rebuild the incremental marts from scratch (default: only what changed since the last build).")
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Rebuild the incremental marts from scratch (default: only what changed since the last build).",
+)
 def build(warehouse, select, quiet, full_refresh):
     """Build and test every mart with dbt (dbt build)."""
     from warehouse.dbt import build as run
