@@ -20,10 +20,7 @@ warehouse, written only after dbt succeeded, from run ids read before dbt starte
 that lands in between is selected again next time). Everything is built when there is no
 state or manifest, when the project changed, when a recorded run is gone from the warehouse
 (another file was put in its place) or on a full refresh. A superset is always safe: the
-incremental models skip what they already hold. When the project itself changed (or a
-warehouse has marts but no record of the code that built them), every mart is rebuilt from
-scratch instead (`built_by_other_code`): rows an older version of a model computed are not
-kept beside the new version's.
+incremental models skip what they already hold.
 """
 
 from __future__ import annotations
@@ -110,28 +107,6 @@ def plan(warehouse: Path, work: Path) -> tuple[list[str] | None, dict]:
     if any(t is None for t in new):
         return None, state
     return _downstream(manifest, {t for ts in new for t in ts}), state
-
-
-def built_by_other_code(warehouse: Path, work: Path) -> bool:
-    """True when the warehouse holds marts that this project's code may not have computed:
-    the recorded project hash differs from the current one (a model or the Python it calls
-    changed since the last successful build), or there is no record at all but the marts
-    exist (a warehouse built before builds were recorded, or copied here without its work
-    folder). Their incremental rows would mix the old code's results with the new one's, so
-    `build` then rebuilds every mart from scratch (a full refresh)."""
-    try:
-        old = json.loads((work / STATE.format(warehouse.name)).read_text())
-    except (OSError, ValueError):
-        con = db.connect(warehouse, read_only=True)
-        try:
-            return bool(
-                con.execute(
-                    "select count(*) from information_schema.tables where table_schema in ('intermediate', 'marts')"
-                ).fetchone()[0]
-            )
-        finally:
-            con.close()
-    return old.get("project") != project_hash()
 
 
 def save(warehouse: Path, work: Path, state: dict) -> None:

@@ -148,16 +148,6 @@ def build(warehouse: Path, select: str | None = None, quiet: bool = True, full_r
             con.close()
     work = _workdir(Path(warehouse))
     nodes, state = (None, None) if not Path(warehouse).is_file() else build_state.plan(Path(warehouse), work)
-    if (
-        not (select or full_refresh)
-        and Path(warehouse).is_file()
-        and build_state.built_by_other_code(Path(warehouse), work)
-    ):
-        print(
-            "tdw build: the marts were built by another version of the dbt project: rebuilding them all (full refresh)",
-            file=sys.stderr,
-        )
-        full_refresh = True
     if select or full_refresh:
         nodes = None
     if nodes != []:  # []: no model to rebuild since the last successful build

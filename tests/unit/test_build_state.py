@@ -106,17 +106,3 @@ def test_untrusted_state_builds_everything(warehouse, monkeypatch):
     built(wh, work)
     monkeypatch.setattr(build_state, "project_hash", lambda: "another project")
     assert build_state.plan(wh, work)[0] is None
-
-
-def test_marts_of_other_code_are_rebuilt_from_scratch(warehouse, monkeypatch):
-    wh, work = warehouse
-    assert not build_state.built_by_other_code(wh, work)  # no record, no marts: a first build
-    con = db.connect(wh)
-    con.execute("create schema if not exists marts")
-    con.execute("create table marts.fct_msd as select 1 as x")
-    con.close()
-    assert build_state.built_by_other_code(wh, work)  # marts but no record of the code that built them
-    built(wh, work)
-    assert not build_state.built_by_other_code(wh, work)
-    monkeypatch.setattr(build_state, "project_hash", lambda: "another project")
-    assert build_state.built_by_other_code(wh, work)
